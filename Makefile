@@ -1,0 +1,94 @@
+# SAV build. `make` builds everything into build/; `make run` and `make test`
+# are the two commands of the README. SAN=1 builds into build/asan/ with
+# AddressSanitizer and UndefinedBehaviorSanitizer.
+
+SAV_VERSION := 0.1.0
+CC ?= cc
+PKGS := libzmq libprotobuf-c hiredis jansson
+
+ifeq ($(SAN),1)
+BUILD ?= build/asan
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+else
+BUILD ?= build
+SANFLAGS :=
+OPT := -O2 -g
+endif
+
+GEN := $(BUILD)/gen
+OBJ := $(BUILD)/obj
+BIN := $(BUILD)/bin
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -DSAV_VERSION='"$(SAV_VERSION)"' \
+             -I$(GEN) -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
+LDLIBS_ALL = $(SANFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(LDFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sav.pb-c.o $(OBJ)/gen/functions_lua.o
+SERVICES := intake diagnostics billing notification
+SERVICE_BINS := $(SERVICES:%=$(BIN)/sav-%)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BIN)/%)
+
+.PHONY: all deps run test unit-test system-test clean
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+all: $(SERVICE_BINS) $(BIN)/savctl $(UNIT_BINS)
+
+deps:
+	@tools/deps.sh
+
+$(GEN)/sav.pb-c.c $(GEN)/sav.pb-c.h: proto/sav.proto
+	@mkdir -p $(GEN)
+	protoc-c --proto_path=proto --c_out=$(GEN) proto/sav.proto
+
+# The Functions library is compiled into every binary that loads it.
+$(GEN)/functions_lua.c: common/redis/sav.lua tools/embed.sh
+	@mkdir -p $(GEN)
+	tools/embed.sh store_functions_lua $< > $@
+
+$(OBJ)/gen/%.o: $(GEN)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-shadow -c $< -o $@
+
+$(OBJ)/%.o: %.c $(GEN)/sav.pb-c.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/lib/libsav.a: $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN)/sav-%: $(patsubst %.c,$(OBJ)/%.o,$(wildcard services/*/*.c)) $(BUILD)/lib/libsav.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $(patsubst %.c,$(OBJ)/%.o,$(wildcard services/$*/*.c)) $(BUILD)/lib/libsav.a $(LDLIBS_ALL)
+
+$(BIN)/savctl: $(patsubst %.c,$(OBJ)/%.o,$(wildcard tools/savctl/*.c)) $(BUILD)/lib/libsav.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $(filter %.o,$^) $(BUILD)/lib/libsav.a $(LDLIBS_ALL)
+
+$(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(BUILD)/lib/libsav.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $< $(BUILD)/lib/libsav.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
+
+run: deps all
+	@deploy/local/run.sh
+
+unit-test: all
+	@tests/run-unit.sh $(BIN)
+
+system-test: all
+	@/usr/bin/python3 tests/system/run.py --bin $(BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 all
+	@tests/run-all.sh
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,119 @@
+#include "clock.h"
+#include "err.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int64_t clock_offset_ms;
+
+int clock_init(void) {
+    if (setenv("TZ", "Europe/Paris", 1) != 0) {
+        err_set("cannot set TZ: %s", strerror(errno));
+        return -1;
+    }
+    tzset();
+    const char *off = getenv("SAV_CLOCK_OFFSET_MS");
+    if (off && *off) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(off, &end, 10);
+        if (errno || *end) {
+            err_set("SAV_CLOCK_OFFSET_MS must be an integer number of milliseconds, got \"%s\"", off);
+            return -1;
+        }
+        clock_offset_ms = v;
+    }
+    return 0;
+}
+
+int64_t clock_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms;
+}
+
+int64_t clock_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void clock_paris_tm(int64_t utc_ms, struct tm *tm) {
+    time_t t = (time_t)(utc_ms / 1000);
+    localtime_r(&t, tm);
+}
+
+void clock_date_paris(int64_t utc_ms, char out[CLOCK_DATE_LEN]) {
+    struct tm tm;
+    clock_paris_tm(utc_ms, &tm);
+    strftime(out, CLOCK_DATE_LEN, "%Y-%m-%d", &tm);
+}
+
+int clock_year_paris(int64_t utc_ms) {
+    struct tm tm;
+    clock_paris_tm(utc_ms, &tm);
+    return tm.tm_year + 1900;
+}
+
+void clock_format_paris(int64_t utc_ms, char *out, size_t len) {
+    struct tm tm;
+    clock_paris_tm(utc_ms, &tm);
+    strftime(out, len, "%Y-%m-%d %H:%M:%S %Z", &tm);
+}
+
+void clock_format_utc(int64_t utc_ms, char *out, size_t len) {
+    time_t t = (time_t)(utc_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n) snprintf(out + n, len - n, ".%03dZ", (int)(utc_ms % 1000));
+}
+
+static int clock_days_in_month(int y, int m) {
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+static int clock_date_split(const char *s, int *y, int *m, int *d) {
+    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-') return -1;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9')) return -1;
+    *y = atoi(s);
+    *m = atoi(s + 5);
+    *d = atoi(s + 8);
+    if (*y < 1900 || *y > 2199 || *m < 1 || *m > 12 || *d < 1 || *d > clock_days_in_month(*y, *m)) return -1;
+    return 0;
+}
+
+int clock_date_valid(const char *s) {
+    int y, m, d;
+    if (clock_date_split(s, &y, &m, &d) != 0) {
+        err_set("\"%s\" is not a calendar date in the form YYYY-MM-DD", s ? s : "");
+        return -1;
+    }
+    return 0;
+}
+
+int clock_date_add_months(const char *date, int months, char out[CLOCK_DATE_LEN]) {
+    int y, m, d;
+    if (clock_date_split(date, &y, &m, &d) != 0) {
+        err_set("\"%s\" is not a calendar date in the form YYYY-MM-DD", date ? date : "");
+        return -1;
+    }
+    int total = y * 12 + (m - 1) + months;
+    y = total / 12;
+    m = total % 12 + 1;
+    if (y < 1900 || y > 2199) {
+        err_set("%s plus %d months leaves the supported years 1900..2199", date, months);
+        return -1;
+    }
+    if (d > clock_days_in_month(y, m)) d = clock_days_in_month(y, m);
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", y, m, d);
+    memcpy(out, tmp, CLOCK_DATE_LEN);
+    return 0;
+}

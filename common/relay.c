@@ -1,0 +1,352 @@
+#include "relay.h"
+#include "clock.h"
+#include "bus.h"
+#include "envelope.h"
+#include "err.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#define RELAY_GROUP "relay"
+#define RELAY_ENTRY_ID_LEN 48
+
+typedef struct relay_entry {
+    char entry_id[RELAY_ENTRY_ID_LEN];
+    char msg_id[ENVELOPE_ID_LEN];
+    char ticket[16];
+    int shard;
+    envelope_buf frame;
+    int attempts;
+    int64_t next_at;     /* monotonic ms of the next resend */
+    int64_t interval_ms; /* current backoff */
+    int acked;           /* ACK received; removal from Redis pending */
+} relay_entry;
+
+struct relay {
+    store *st;
+    const settings *cfg;
+    enum service_id self, dest;
+    void *sock;
+    char stream_name[48];
+    char consumer[96];
+    relay_entry *entries; /* the window: messages in flight */
+    int count;
+    int poked;
+    int64_t next_scan;
+    char (*last_pending)[RELAY_ENTRY_ID_LEN]; /* per shard: "" once caught up with our own pending entries */
+    char (*checked_group); /* per shard: consumer group known to exist */
+};
+
+static int relay_ensure_group(relay *r, int shard) {
+    if (r->checked_group[shard]) return 0;
+    char key[STORE_KEY_LEN];
+    store_key(r->st, shard, r->stream_name, key);
+    const char *argv[] = {"XGROUP", "CREATE", key, RELAY_GROUP, "0", "MKSTREAM"};
+    size_t lens[] = {6, 6, strlen(key), strlen(RELAY_GROUP), 1, 8};
+    redisReply *rep = store_call(r->st, 6, argv, lens);
+    if (!rep) return -1;
+    int ok = rep->type != REDIS_REPLY_ERROR || strncmp(rep->str, "BUSYGROUP", 9) == 0;
+    if (!ok) err_set("XGROUP CREATE %s: %s", key, rep->str);
+    freeReplyObject(rep);
+    if (ok) r->checked_group[shard] = 1;
+    return ok ? 0 : -1;
+}
+
+relay *relay_new(store *st, const settings *s, enum service_id self, enum service_id dest) {
+    relay *r = calloc(1, sizeof(*r));
+    if (!r) goto oom;
+    r->st = st;
+    r->cfg = s;
+    r->self = self;
+    r->dest = dest;
+    snprintf(r->stream_name, sizeof(r->stream_name), "outbox:%s", settings_service_name(dest));
+    snprintf(r->consumer, sizeof(r->consumer), "%s-%s", settings_service_name(self), s->instance);
+    r->entries = calloc((size_t)s->relay_window, sizeof(relay_entry));
+    r->last_pending = calloc((size_t)store_shards(st), RELAY_ENTRY_ID_LEN);
+    r->checked_group = calloc((size_t)store_shards(st), 1);
+    if (!r->entries || !r->last_pending || !r->checked_group) goto oom;
+    for (int i = 0; i < store_shards(st); i++) strcpy(r->last_pending[i], "0");
+    r->sock = bus_socket(ZMQ_DEALER, s);
+    if (!r->sock) goto fail;
+    if (zmq_connect(r->sock, s->endpoint[dest]) != 0) {
+        err_set("cannot connect to %s at %s: %s", settings_service_name(dest), s->endpoint[dest], zmq_strerror(errno));
+        goto fail;
+    }
+    r->poked = 1;
+    return r;
+oom:
+    err_set("out of memory creating a relay");
+fail:
+    relay_free(r);
+    return NULL;
+}
+
+void relay_free(relay *r) {
+    if (!r) return;
+    if (r->sock) zmq_close(r->sock);
+    for (int i = 0; i < r->count; i++) envelope_buf_free(&r->entries[i].frame);
+    free(r->entries);
+    free(r->last_pending);
+    free(r->checked_group);
+    free(r);
+}
+
+void *relay_socket(relay *r) {
+    return r->sock;
+}
+
+void relay_poke(relay *r) {
+    r->poked = 1;
+}
+
+int relay_in_flight(const relay *r) {
+    return r->count;
+}
+
+const char *relay_stream_name(const relay *r) {
+    return r->stream_name;
+}
+
+static relay_entry *relay_find_msg(relay *r, const char *msg_id) {
+    for (int i = 0; i < r->count; i++)
+        if (strcmp(r->entries[i].msg_id, msg_id) == 0) return &r->entries[i];
+    return NULL;
+}
+
+static int relay_has_entry(const relay *r, int shard, const char *entry_id) {
+    for (int i = 0; i < r->count; i++)
+        if (r->entries[i].shard == shard && strcmp(r->entries[i].entry_id, entry_id) == 0) return 1;
+    return 0;
+}
+
+static void relay_remove(relay *r, relay_entry *e) {
+    envelope_buf_free(&e->frame);
+    *e = r->entries[--r->count];
+    memset(&r->entries[r->count], 0, sizeof(relay_entry));
+}
+
+static void relay_send(relay *r, relay_entry *e) {
+    const void *frames[2] = {"", e->frame.data};
+    size_t lens[2] = {0, e->frame.len};
+    /* A refused send (destination down, queue full) is just an attempt without an answer. */
+    if (bus_send(r->sock, 2, frames, lens) != 0)
+        log_debug(e->ticket, e->msg_id, "send to %s deferred: %s", settings_service_name(r->dest), err_get());
+    e->attempts++;
+    e->next_at = clock_mono_ms() + e->interval_ms;
+}
+
+/* Finds a field's value in a stream entry's flat field list. */
+static const redisReply *relay_field(const redisReply *fields, const char *name) {
+    for (size_t i = 0; i + 1 < fields->elements; i += 2)
+        if (fields->element[i]->type == REDIS_REPLY_STRING && strcmp(fields->element[i]->str, name) == 0)
+            return fields->element[i + 1];
+    return NULL;
+}
+
+/* Moves an entry to the dead-letter stream; the entry stays pending if Redis cannot be reached. */
+static int relay_dead_letter(relay *r, int shard, const char *entry_id, const char *reason, int attempts) {
+    char stream[STORE_KEY_LEN], dead[STORE_KEY_LEN], att[16], now[24];
+    store_key(r->st, shard, r->stream_name, stream);
+    store_key(r->st, shard, "deadletter", dead);
+    snprintf(att, sizeof(att), "%d", attempts);
+    snprintf(now, sizeof(now), "%lld", (long long)clock_now_ms());
+    const char *dest = settings_service_name(r->dest);
+    const char *argv[] = {"FCALL", "outbox_dead", "2", stream, dead, RELAY_GROUP, entry_id, dest, reason, att, now};
+    size_t lens[11];
+    for (int i = 0; i < 11; i++) lens[i] = strlen(argv[i]);
+    redisReply *rep = store_call(r->st, 11, argv, lens);
+    if (!rep) return -1;
+    int rc = rep->type == REDIS_REPLY_ERROR ? -1 : 0;
+    if (rc) err_set("outbox_dead: %s", rep->str);
+    freeReplyObject(rep);
+    if (rc == 0) log_error(NULL, entry_id, "dead-lettered message for %s after %d attempt(s): %s", dest, attempts, reason);
+    return rc;
+}
+
+/* Turns one stream entry into an in-flight message; a malformed entry goes to the dead letters. */
+static void relay_admit(relay *r, int shard, const redisReply *entry) {
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[1]->type != REDIS_REPLY_ARRAY)
+        return; /* an entry deleted while pending reads as nil fields: nothing to send */
+    const char *entry_id = entry->element[0]->str;
+    if (relay_has_entry(r, shard, entry_id)) return;
+    const redisReply *f = entry->element[1];
+    const redisReply *id = relay_field(f, "id"), *type = relay_field(f, "type"), *tid = relay_field(f, "ticket");
+    const redisReply *at = relay_field(f, "at"), *src = relay_field(f, "src"), *body = relay_field(f, "body");
+    if (!id || !type || !tid || !at || !src || !body || id->len >= ENVELOPE_ID_LEN || tid->len >= 16) {
+        relay_dead_letter(r, shard, entry_id, "malformed outbox entry", 0);
+        return;
+    }
+    relay_entry *e = &r->entries[r->count];
+    if (envelope_pack_raw((Sav__MessageType)atoi(type->str), id->str, tid->str, src->str, atoll(at->str),
+                          (const uint8_t *)body->str, body->len, &e->frame) != 0) {
+        log_error(tid->str, id->str, "%s", err_get());
+        return;
+    }
+    snprintf(e->entry_id, sizeof(e->entry_id), "%s", entry_id);
+    snprintf(e->msg_id, sizeof(e->msg_id), "%s", id->str);
+    snprintf(e->ticket, sizeof(e->ticket), "%s", tid->str);
+    e->shard = shard;
+    e->attempts = 0;
+    e->acked = 0;
+    e->interval_ms = r->cfg->relay_ack_timeout_ms;
+    r->count++;
+    relay_send(r, e);
+}
+
+/* Reads up to the free window from one shard's outbox; returns entries read or -1. */
+static int relay_read_shard(relay *r, int shard) {
+    int room = r->cfg->relay_window - r->count;
+    if (room <= 0) return 0;
+    if (room > r->cfg->relay_batch) room = r->cfg->relay_batch;
+    if (relay_ensure_group(r, shard) != 0) return -1;
+    char key[STORE_KEY_LEN], count[16];
+    store_key(r->st, shard, r->stream_name, key);
+    snprintf(count, sizeof(count), "%d", room);
+    /* Our own pending entries first (left by a previous run under the same name), then new ones. */
+    int catching_up = r->last_pending[shard][0] != '\0';
+    const char *from = catching_up ? r->last_pending[shard] : ">";
+    const char *argv[] = {"XREADGROUP", "GROUP", RELAY_GROUP, r->consumer, "COUNT", count, "STREAMS", key, from};
+    size_t lens[9];
+    for (int i = 0; i < 9; i++) lens[i] = strlen(argv[i]);
+    redisReply *rep = store_call(r->st, 9, argv, lens);
+    if (!rep) return -1;
+    int n = 0;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        err_set("XREADGROUP %s: %s", key, rep->str);
+        if (strncmp(rep->str, "NOGROUP", 7) == 0) r->checked_group[shard] = 0;
+        n = -1;
+    } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
+        const redisReply *entries = rep->element[0]->element[1];
+        for (size_t i = 0; i < entries->elements; i++) {
+            relay_admit(r, shard, entries->element[i]);
+            if (catching_up)
+                snprintf(r->last_pending[shard], RELAY_ENTRY_ID_LEN, "%s", entries->element[i]->element[0]->str);
+        }
+        n = (int)entries->elements;
+        if (catching_up && n == 0) r->last_pending[shard][0] = '\0';
+    } else if (catching_up) {
+        r->last_pending[shard][0] = '\0';
+    }
+    freeReplyObject(rep);
+    return n;
+}
+
+static void relay_read(relay *r) {
+    int full = 0;
+    for (int shard = 0; shard < store_shards(r->st); shard++) {
+        int n = relay_read_shard(r, shard);
+        if (n < 0) {
+            log_warn(NULL, NULL, "relay to %s: %s", settings_service_name(r->dest), err_get());
+            return; /* Redis down: try again at the next scan */
+        }
+        if (n >= r->cfg->relay_batch || r->last_pending[shard][0]) full = 1;
+    }
+    /* Stay awake while there may be more to read; otherwise wait for a poke or the next scan. */
+    r->poked = full;
+}
+
+/* Removes acknowledged entries from their outbox streams, one Redis call per shard. */
+static void relay_flush_acks(relay *r) {
+    for (int shard = 0; shard < store_shards(r->st); shard++) {
+        const char *argv[4 + 512];
+        size_t lens[4 + 512];
+        char key[STORE_KEY_LEN];
+        store_key(r->st, shard, r->stream_name, key);
+        int n = 0;
+        argv[n++] = "FCALL", argv[n++] = "outbox_ack", argv[n++] = "1", argv[n++] = key, argv[n++] = RELAY_GROUP;
+        for (int i = 0; i < r->count && n < (int)(sizeof(argv) / sizeof(argv[0])); i++)
+            if (r->entries[i].acked && r->entries[i].shard == shard) argv[n++] = r->entries[i].entry_id;
+        if (n == 5) continue;
+        for (int i = 0; i < n; i++) lens[i] = strlen(argv[i]);
+        redisReply *rep = store_call(r->st, n, argv, lens);
+        if (!rep) return; /* keep them marked: flushed at the next tick */
+        int ok = rep->type != REDIS_REPLY_ERROR;
+        if (!ok) log_error(NULL, NULL, "outbox_ack on %s: %s", key, rep->str);
+        freeReplyObject(rep);
+        if (!ok) continue;
+        int removed = n - 5;
+        for (int i = r->count - 1; i >= 0 && removed > 0; i--)
+            if (r->entries[i].acked && r->entries[i].shard == shard) relay_remove(r, &r->entries[i]), removed--;
+    }
+}
+
+static void relay_resend_due(relay *r) {
+    int64_t now = clock_mono_ms();
+    for (int i = 0; i < r->count; i++) {
+        relay_entry *e = &r->entries[i];
+        if (e->acked || e->next_at > now) continue;
+        if (e->attempts >= r->cfg->relay_max_attempts) {
+            if (relay_dead_letter(r, e->shard, e->entry_id, "no acknowledgement", e->attempts) == 0) {
+                relay_remove(r, e);
+                i--;
+            }
+            continue;
+        }
+        log_info(e->ticket, e->msg_id, "resending to %s (attempt %d)", settings_service_name(r->dest), e->attempts + 1);
+        e->interval_ms *= 2;
+        if (e->interval_ms > r->cfg->relay_backoff_max_ms) e->interval_ms = r->cfg->relay_backoff_max_ms;
+        relay_send(r, e);
+    }
+}
+
+static void relay_on_ack(relay *r, const Sav__Envelope *env) {
+    Sav__Ack *ack = (Sav__Ack *)envelope_body(env, &sav__ack__descriptor);
+    if (!ack) {
+        log_warn(NULL, env->message_id, "bad ack from %s: %s", settings_service_name(r->dest), err_get());
+        return;
+    }
+    relay_entry *e = relay_find_msg(r, ack->message_id);
+    if (e && !e->acked) {
+        if (ack->status == SAV__ACK__STATUS__ACK) {
+            e->acked = 1;
+        } else if (ack->status == SAV__ACK__STATUS__RETRY) {
+            log_info(e->ticket, e->msg_id, "%s asks to retry later: %s", settings_service_name(r->dest),
+                     ack->reason ? ack->reason : "");
+            e->next_at = clock_mono_ms() + e->interval_ms;
+        } else if (relay_dead_letter(r, e->shard, e->entry_id, ack->reason ? ack->reason : "rejected",
+                                     e->attempts) == 0) {
+            relay_remove(r, e);
+        }
+    }
+    sav__ack__free_unpacked(ack, NULL);
+}
+
+void relay_on_readable(relay *r) {
+    bus_msg m;
+    while (bus_recv(r->sock, &m) == 1) {
+        size_t len;
+        const uint8_t *data = bus_frame(&m, m.nframes - 1, &len);
+        Sav__Envelope *env = data ? envelope_unpack(data, len, (size_t)r->cfg->max_frame_bytes) : NULL;
+        if (env && env->type == SAV__MESSAGE_TYPE__EVENT_ACK)
+            relay_on_ack(r, env);
+        else
+            log_warn(NULL, NULL, "unexpected reply from %s: %s", settings_service_name(r->dest),
+                     env ? envelope_type_name(env->type) : err_get());
+        envelope_free(env);
+        bus_msg_close(&m);
+    }
+}
+
+void relay_tick(relay *r) {
+    int64_t now = clock_mono_ms();
+    relay_flush_acks(r);
+    relay_resend_due(r);
+    if (r->poked || now >= r->next_scan) {
+        relay_read(r);
+        r->next_scan = now + r->cfg->relay_scan_ms;
+    }
+}
+
+int64_t relay_next_due(const relay *r) {
+    if (r->poked) return clock_mono_ms();
+    int64_t due = r->next_scan;
+    for (int i = 0; i < r->count; i++) {
+        if (r->entries[i].acked) return clock_mono_ms();
+        if (r->entries[i].next_at < due) due = r->entries[i].next_at;
+    }
+    return due;
+}

@@ -1,0 +1,347 @@
+#include "service.h"
+#include "bus.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#ifndef SAV_VERSION
+#define SAV_VERSION "0.0.0"
+#endif
+
+#define SERVICE_MAX_RELAYS SVC_COUNT
+#define SERVICE_POLL_MAX_MS 1000
+
+struct service {
+    const service_def *def;
+    settings cfg;
+    store *st;
+    void *router;
+    relay *relays[SERVICE_MAX_RELAYS];
+    enum service_id relay_dest[SERVICE_MAX_RELAYS];
+    size_t nrelays;
+    void *state;
+};
+
+static volatile sig_atomic_t service_stop;
+
+static void service_on_signal(int sig) {
+    (void)sig;
+    service_stop = 1;
+}
+
+const settings *service_settings(const service *svc) { return &svc->cfg; }
+store *service_store(service *svc) { return svc->st; }
+void service_set_state(service *svc, void *state) { svc->state = state; }
+void *service_state(service *svc) { return svc->state; }
+
+relay *service_relay(service *svc, enum service_id dest) {
+    for (size_t i = 0; i < svc->nrelays; i++)
+        if (svc->relay_dest[i] == dest) return svc->relays[i];
+    return NULL;
+}
+
+void service_reply_msg(service_reply *reply, Sav__MessageType type, const ProtobufCMessage *msg) {
+    envelope_buf_free(&reply->body);
+    reply->type = type;
+    reply->body.len = protobuf_c_message_get_packed_size(msg);
+    reply->body.data = malloc(reply->body.len ? reply->body.len : 1);
+    if (!reply->body.data) {
+        reply->body.len = 0;
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "out of memory");
+        return;
+    }
+    protobuf_c_message_pack(msg, reply->body.data);
+}
+
+void service_reply_error(service_reply *reply, Sav__ErrorCode code, const char *fmt, ...) {
+    char text[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    Sav__ErrorReply er = SAV__ERROR_REPLY__INIT;
+    er.code = code;
+    er.message = text;
+    service_reply_msg(reply, SAV__MESSAGE_TYPE__ERROR_REPLY, &er.base);
+}
+
+redisReply *service_fcall(service *svc, const char *name, int nkeys, int nargs, const char **args, const size_t *lens) {
+    enum { MAX = 256 };
+    const char *argv[MAX];
+    size_t argvlen[MAX];
+    char numkeys[16];
+    if (nargs + 3 > MAX) {
+        err_set("FCALL %s: too many arguments (%d)", name, nargs);
+        return NULL;
+    }
+    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
+    argv[0] = "FCALL", argvlen[0] = 5;
+    argv[1] = name, argvlen[1] = strlen(name);
+    argv[2] = numkeys, argvlen[2] = strlen(numkeys);
+    for (int i = 0; i < nargs; i++) argv[3 + i] = args[i], argvlen[3 + i] = lens[i];
+    return store_call(svc->st, nargs + 3, argv, argvlen);
+}
+
+/* Sums XLEN over every shard of a stream name. */
+static uint64_t service_stream_total(service *svc, const char *name) {
+    uint64_t total = 0;
+    for (int shard = 0; shard < store_shards(svc->st); shard++) {
+        char key[STORE_KEY_LEN];
+        store_key(svc->st, shard, name, key);
+        const char *argv[] = {"XLEN", key};
+        size_t lens[] = {4, strlen(key)};
+        redisReply *r = store_call(svc->st, 2, argv, lens);
+        if (r && r->type == REDIS_REPLY_INTEGER) total += (uint64_t)r->integer;
+        if (r) freeReplyObject(r);
+    }
+    return total;
+}
+
+static void service_on_ping(service *svc, const Sav__Envelope *req, service_reply *reply) {
+    (void)req;
+    Sav__Pong pong = SAV__PONG__INIT;
+    pong.service = (char *)settings_service_name(svc->def->id);
+    pong.version = SAV_VERSION;
+    pong.endpoint = svc->cfg.endpoint[svc->def->id];
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    redisReply *r = store_call(svc->st, 1, argv, lens);
+    pong.redis_ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r) freeReplyObject(r);
+    if (pong.redis_ok) {
+        uint64_t depth = 0;
+        for (size_t i = 0; i < svc->nrelays; i++) depth += service_stream_total(svc, relay_stream_name(svc->relays[i]));
+        pong.has_outbox_depth = 1, pong.outbox_depth = depth;
+        pong.has_dead_letters = 1, pong.dead_letters = service_stream_total(svc, "deadletter");
+    }
+    service_reply_msg(reply, SAV__MESSAGE_TYPE__PONG, &pong.base);
+}
+
+static const service_route *service_find_route(const service *svc, int type) {
+    for (size_t i = 0; i < svc->def->nroutes; i++)
+        if ((int)svc->def->routes[i].type == type) return &svc->def->routes[i];
+    return NULL;
+}
+
+static void service_ack(service_reply *reply, const char *message_id, Sav__Ack__Status status, const char *reason) {
+    Sav__Ack ack = SAV__ACK__INIT;
+    ack.message_id = (char *)message_id;
+    ack.status = status;
+    ack.reason = reason[0] ? (char *)reason : NULL;
+    service_reply_msg(reply, SAV__MESSAGE_TYPE__EVENT_ACK, &ack.base);
+}
+
+/* Decides the reply to one decoded envelope. */
+static void service_dispatch(service *svc, const Sav__Envelope *env, service_reply *reply) {
+    if (env->type == SAV__MESSAGE_TYPE__PING) {
+        service_on_ping(svc, env, reply);
+        return;
+    }
+    const service_route *route = service_find_route(svc, env->type);
+    if (route && route->on_request) {
+        route->on_request(svc, env, reply);
+        return;
+    }
+    char reason[256] = "";
+    Sav__Ack__Status status = SAV__ACK__STATUS__REJECT;
+    if (route) {
+        status = route->on_event(svc, env, reason, sizeof(reason));
+    } else if (env->type >= SAV__MESSAGE_TYPE__TICKET_RECEIVED) {
+        snprintf(reason, sizeof(reason), "%s does not handle %s", settings_service_name(svc->def->id),
+                 envelope_type_name(env->type));
+    } else {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_USAGE, "%s does not serve %s requests",
+                            settings_service_name(svc->def->id), envelope_type_name(env->type));
+        return;
+    }
+    if (status != SAV__ACK__STATUS__ACK)
+        log_warn(env->ticket_id, env->message_id, "%s %s: %s", envelope_type_name(env->type),
+                 status == SAV__ACK__STATUS__RETRY ? "retry" : "rejected", reason);
+    service_ack(reply, env->message_id, status, reason);
+}
+
+static void service_send_reply(service *svc, const uint8_t *identity, size_t idlen, const char *message_id,
+                               const char *ticket, service_reply *reply) {
+    envelope_buf frame = {0};
+    if (envelope_pack_raw(reply->type, message_id, ticket, settings_service_name(svc->def->id), clock_now_ms(),
+                          reply->body.data, reply->body.len, &frame) != 0) {
+        log_error(ticket, message_id, "cannot pack reply: %s", err_get());
+        return;
+    }
+    const void *frames[3] = {identity, "", frame.data};
+    size_t lens[3] = {idlen, 0, frame.len};
+    /* ROUTER_MANDATORY: a peer that went away is reported, not silently dropped; it will retry. */
+    if (bus_send(svc->router, 3, frames, lens) != 0)
+        log_warn(ticket, message_id, "reply not delivered: %s", err_get());
+    envelope_buf_free(&frame);
+}
+
+/* Handles one message from the ROUTER: [identity][empty][envelope]. */
+static void service_on_message(service *svc, const bus_msg *m) {
+    size_t idlen, emptylen, len;
+    const uint8_t *identity = bus_frame(m, 0, &idlen);
+    const uint8_t *empty = bus_frame(m, 1, &emptylen);
+    const uint8_t *data = bus_frame(m, 2, &len);
+    service_reply reply = {0};
+    if (!identity) return;
+    if (m->nframes != 3 || !empty || emptylen != 0) {
+        log_warn(NULL, NULL, "refused a message of %d frame(s): expected [empty][envelope]", m->nframes - 1);
+        service_reply_error(&reply, SAV__ERROR_CODE__ERR_REJECTED, "expected 2 frames [empty][envelope], got %d",
+                            m->nframes - 1);
+        service_send_reply(svc, identity, idlen, "invalid", NULL, &reply);
+        envelope_buf_free(&reply.body);
+        return;
+    }
+    Sav__Envelope *env = envelope_unpack(data, len, (size_t)svc->cfg.max_frame_bytes);
+    if (!env) {
+        log_warn(NULL, NULL, "refused a frame: %s", err_get());
+        service_reply_error(&reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        service_send_reply(svc, identity, idlen, "invalid", NULL, &reply);
+    } else {
+        log_debug(env->ticket_id, env->message_id, "received %s", envelope_type_name(env->type));
+        service_dispatch(svc, env, &reply);
+        service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
+    }
+    envelope_buf_free(&reply.body);
+    envelope_free(env);
+}
+
+static int service_poll_timeout(const service *svc) {
+    int64_t now = clock_mono_ms(), timeout = SERVICE_POLL_MAX_MS;
+    for (size_t i = 0; i < svc->nrelays; i++) {
+        int64_t left = relay_next_due(svc->relays[i]) - now;
+        if (left < timeout) timeout = left < 0 ? 0 : left;
+    }
+    return (int)timeout;
+}
+
+/* Serves until a signal asks to stop; the message in hand is always finished. */
+static void service_loop(service *svc) {
+    zmq_pollitem_t items[1 + SERVICE_MAX_RELAYS];
+    items[0] = (zmq_pollitem_t){svc->router, 0, ZMQ_POLLIN, 0};
+    for (size_t i = 0; i < svc->nrelays; i++)
+        items[1 + i] = (zmq_pollitem_t){relay_socket(svc->relays[i]), 0, ZMQ_POLLIN, 0};
+    while (!service_stop) {
+        int n = zmq_poll(items, (int)(1 + svc->nrelays), service_poll_timeout(svc));
+        if (n < 0 && errno != EINTR) {
+            log_error(NULL, NULL, "zmq_poll: %s", zmq_strerror(errno));
+            break;
+        }
+        bus_msg m;
+        /* Bounded burst so relays keep running under a flood of requests. */
+        for (int burst = 0; burst < 256 && !service_stop && bus_recv(svc->router, &m) == 1; burst++) {
+            service_on_message(svc, &m);
+            bus_msg_close(&m);
+        }
+        for (size_t i = 0; i < svc->nrelays; i++) {
+            relay_on_readable(svc->relays[i]);
+            relay_tick(svc->relays[i]);
+        }
+    }
+}
+
+static void service_usage(const service_def *def, FILE *out) {
+    const char *name = settings_service_name(def->id);
+    fprintf(out,
+            "Usage: sav-%s [--config FILE] [--check-config] [--version] [--help]\n\n"
+            "Runs the SAV %s service: binds the ROUTER endpoint %s.endpoint from the config,\n"
+            "serves requests and events, and relays its outboxes, until SIGTERM or SIGINT.\n\n"
+            "  --config FILE    configuration file (default: $SAV_CONFIG, else deploy/local/sav.conf);\n"
+            "                   any key may be overridden by SAV_<SECTION>_<KEY> in the environment\n"
+            "  --check-config   validate the configuration and exit (0 valid, 1 invalid)\n"
+            "  --version        print the version and exit\n",
+            name, name, name);
+}
+
+static int service_parse_args(const service_def *def, int argc, char **argv, const char **config, int *check) {
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"check-config", no_argument, 0, 'k'},
+                                         {"version", no_argument, 0, 'v'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': *config = optarg; break;
+        case 'k': *check = 1; break;
+        case 'v': printf("sav-%s %s\n", settings_service_name(def->id), SAV_VERSION); return 0;
+        case 'h': service_usage(def, stdout); return 0;
+        default: service_usage(def, stderr); return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sav-%s: unexpected argument \"%s\"\n", settings_service_name(def->id), argv[optind]);
+        return 1;
+    }
+    return -1;
+}
+
+static int service_start(service *svc) {
+    const settings *s = &svc->cfg;
+    svc->st = store_open(s);
+    if (!svc->st) return -1;
+    svc->router = bus_socket(ZMQ_ROUTER, s);
+    if (!svc->router) return -1;
+    if (zmq_bind(svc->router, s->endpoint[svc->def->id]) != 0) {
+        err_set("cannot bind %s: %s", s->endpoint[svc->def->id], zmq_strerror(errno));
+        return -1;
+    }
+    for (size_t i = 0; i < svc->def->ndestinations; i++) {
+        svc->relays[i] = relay_new(svc->st, s, svc->def->id, svc->def->destinations[i]);
+        if (!svc->relays[i]) return -1;
+        svc->relay_dest[i] = svc->def->destinations[i];
+        svc->nrelays++;
+    }
+    return svc->def->init ? svc->def->init(svc) : 0;
+}
+
+static void service_close(service *svc) {
+    if (svc->def->cleanup) svc->def->cleanup(svc);
+    for (size_t i = 0; i < svc->nrelays; i++) relay_free(svc->relays[i]);
+    if (svc->router) zmq_close(svc->router);
+    store_close(svc->st);
+    bus_shutdown();
+}
+
+int service_main(const service_def *def, int argc, char **argv) {
+    const char *name = settings_service_name(def->id), *config = NULL;
+    int check = 0;
+    int rc = service_parse_args(def, argc, argv, &config, &check);
+    if (rc >= 0) return rc;
+    service svc = {.def = def};
+    if (settings_load(&svc.cfg, config) != 0 || clock_init() != 0) {
+        fprintf(stderr, "sav-%s: %s\n", name, err_get());
+        return 1;
+    }
+    if (check) {
+        printf("sav-%s: configuration %s is valid\n", name, svc.cfg.path);
+        return 0;
+    }
+    int level = log_level_parse(svc.cfg.log_level);
+    log_init(name, level < 0 ? LOG_INFO : (enum log_level)level);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {0};
+    sa.sa_handler = service_on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (service_start(&svc) != 0) {
+        log_error(NULL, NULL, "cannot start: %s", err_get());
+        fprintf(stderr, "sav-%s: %s\n", name, err_get());
+        service_close(&svc);
+        return 1;
+    }
+    log_info(NULL, NULL, "%s %s listening on %s", name, SAV_VERSION, svc.cfg.endpoint[def->id]);
+    service_loop(&svc);
+    log_info(NULL, NULL, "%s stopping", name);
+    service_close(&svc);
+    return 0;
+}

@@ -1,0 +1,241 @@
+#include "settings.h"
+#include "err.h"
+#include "validate.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum setting_type { ST_INT, ST_STR };
+
+typedef struct setting_def {
+    const char *section, *key;
+    enum setting_type type;
+    size_t offset, size; /* where in struct settings; size for strings */
+    const char *def;
+    long min, max;
+} setting_def;
+
+#define INT_SETTING(sec, k, field, d, lo, hi) {sec, k, ST_INT, offsetof(settings, field), 0, d, lo, hi}
+#define STR_SETTING(sec, k, field, d) {sec, k, ST_STR, offsetof(settings, field), sizeof(((settings *)0)->field), d, 0, 0}
+
+static const setting_def setting_defs[] = {
+    STR_SETTING("redis", "host", redis_host, "127.0.0.1"),
+    INT_SETTING("redis", "port", redis_port, "6390", 0, 65535),
+    INT_SETTING("redis", "timeout_ms", redis_timeout_ms, "2000", 10, 60000),
+    INT_SETTING("redis", "shards", redis_shards, "1", 1, 1024),
+    STR_SETTING("redis", "prefix", redis_prefix, "sav"),
+    INT_SETTING("redis", "dedup_ttl_days", dedup_ttl_days, "7", 1, 365),
+    STR_SETTING("intake", "endpoint", endpoint[SVC_INTAKE], "tcp://127.0.0.1:5551"),
+    STR_SETTING("diagnostics", "endpoint", endpoint[SVC_DIAGNOSTICS], "tcp://127.0.0.1:5552"),
+    STR_SETTING("billing", "endpoint", endpoint[SVC_BILLING], "tcp://127.0.0.1:5553"),
+    STR_SETTING("notification", "endpoint", endpoint[SVC_NOTIFICATION], "tcp://127.0.0.1:5554"),
+    STR_SETTING("service", "instance", instance, "1"),
+    STR_SETTING("service", "log_level", log_level, "info"),
+    INT_SETTING("bus", "max_frame_bytes", max_frame_bytes, "65536", 1024, 16777216),
+    INT_SETTING("bus", "socket_max_bytes", socket_max_bytes, "1048576", 1024, 67108864),
+    INT_SETTING("relay", "batch", relay_batch, "128", 1, 10000),
+    INT_SETTING("relay", "window", relay_window, "1024", 1, 100000),
+    INT_SETTING("relay", "ack_timeout_ms", relay_ack_timeout_ms, "1000", 10, 600000),
+    INT_SETTING("relay", "backoff_max_ms", relay_backoff_max_ms, "5000", 10, 3600000),
+    INT_SETTING("relay", "max_attempts", relay_max_attempts, "60", 1, 1000000),
+    INT_SETTING("relay", "scan_ms", relay_scan_ms, "1000", 10, 600000),
+    INT_SETTING("client", "timeout_ms", request_timeout_ms, "3000", 10, 600000),
+    INT_SETTING("client", "attempts", request_attempts, "3", 1, 100),
+    STR_SETTING("catalog", "path", catalog_path, "catalog.json"),
+    STR_SETTING("notification", "templates", templates_dir, "../../services/notification/templates"),
+    INT_SETTING("billing", "labour_rate_cents", labour_rate_cents, "6500", 0, 10000000),
+    INT_SETTING("billing", "vat_basis_points", vat_basis_points, "2000", 0, 10000),
+};
+#define SETTING_COUNT (sizeof(setting_defs) / sizeof(setting_defs[0]))
+
+static const char *service_names[SVC_COUNT] = {"intake", "diagnostics", "billing", "notification"};
+
+const char *settings_service_name(enum service_id id) {
+    return id < SVC_COUNT ? service_names[id] : "unknown";
+}
+
+int settings_service_id(const char *name) {
+    for (int i = 0; i < SVC_COUNT; i++)
+        if (strcmp(name, service_names[i]) == 0) return i;
+    return -1;
+}
+
+static const setting_def *settings_find(const char *section, const char *key) {
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (strcmp(setting_defs[i].section, section) == 0 && strcmp(setting_defs[i].key, key) == 0)
+            return &setting_defs[i];
+    return NULL;
+}
+
+/* Stores one value into its field; where names the origin for the error message. */
+static int settings_assign(settings *s, const setting_def *d, const char *value, const char *where) {
+    char *field = (char *)s + d->offset;
+    if (d->type == ST_STR) {
+        size_t len = strlen(value);
+        if (len >= d->size) {
+            err_set("%s: %s.%s is too long (%zu bytes, at most %zu)", where, d->section, d->key, len, d->size - 1);
+            return -1;
+        }
+        if (validate_utf8(value, len) != 0) {
+            err_set("%s: %s.%s is not valid UTF-8", where, d->section, d->key);
+            return -1;
+        }
+        memcpy(field, value, len + 1);
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < d->min || v > d->max) {
+        err_set("%s: %s.%s must be an integer from %ld to %ld, got \"%s\"", where, d->section, d->key, d->min,
+                d->max, value);
+        return -1;
+    }
+    *(int *)field = (int)v;
+    return 0;
+}
+
+static char *settings_trim(char *p) {
+    while (isspace((unsigned char)*p)) p++;
+    char *e = p + strlen(p);
+    while (e > p && isspace((unsigned char)e[-1])) *--e = '\0';
+    return p;
+}
+
+/* Parses one non-empty, non-comment line. */
+static int settings_line(settings *s, char *line, char *section, size_t seclen, const char *where) {
+    if (line[0] == '[') {
+        char *close = strchr(line, ']');
+        if (!close || close[1] != '\0' || close == line + 1) {
+            err_set("%s: a section header must look like [name]", where);
+            return -1;
+        }
+        *close = '\0';
+        snprintf(section, seclen, "%s", line + 1);
+        return 0;
+    }
+    char *eq = strchr(line, '=');
+    if (!eq) {
+        err_set("%s: expected \"key = value\" or \"[section]\"", where);
+        return -1;
+    }
+    *eq = '\0';
+    char *key = settings_trim(line), *value = settings_trim(eq + 1);
+    if (!section[0]) {
+        err_set("%s: key \"%s\" appears before any [section]", where, key);
+        return -1;
+    }
+    const setting_def *d = settings_find(section, key);
+    if (!d) {
+        err_set("%s: unknown setting %s.%s", where, section, key);
+        return -1;
+    }
+    return settings_assign(s, d, value, where);
+}
+
+static int settings_parse_file(settings *s, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        err_set("cannot open config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[1024], section[64] = "", where[PATH_MAX + 32];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        if (!strchr(line, '\n') && !feof(f)) {
+            err_set("%s: line longer than %zu bytes", where, sizeof(line) - 2);
+            rc = -1;
+            break;
+        }
+        char *p = settings_trim(line);
+        if (*p == '\0' || *p == '#' || *p == ';') continue;
+        rc = settings_line(s, p, section, sizeof(section), where);
+    }
+    if (rc == 0 && ferror(f)) {
+        err_set("cannot read config file %s", path);
+        rc = -1;
+    }
+    fclose(f);
+    return rc;
+}
+
+static int settings_apply_env(settings *s) {
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        char name[128];
+        size_t n = (size_t)snprintf(name, sizeof(name), "SAV_%s_%s", setting_defs[i].section, setting_defs[i].key);
+        for (size_t j = 0; j < n; j++) name[j] = (char)toupper((unsigned char)name[j]);
+        const char *v = getenv(name);
+        if (v && settings_assign(s, &setting_defs[i], v, name) != 0) return -1;
+    }
+    return 0;
+}
+
+static int settings_check(const settings *s) {
+    for (int i = 0; i < SVC_COUNT; i++) {
+        const char *e = s->endpoint[i];
+        if (strncmp(e, "tcp://", 6) != 0 && strncmp(e, "ipc://", 6) != 0) {
+            err_set("%s.endpoint must start with tcp:// or ipc://, got \"%s\"", service_names[i], e);
+            return -1;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(e, s->endpoint[j]) == 0) {
+                err_set("%s and %s share the endpoint %s", service_names[j], service_names[i], e);
+                return -1;
+            }
+    }
+    if (s->max_frame_bytes > s->socket_max_bytes) {
+        err_set("bus.max_frame_bytes (%d) must not exceed bus.socket_max_bytes (%d)", s->max_frame_bytes,
+                s->socket_max_bytes);
+        return -1;
+    }
+    if (validate_token("redis.prefix", s->redis_prefix) != 0 || validate_token("service.instance", s->instance) != 0)
+        return -1;
+    if (s->redis_host[0] != '/' && s->redis_port == 0) {
+        err_set("redis.port must be set unless redis.host is a unix socket path");
+        return -1;
+    }
+    return 0;
+}
+
+int settings_load(settings *s, const char *path) {
+    memset(s, 0, sizeof(*s));
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (settings_assign(s, &setting_defs[i], setting_defs[i].def, "default") != 0) return -1;
+    if (!path) path = getenv("SAV_CONFIG");
+    if (!path || !*path) path = "deploy/local/sav.conf";
+    if (strlen(path) >= sizeof(s->path)) {
+        err_set("config path is too long");
+        return -1;
+    }
+    snprintf(s->path, sizeof(s->path), "%s", path);
+    if (settings_parse_file(s, path) != 0 || settings_apply_env(s) != 0) return -1;
+    return settings_check(s);
+}
+
+int settings_get(const settings *s, const char *section, const char *key, char *out, size_t outlen) {
+    const setting_def *d = settings_find(section, key);
+    if (!d) {
+        err_set("unknown setting %s.%s", section, key);
+        return -1;
+    }
+    const char *field = (const char *)s + d->offset;
+    if (d->type == ST_STR)
+        snprintf(out, outlen, "%s", field);
+    else
+        snprintf(out, outlen, "%d", *(const int *)field);
+    return 0;
+}
+
+void settings_resolve_path(const settings *s, const char *path, char *out, size_t outlen) {
+    const char *slash = strrchr(s->path, '/');
+    if (path[0] == '/' || !slash)
+        snprintf(out, outlen, "%s", path);
+    else
+        snprintf(out, outlen, "%.*s/%s", (int)(slash - s->path), s->path, path);
+}

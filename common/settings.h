@@ -1,0 +1,58 @@
+/* settings: the one configuration file every binary reads.
+ * Format: INI ("[section]" then "key = value"; '#' starts a comment).
+ * Every key is known here with its type and bounds: an unknown key, a bad
+ * value or a syntax error is refused with the file, line and reason, so a
+ * typo never silently falls back to a default. Any key can be overridden by
+ * the environment variable SAV_<SECTION>_<KEY> (upper case). */
+#ifndef SAV_SETTINGS_H
+#define SAV_SETTINGS_H
+
+#include <stddef.h>
+
+enum service_id { SVC_INTAKE = 0, SVC_DIAGNOSTICS, SVC_BILLING, SVC_NOTIFICATION, SVC_COUNT };
+
+#define SETTINGS_STR 256
+
+typedef struct settings {
+    char path[SETTINGS_STR];          /* the file these were read from */
+    char redis_host[SETTINGS_STR];    /* host name or IP; or a unix socket path starting with '/' */
+    int redis_port;
+    int redis_timeout_ms;             /* connect and command timeout */
+    int redis_shards;                 /* number of hash tags ticket keys are spread over */
+    char redis_prefix[32];            /* every key starts with this */
+    int dedup_ttl_days;               /* how long request and message ids are remembered */
+    char endpoint[SVC_COUNT][SETTINGS_STR]; /* where each service binds its ROUTER */
+    char instance[64];                /* this instance's name, stable across restarts */
+    int max_frame_bytes;              /* envelope limit; bigger frames get an error reply */
+    int socket_max_bytes;             /* ZMQ_MAXMSGSIZE: above it libzmq drops the connection */
+    int relay_batch;                  /* entries read from an outbox per Redis call */
+    int relay_window;                 /* messages in flight per destination */
+    int relay_ack_timeout_ms;         /* first resend after this long without an ACK */
+    int relay_backoff_max_ms;         /* resend interval cap */
+    int relay_max_attempts;           /* then dead-letter */
+    int relay_scan_ms;                /* how often an idle relay looks for entries it was not told about */
+    int request_timeout_ms;           /* savctl: wait per attempt */
+    int request_attempts;             /* savctl: attempts before "unavailable" */
+    char catalog_path[SETTINGS_STR];
+    char templates_dir[SETTINGS_STR];
+    char log_level[16];
+    int labour_rate_cents;            /* per hour, excluding VAT, until centres have their own rates */
+    int vat_basis_points;             /* 2000 = 20 % */
+} settings;
+
+/* Loads path (NULL: $SAV_CONFIG, else deploy/local/sav.conf), applies the environment, validates; 0 or -1 with err. */
+int settings_load(settings *s, const char *path);
+
+/* Returns the service's name ("intake", ...) for an id. */
+const char *settings_service_name(enum service_id id);
+
+/* Returns the service id for a name, or -1. */
+int settings_service_id(const char *name);
+
+/* Writes the effective value of section.key into out; -1 with err if the key is unknown. */
+int settings_get(const settings *s, const char *section, const char *key, char *out, size_t outlen);
+
+/* Resolves a path from the config relative to the config file's directory, unless absolute. */
+void settings_resolve_path(const settings *s, const char *path, char *out, size_t outlen);
+
+#endif

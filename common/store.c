@@ -1,0 +1,151 @@
+#include "store.h"
+#include "err.h"
+#include "log.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The Functions library, embedded at build time from common/redis/sav.lua. */
+extern const char store_functions_lua[];
+
+struct store {
+    redisContext *ctx;
+    char host[SETTINGS_STR];
+    int port;
+    int timeout_ms;
+    int shards;
+    char prefix[32];
+};
+
+static struct timeval store_tv(int ms) {
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+static void store_drop(store *st) {
+    if (st->ctx) redisFree(st->ctx);
+    st->ctx = NULL;
+}
+
+/* Loads the library with REPLACE: Functions persist in Redis, but a newer build must install its own. */
+static int store_load_functions(store *st) {
+    redisReply *r = redisCommand(st->ctx, "FUNCTION LOAD REPLACE %s", store_functions_lua);
+    if (!r) {
+        err_set("redis FUNCTION LOAD: %s", st->ctx->errstr);
+        store_drop(st);
+        return -1;
+    }
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        err_set("redis refused the Functions library: %s", r->str);
+        rc = -1;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+static int store_connect(store *st) {
+    struct timeval tv = store_tv(st->timeout_ms);
+    st->ctx = st->host[0] == '/' ? redisConnectUnixWithTimeout(st->host, tv)
+                                 : redisConnectWithTimeout(st->host, st->port, tv);
+    if (!st->ctx || st->ctx->err) {
+        err_set("cannot connect to redis at %s:%d: %s", st->host, st->port,
+                st->ctx ? st->ctx->errstr : "out of memory");
+        store_drop(st);
+        return -1;
+    }
+    /* The connect timeout does not apply to commands: without this a read blocks forever. */
+    if (redisSetTimeout(st->ctx, tv) != REDIS_OK) {
+        err_set("cannot set redis timeout: %s", st->ctx->errstr);
+        store_drop(st);
+        return -1;
+    }
+    return store_load_functions(st);
+}
+
+store *store_open(const settings *s) {
+    store *st = calloc(1, sizeof(*st));
+    if (!st) {
+        err_set("out of memory");
+        return NULL;
+    }
+    snprintf(st->host, sizeof(st->host), "%s", s->redis_host);
+    snprintf(st->prefix, sizeof(st->prefix), "%s", s->redis_prefix);
+    st->port = s->redis_port;
+    st->timeout_ms = s->redis_timeout_ms;
+    st->shards = s->redis_shards;
+    if (store_connect(st) != 0) log_warn(NULL, NULL, "%s (will retry)", err_get());
+    return st;
+}
+
+void store_close(store *st) {
+    if (!st) return;
+    store_drop(st);
+    free(st);
+}
+
+static int store_ready(store *st) {
+    return st->ctx || store_connect(st) == 0 ? 0 : -1;
+}
+
+redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen) {
+    if (store_ready(st) != 0) return NULL;
+    redisReply *r = redisCommandArgv(st->ctx, argc, argv, argvlen);
+    if (!r) {
+        err_set("redis %s: %s", argv[0], st->ctx->errstr);
+        store_drop(st);
+    }
+    return r;
+}
+
+int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {
+    if (store_ready(st) != 0) return -1;
+    for (int i = 0; i < n; i++) {
+        if (redisAppendCommandArgv(st->ctx, argc[i], argv[i], argvlen[i]) != REDIS_OK) {
+            err_set("redis pipeline: %s", st->ctx->errstr);
+            store_drop(st);
+            return -1;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        void *r = NULL;
+        if (redisGetReply(st->ctx, &r) != REDIS_OK) {
+            err_set("redis pipeline: %s", st->ctx->errstr);
+            for (int j = 0; j < i; j++) freeReplyObject(out[j]);
+            store_drop(st);
+            return -1;
+        }
+        out[i] = r;
+    }
+    return 0;
+}
+
+int store_healthy(const store *st) {
+    return st->ctx != NULL;
+}
+
+void store_shard_prefix(const store *st, int shard, char out[STORE_KEY_LEN]) {
+    snprintf(out, STORE_KEY_LEN, "%s:{s%d}:", st->prefix, shard);
+}
+
+void store_key(const store *st, int shard, const char *name, char out[STORE_KEY_LEN]) {
+    snprintf(out, STORE_KEY_LEN, "%s:{s%d}:%s", st->prefix, shard, name);
+}
+
+int store_ticket_shard(const store *st, const char *ticket_id) {
+    /* T-YYYY-NNNNNN: shard k hands out numbers k+1, k+1+S, k+1+2S... */
+    long n = strtol(ticket_id + 7, NULL, 10);
+    return n > 0 ? (int)((n - 1) % st->shards) : 0;
+}
+
+int store_request_shard(const store *st, const char *request_id) {
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)request_id; *p; p++) h = (h ^ *p) * 16777619u;
+    return (int)(h % (uint32_t)st->shards);
+}
+
+int store_shards(const store *st) {
+    return st->shards;
+}

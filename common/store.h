@@ -1,0 +1,53 @@
+/* store: the Redis connection of one process. Every call goes through
+ * store_call, which reconnects a dead context (hiredis contexts are dead
+ * after any I/O error), re-applies the timeouts and reloads the Functions
+ * library, so callers only see "worked", "Redis refused" or "Redis is
+ * unreachable" (with err set).
+ *
+ * Keys: <prefix>:{s<N>}:<name>. The hash tag {s<N>} is the shard of a
+ * ticket; every atomic call touches keys of one shard only, so the layout is
+ * ready for Redis Cluster. */
+#ifndef SAV_STORE_H
+#define SAV_STORE_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+#include "settings.h"
+
+#define STORE_KEY_LEN 160
+
+typedef struct store store;
+
+/* Connects to Redis and loads the Functions library; NULL with err (the caller may retry later). */
+store *store_open(const settings *s);
+
+/* Closes the connection and frees the store. */
+void store_close(store *st);
+
+/* Runs one command (argv with lengths, binary safe). Returns the reply (free with freeReplyObject), NULL with err
+ * when Redis is unreachable or timed out. A Redis error reply is returned as a reply of type REDIS_REPLY_ERROR. */
+redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen);
+
+/* Sends n commands in one round trip and returns their n replies in out (free each); 0 or -1 with err. */
+int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out);
+
+/* Returns 1 if the last call reached Redis, 0 if the connection is down. */
+int store_healthy(const store *st);
+
+/* Writes "<prefix>:{s<shard>}:" into out (the common start of a shard's keys). */
+void store_shard_prefix(const store *st, int shard, char out[STORE_KEY_LEN]);
+
+/* Writes "<prefix>:{s<shard>}:<name>" into out. */
+void store_key(const store *st, int shard, const char *name, char out[STORE_KEY_LEN]);
+
+/* Returns the shard of a ticket id (its number modulo the shard count). */
+int store_ticket_shard(const store *st, const char *ticket_id);
+
+/* Returns the shard a request id maps to (FNV-1a hash modulo the shard count). */
+int store_request_shard(const store *st, const char *request_id);
+
+/* Returns the number of shards. */
+int store_shards(const store *st);
+
+#endif

@@ -1,0 +1,38 @@
+#!/bin/sh
+# Checks the Debian packages SAV needs to build, run and test; installs the
+# missing ones when run as root, else prints the exact apt-get line and fails.
+set -eu
+
+PACKAGES="gcc make pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
+libcmocka-dev redis-server redis-tools tzdata python3 python3-zmq python3-redis"
+
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+        *"install ok installed"*) ;;
+        *) missing="$missing $p" ;;
+    esac
+done
+
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        echo "deps: installing$missing"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        # shellcheck disable=SC2086
+        apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+        echo "deps: missing Debian packages. Run as root:" >&2
+        echo "    apt-get install -y$missing" >&2
+        exit 1
+    fi
+fi
+
+for lib in libzmq libprotobuf-c hiredis jansson cmocka; do
+    pkg-config --exists "$lib" || { echo "deps: pkg-config cannot find $lib" >&2; exit 1; }
+done
+for cmd in protoc-c redis-server redis-cli; do
+    command -v "$cmd" >/dev/null || { echo "deps: $cmd not found on PATH" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import zmq, redis' || { echo "deps: /usr/bin/python3 lacks zmq or redis" >&2; exit 1; }
