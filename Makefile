@@ -52,11 +52,13 @@ $(GEN)/functions_lua.c: common/redis/sav.lua tools/embed.sh
 
 $(OBJ)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Wno-shadow -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(CFLAGS_ALL) -Wno-shadow -c $< -o $@
 
 $(OBJ)/%.o: %.c $(GEN)/sav.pb-c.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(BUILD)/lib/libsav.a: $(COMMON_OBJ)
 	@mkdir -p $(dir $@)

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ struct service {
     relay *relays[SERVICE_MAX_RELAYS];
     enum service_id relay_dest[SERVICE_MAX_RELAYS];
     size_t nrelays;
+    catalog *cat;
     void *state;
 };
 
@@ -42,6 +44,7 @@ const settings *service_settings(const service *svc) { return &svc->cfg; }
 store *service_store(service *svc) { return svc->st; }
 void service_set_state(service *svc, void *state) { svc->state = state; }
 void *service_state(service *svc) { return svc->state; }
+const catalog *service_catalog(const service *svc) { return svc->cat; }
 
 relay *service_relay(service *svc, enum service_id dest) {
     for (size_t i = 0; i < svc->nrelays; i++)
@@ -74,21 +77,75 @@ void service_reply_error(service_reply *reply, Sav__ErrorCode code, const char *
     service_reply_msg(reply, SAV__MESSAGE_TYPE__ERROR_REPLY, &er.base);
 }
 
-redisReply *service_fcall(service *svc, const char *name, int nkeys, int nargs, const char **args, const size_t *lens) {
-    enum { MAX = 256 };
-    const char *argv[MAX];
-    size_t argvlen[MAX];
-    char numkeys[16];
-    if (nargs + 3 > MAX) {
-        err_set("FCALL %s: too many arguments (%d)", name, nargs);
-        return NULL;
+void service_seen_key(service *svc, const Sav__Envelope *in, char out[STORE_KEY_LEN]) {
+    char name[128];
+    snprintf(name, sizeof(name), "seen:%s:%s", settings_service_name(svc->def->id), in->message_id);
+    store_key(svc->st, store_ticket_shard(svc->st, in->ticket_id), name, out);
+}
+
+Sav__Ack__Status service_ack_status(service *svc, const Sav__Envelope *in, redisReply *r, char *reason,
+                                    size_t reason_len) {
+    (void)svc;
+    Sav__Ack__Status status = SAV__ACK__STATUS__RETRY;
+    if (!r) {
+        snprintf(reason, reason_len, "redis unavailable: %s", err_get());
+    } else if (r->type == REDIS_REPLY_STRING && strncmp(r->str, "retry:", 6) == 0) {
+        snprintf(reason, reason_len, "%s", r->str + 6);
+    } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
+        if (strcmp(r->str, "duplicate") == 0) log_info(in->ticket_id, in->message_id, "duplicate, acknowledged again");
+        status = SAV__ACK__STATUS__ACK;
+    } else {
+        /* A script error is a bug or an overloaded Redis, not a bad message: keep it for a retry. */
+        snprintf(reason, reason_len, "redis refused: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        log_error(in->ticket_id, in->message_id, "%s", reason);
     }
-    snprintf(numkeys, sizeof(numkeys), "%d", nkeys);
-    argv[0] = "FCALL", argvlen[0] = 5;
-    argv[1] = name, argvlen[1] = strlen(name);
-    argv[2] = numkeys, argvlen[2] = strlen(numkeys);
-    for (int i = 0; i < nargs; i++) argv[3 + i] = args[i], argvlen[3 + i] = lens[i];
-    return store_call(svc->st, nargs + 3, argv, argvlen);
+    if (r) freeReplyObject(r);
+    return status;
+}
+
+Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, const service_change *c, char *reason,
+                                     size_t reason_len) {
+    if (!in->ticket_id) {
+        snprintf(reason, reason_len, "%s without a ticket id", envelope_type_name(in->type));
+        return SAV__ACK__STATUS__REJECT;
+    }
+    int shard = store_ticket_shard(svc->st, in->ticket_id);
+    char seen[STORE_KEY_LEN], outbox[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[48];
+    service_seen_key(svc, in, seen);
+    snprintf(name, sizeof(name), "outbox:%s", c->dest < SVC_COUNT ? settings_service_name(c->dest) : "none");
+    store_key(svc->st, shard, name, outbox);
+    store_shard_prefix(svc->st, shard, prefix);
+    envelope_buf body = {0};
+    if (c->dest < SVC_COUNT) {
+        body.len = protobuf_c_message_get_packed_size(c->out_body);
+        body.data = malloc(body.len ? body.len : 1);
+        if (!body.data) {
+            snprintf(reason, reason_len, "out of memory");
+            return SAV__ACK__STATUS__RETRY;
+        }
+        protobuf_c_message_pack(c->out_body, body.data);
+    }
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "event_apply"), store_args_add(&a, "2");
+    store_args_add(&a, seen), store_args_add(&a, outbox);
+    store_args_add(&a, prefix), store_args_add(&a, in->ticket_id);
+    store_args_addf(&a, "%lld", (long long)clock_now_ms());
+    store_args_addf(&a, "%d", svc->cfg.dedup_ttl_days * 86400);
+    store_args_add(&a, c->section), store_args_add(&a, c->need_state), store_args_add(&a, c->new_state);
+    store_args_add(&a, c->event), store_args_add(&a, settings_service_name(svc->def->id));
+    store_args_add(&a, c->detail);
+    if (c->dest < SVC_COUNT)
+        store_args_addf(&a, "%d", (int)c->out_type);
+    else
+        store_args_add(&a, "");
+    store_args_addb(&a, body.data, body.len);
+    for (size_t i = 0; i < 2 * c->nfields; i++) store_args_add(&a, c->fields[i]);
+    redisReply *r = store_args_call(svc->st, &a);
+    envelope_buf_free(&body);
+    Sav__Ack__Status status = service_ack_status(svc, in, r, reason, reason_len);
+    if (status == SAV__ACK__STATUS__ACK && c->dest < SVC_COUNT) relay_poke(service_relay(svc, c->dest));
+    return status;
 }
 
 /* Sums XLEN over every shard of a stream name. */
@@ -287,6 +344,12 @@ static int service_parse_args(const service_def *def, int argc, char **argv, con
 
 static int service_start(service *svc) {
     const settings *s = &svc->cfg;
+    if (svc->def->uses_catalog) {
+        char path[PATH_MAX];
+        settings_resolve_path(s, s->catalog_path, path, sizeof(path));
+        svc->cat = catalog_load(path);
+        if (!svc->cat) return -1;
+    }
     svc->st = store_open(s);
     if (!svc->st) return -1;
     svc->router = bus_socket(ZMQ_ROUTER, s);
@@ -309,6 +372,7 @@ static void service_close(service *svc) {
     for (size_t i = 0; i < svc->nrelays; i++) relay_free(svc->relays[i]);
     if (svc->router) zmq_close(svc->router);
     store_close(svc->st);
+    catalog_free(svc->cat);
     bus_shutdown();
 }
 

@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 
+#include "catalog.h"
 #include "envelope.h"
 #include "relay.h"
 #include "settings.h"
@@ -40,6 +41,7 @@ typedef struct service_def {
     size_t nroutes;
     const enum service_id *destinations; /* services this one emits events to */
     size_t ndestinations;
+    int uses_catalog;                    /* load catalog.path at start; refuse to start if invalid */
     int (*init)(service *svc);           /* loads what the handlers need; 0 or -1 with err */
     void (*cleanup)(service *svc);
 } service_def;
@@ -56,6 +58,9 @@ store *service_store(service *svc);
 /* Returns the relay towards dest (poke it after writing to its outbox), or NULL if the service has none. */
 relay *service_relay(service *svc, enum service_id dest);
 
+/* Returns the catalog loaded at start (NULL unless the service uses one); owned by the service. */
+const catalog *service_catalog(const service *svc);
+
 /* Stores and returns the service-specific state the init hook created. */
 void service_set_state(service *svc, void *state);
 void *service_state(service *svc);
@@ -67,7 +72,30 @@ void service_reply_msg(service_reply *reply, Sav__MessageType type, const Protob
 void service_reply_error(service_reply *reply, Sav__ErrorCode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Runs an FCALL (name, keys, args) with binary-safe args; returns the reply or NULL with err (Redis unreachable). */
-redisReply *service_fcall(service *svc, const char *name, int nkeys, int nargs, const char **args, const size_t *lens);
+/* What one service concluded from an event: recorded and emitted atomically by service_apply_event. */
+typedef struct service_change {
+    const char *section;        /* the ticket's hash this service owns: "<section>:<ticket>" */
+    const char **fields;        /* name/value pairs written to that hash */
+    size_t nfields;             /* number of pairs */
+    const char *need_state;     /* the state the transition starts from ("" = any) */
+    const char *new_state;      /* the state after it ("" = unchanged) */
+    const char *event;          /* timeline event, also the name of the emitted message */
+    const char *detail;         /* timeline detail, no personal data */
+    enum service_id dest;       /* who receives the emitted message; SVC_COUNT = nothing emitted */
+    Sav__MessageType out_type;
+    const ProtobufCMessage *out_body;
+} service_change;
+
+/* Applies an incoming event's change once (deduplicated by its message id) and pokes the relay;
+ * returns the Ack status for the sender, with reason set when it is not ACK. */
+Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, const service_change *c, char *reason,
+                                     size_t reason_len);
+
+/* Writes the dedup key of an incoming message for this service into out. */
+void service_seen_key(service *svc, const Sav__Envelope *in, char out[STORE_KEY_LEN]);
+
+/* Interprets a Function's 'applied' / 'duplicate' / 'retry:<why>' answer as an Ack status. */
+Sav__Ack__Status service_ack_status(service *svc, const Sav__Envelope *in, redisReply *r, char *reason,
+                                    size_t reason_len);
 
 #endif

@@ -2,6 +2,7 @@
 #include "err.h"
 #include "log.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,4 +149,45 @@ int store_request_shard(const store *st, const char *request_id) {
 
 int store_shards(const store *st) {
     return st->shards;
+}
+
+void store_args_init(store_args *a) {
+    a->argc = 0;
+    a->used = 0;
+    a->overflow = 0;
+}
+
+void store_args_addb(store_args *a, const void *data, size_t len) {
+    if (a->argc >= STORE_ARGS_MAX) {
+        a->overflow = 1;
+        return;
+    }
+    a->argv[a->argc] = data ? data : "";
+    a->len[a->argc++] = data ? len : 0;
+}
+
+void store_args_add(store_args *a, const char *s) {
+    store_args_addb(a, s, s ? strlen(s) : 0);
+}
+
+void store_args_addf(store_args *a, const char *fmt, ...) {
+    size_t room = STORE_ARGS_SCRATCH - a->used;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(a->scratch + a->used, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        a->overflow = 1;
+        return;
+    }
+    store_args_addb(a, a->scratch + a->used, (size_t)n);
+    a->used += (size_t)n + 1;
+}
+
+redisReply *store_args_call(store *st, store_args *a) {
+    if (a->overflow || a->argc == 0) {
+        err_set("redis command has too many or too long arguments");
+        return NULL;
+    }
+    return store_call(st, a->argc, a->argv, a->len);
 }

@@ -50,4 +50,32 @@ int store_request_shard(const store *st, const char *request_id);
 /* Returns the number of shards. */
 int store_shards(const store *st);
 
+#define STORE_ARGS_MAX 256
+#define STORE_ARGS_SCRATCH 8192
+
+/* The argument list of one command, built piece by piece; formatted values live in its scratch space. */
+typedef struct store_args {
+    const char *argv[STORE_ARGS_MAX];
+    size_t len[STORE_ARGS_MAX];
+    int argc;
+    char scratch[STORE_ARGS_SCRATCH];
+    size_t used;
+    int overflow; /* set when an argument did not fit: the call is refused */
+} store_args;
+
+/* Starts an empty argument list. */
+void store_args_init(store_args *a);
+
+/* Appends a NUL-terminated string (not copied: it must outlive the call; NULL appends ""). */
+void store_args_add(store_args *a, const char *s);
+
+/* Appends len bytes (not copied). */
+void store_args_addb(store_args *a, const void *data, size_t len);
+
+/* Appends a formatted value, copied into the scratch space. */
+void store_args_addf(store_args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Runs the command; NULL with err when it overflowed or Redis is unreachable. Free the reply with freeReplyObject. */
+redisReply *store_args_call(store *st, store_args *a);
+
 #endif

@@ -1,0 +1,62 @@
+#!/bin/sh
+# make run: starts a private Redis under ./var/ and the four services, in the
+# foreground, logs under ./var/log/. Ctrl-C or SIGTERM stops all of them.
+# Configuration: $SAV_CONFIG or deploy/local/sav.conf (SAV_<SECTION>_<KEY> overrides).
+set -eu
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+bin=${SAV_BIN:-build/bin}
+export SAV_CONFIG=${SAV_CONFIG:-deploy/local/sav.conf}
+var=${SAV_VAR:-var}
+mkdir -p "$var/redis" "$var/log"
+
+get() { "$bin/savctl" config get "$1"; }
+redis_host=$(get redis.host)
+redis_port=$(get redis.port)
+
+pids=""
+stop() {
+    trap - INT TERM EXIT
+    echo "stopping SAV..."
+    for pid in $pids; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $pids; do wait "$pid" 2>/dev/null || true; done
+    echo "stopped."
+}
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+
+# Redis: AOF with fsync on every write (an acknowledged ticket survives a host crash),
+# no eviction (dedup keys must never be dropped), loopback only.
+cat > "$var/redis/redis.conf" <<CONF
+bind $redis_host
+port $redis_port
+dir $root/$var/redis
+appendonly yes
+appendfsync always
+save ""
+maxmemory-policy noeviction
+protected-mode yes
+logfile $root/$var/log/redis.log
+CONF
+redis-server "$var/redis/redis.conf" &
+pids="$!"
+i=0
+until redis-cli -h "$redis_host" -p "$redis_port" ping >/dev/null 2>&1; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || { echo "redis-server did not start: see $var/log/redis.log" >&2; exit 1; }
+    sleep 0.1
+done
+echo "redis         $redis_host:$redis_port  data in $var/redis (AOF appendfsync always)"
+
+for svc in intake diagnostics billing notification; do
+    "$bin/sav-$svc" >>"$var/log/$svc.log" 2>&1 &
+    pids="$pids $!"
+done
+sleep 0.5
+"$bin/savctl" ping || echo "(some services are not up yet: see $var/log/)"
+echo
+echo "SAV is running. Logs in $var/log/. Try, in another terminal:"
+echo "  $bin/savctl ticket open --customer 'Jeanne Martin' --phone '06 12 34 56 78' --serial SN-1 --model WM-7000 --kind repair --symptom 'ne chauffe plus' --fault E21"
+echo "Press Ctrl-C to stop."
+wait

@@ -1,0 +1,197 @@
+#include "intake.h"
+#include "catalog.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INTAKE_MAX_FAULTS 10
+#define INTAKE_NAME_MAX 200
+#define INTAKE_SYMPTOM_MAX 2000
+
+static const char *const intake_kinds[] = {"repair", "installation", "commissioning", "preventive_maintenance",
+                                           "assistance", NULL};
+static const char *const intake_channels[] = {"drop_off", "on_site", "phone", "web", NULL};
+static const char *const intake_langs[] = {"fr", "en", NULL};
+
+/* A ticket after validation: what goes into Redis. */
+typedef struct intake_ticket {
+    char phone[24];
+    char requested_on[CLOCK_DATE_LEN];
+    char faults[INTAKE_MAX_FAULTS * 66];
+} intake_ticket;
+
+static int intake_check_contact(const Sav__Contact *c, intake_ticket *t) {
+    if (validate_text("customer name", c->name, INTAKE_NAME_MAX, 0) != 0 ||
+        validate_choice("language", c->lang, intake_langs) != 0)
+        return -1;
+    if (!c->phone && !c->email) {
+        err_set("a phone number or an e-mail address is needed to keep the customer informed");
+        return -1;
+    }
+    if (c->phone && validate_phone(c->phone, t->phone, sizeof(t->phone)) != 0) return -1;
+    return c->email ? validate_email(c->email) : 0;
+}
+
+static int intake_check_dates(const Sav__TicketOpen *o, intake_ticket *t) {
+    char today[CLOCK_DATE_LEN];
+    clock_date_paris(clock_now_ms(), today);
+    if (o->requested_on) {
+        if (clock_date_valid(o->requested_on) != 0) return -1;
+        if (strcmp(o->requested_on, today) > 0) {
+            err_set("request date %s is in the future (today is %s)", o->requested_on, today);
+            return -1;
+        }
+        snprintf(t->requested_on, sizeof(t->requested_on), "%s", o->requested_on);
+    } else {
+        memcpy(t->requested_on, today, sizeof(today));
+    }
+    if (!o->delivered_on) return 0;
+    if (clock_date_valid(o->delivered_on) != 0) return -1;
+    if (strcmp(o->delivered_on, t->requested_on) > 0) {
+        err_set("delivery date %s is after the request date %s", o->delivered_on, t->requested_on);
+        return -1;
+    }
+    return 0;
+}
+
+static int intake_check_faults(const Sav__TicketOpen *o, intake_ticket *t) {
+    if (o->n_fault_codes > INTAKE_MAX_FAULTS) {
+        err_set("at most %d fault codes per ticket", INTAKE_MAX_FAULTS);
+        return -1;
+    }
+    size_t pos = 0;
+    for (size_t i = 0; i < o->n_fault_codes; i++) {
+        if (validate_token("fault code", o->fault_codes[i]) != 0) return -1;
+        pos += (size_t)snprintf(t->faults + pos, sizeof(t->faults) - pos, "%s%s", i ? "," : "", o->fault_codes[i]);
+    }
+    return 0;
+}
+
+static int intake_check(service *svc, const Sav__TicketOpen *o, intake_ticket *t) {
+    memset(t, 0, sizeof(*t));
+    if (validate_token("request id", o->request_id) != 0 || intake_check_contact(o->customer, t) != 0 ||
+        validate_token("serial number", o->serial) != 0 || validate_token("model", o->model) != 0 ||
+        validate_choice("kind", o->kind, intake_kinds) != 0 ||
+        validate_choice("channel", o->channel, intake_channels) != 0 ||
+        validate_text("symptom", o->symptom, INTAKE_SYMPTOM_MAX, 1) != 0 || intake_check_dates(o, t) != 0 ||
+        intake_check_faults(o, t) != 0)
+        return -1;
+    if (!catalog_model_find(service_catalog(svc), o->model)) {
+        err_set("model \"%s\" is not in the catalog", o->model);
+        return -1;
+    }
+    return 0;
+}
+
+/* Packs the TicketReceived event diagnostics will get; caller frees out. */
+static int intake_event(const Sav__TicketOpen *o, const intake_ticket *t, envelope_buf *out) {
+    Sav__TicketReceived ev = SAV__TICKET_RECEIVED__INIT;
+    ev.model = o->model;
+    ev.kind = o->kind;
+    ev.n_fault_codes = o->n_fault_codes;
+    ev.fault_codes = o->fault_codes;
+    ev.symptom = o->symptom;
+    ev.requested_on = (char *)t->requested_on;
+    ev.delivered_on = o->delivered_on;
+    ev.has_second_hand = 1, ev.second_hand = o->has_second_hand && o->second_hand;
+    ev.has_business = 1, ev.business = o->customer->has_business && o->customer->business;
+    out->len = sav__ticket_received__get_packed_size(&ev);
+    out->data = malloc(out->len);
+    if (!out->data) {
+        err_set("out of memory");
+        return -1;
+    }
+    sav__ticket_received__pack(&ev, out->data);
+    return 0;
+}
+
+static void intake_ticket_fields(store_args *a, const Sav__TicketOpen *o, const intake_ticket *t) {
+    const Sav__Contact *c = o->customer;
+    store_args_add(a, "customer_name"), store_args_add(a, c->name);
+    store_args_add(a, "phone"), store_args_add(a, c->phone ? t->phone : "");
+    store_args_add(a, "email"), store_args_add(a, c->email);
+    store_args_add(a, "lang"), store_args_add(a, c->lang);
+    store_args_add(a, "business"), store_args_add(a, c->has_business && c->business ? "1" : "0");
+    store_args_add(a, "serial"), store_args_add(a, o->serial);
+    store_args_add(a, "model"), store_args_add(a, o->model);
+    store_args_add(a, "delivered_on"), store_args_add(a, o->delivered_on);
+    store_args_add(a, "second_hand"), store_args_add(a, o->has_second_hand && o->second_hand ? "1" : "0");
+    store_args_add(a, "kind"), store_args_add(a, o->kind);
+    store_args_add(a, "channel"), store_args_add(a, o->channel);
+    store_args_add(a, "symptom"), store_args_add(a, o->symptom);
+    store_args_add(a, "faults"), store_args_add(a, t->faults);
+    store_args_add(a, "requested_on"), store_args_add(a, t->requested_on);
+    store_args_add(a, "request_id"), store_args_add(a, o->request_id);
+}
+
+/* Runs ticket_open; fills reply either way. */
+static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ticket *t, const envelope_buf *event,
+                         service_reply *reply) {
+    store *st = service_store(svc);
+    const settings *cfg = service_settings(svc);
+    int shard = store_request_shard(st, o->request_id);
+    int64_t now = clock_now_ms();
+    char req_key[STORE_KEY_LEN], seq_key[STORE_KEY_LEN], outbox[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[96];
+    snprintf(name, sizeof(name), "req:%s", o->request_id);
+    store_key(st, shard, name, req_key);
+    snprintf(name, sizeof(name), "seq:ticket:%d", clock_year_paris(now));
+    store_key(st, shard, name, seq_key);
+    store_key(st, shard, "outbox:diagnostics", outbox);
+    store_shard_prefix(st, shard, prefix);
+
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_open"), store_args_add(&a, "3");
+    store_args_add(&a, req_key), store_args_add(&a, seq_key), store_args_add(&a, outbox);
+    store_args_add(&a, prefix);
+    store_args_addf(&a, "%d", shard);
+    store_args_addf(&a, "%d", store_shards(st));
+    store_args_addf(&a, "%d", clock_year_paris(now));
+    store_args_addf(&a, "%lld", (long long)now);
+    store_args_addf(&a, "%d", cfg->dedup_ttl_days * 86400);
+    store_args_addb(&a, event->data, event->len);
+    intake_ticket_fields(&a, o, t);
+
+    redisReply *r = store_args_call(st, &a);
+    if (!r) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        log_error(NULL, NULL, "ticket_open failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "ticket could not be stored");
+    } else {
+        Sav__TicketOpened opened = SAV__TICKET_OPENED__INIT;
+        opened.ticket_id = r->element[0]->str;
+        opened.state = "received";
+        opened.replayed = r->element[1]->integer == 1;
+        log_info(opened.ticket_id, NULL, "ticket %s (request %s)", opened.replayed ? "replayed" : "opened",
+                 o->request_id);
+        service_reply_msg(reply, SAV__MESSAGE_TYPE__TICKET_OPENED, &opened.base);
+        relay_poke(service_relay(svc, SVC_DIAGNOSTICS));
+    }
+    freeReplyObject(r);
+}
+
+void intake_on_ticket_open(service *svc, const Sav__Envelope *req, service_reply *reply) {
+    Sav__TicketOpen *o = (Sav__TicketOpen *)envelope_body(req, &sav__ticket_open__descriptor);
+    if (!o) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        return;
+    }
+    intake_ticket t;
+    envelope_buf event = {0};
+    if (intake_check(svc, o, &t) != 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+    else if (intake_event(o, &t, &event) != 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", err_get());
+    else
+        intake_store(svc, o, &t, &event, reply);
+    envelope_buf_free(&event);
+    sav__ticket_open__free_unpacked(o, NULL);
+}

@@ -1,0 +1,21 @@
+/* sav-notification: renders the customer's messages in their language and
+ * records each once in the ticket's notification log. */
+#include "notify.h"
+#include "service.h"
+
+static const service_route notification_routes[] = {
+    {SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED, NULL, notify_on_coverage_estimated},
+};
+
+int main(int argc, char **argv) {
+    const service_def def = {
+        .id = SVC_NOTIFICATION,
+        .routes = notification_routes,
+        .nroutes = sizeof(notification_routes) / sizeof(notification_routes[0]),
+        .destinations = NULL,
+        .ndestinations = 0,
+        .init = notify_init,
+        .cleanup = notify_cleanup,
+    };
+    return service_main(&def, argc, argv);
+}

@@ -1,0 +1,293 @@
+/* savctl ticket open|show. */
+#include "savctl.h"
+#include "clock.h"
+#include "err.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TICKET_MAX_FAULTS 10
+
+const char savctl_help_ticket_open[] =
+    "NAME\n    savctl ticket open - open a service ticket\n\n"
+    "SYNOPSIS\n"
+    "    savctl [--config FILE] [--json] ticket open --customer NAME (--phone PHONE | --email ADDR)...\n"
+    "           [--lang fr|en] [--business] --serial SN --model MODEL [--delivered YYYY-MM-DD]\n"
+    "           [--second-hand] --kind KIND [--channel CHANNEL] --symptom TEXT [--fault CODE]...\n"
+    "           [--requested-on YYYY-MM-DD] [--request-id ID]\n\n"
+    "DESCRIPTION\n"
+    "    Registers a ticket with intake. Intake validates everything, stores the ticket and,\n"
+    "    in the same atomic step, queues it for diagnostics, which proposes a pre-diagnosis;\n"
+    "    billing then estimates who pays and notification writes the customer's messages.\n\n"
+    "OPTIONS\n"
+    "    --customer NAME      customer's name\n"
+    "    --phone PHONE        mobile number, French (06 12 34 56 78) or international (+44 ...)\n"
+    "    --email ADDR         e-mail address (at least one of --phone and --email)\n"
+    "    --lang fr|en         language of the customer's messages (default fr)\n"
+    "    --business           the customer is a professional buyer (no legal guarantee of conformity)\n"
+    "    --serial SN          product serial number\n"
+    "    --model MODEL        product model, as in the catalog (e.g. WM-7000)\n"
+    "    --delivered DATE     delivery date of the product (starts the guarantees)\n"
+    "    --second-hand        the product was bought second-hand (12-month presumption)\n"
+    "    --kind KIND          repair, installation, commissioning, preventive_maintenance, assistance\n"
+    "    --channel CHANNEL    drop_off (default), on_site, phone, web\n"
+    "    --symptom TEXT       what the customer reports\n"
+    "    --fault CODE         fault code shown by the appliance; repeat for several (at most 10)\n"
+    "    --requested-on DATE  date of the customer's request (default: today, Europe/Paris)\n"
+    "    --request-id ID      idempotency key: the same id again returns the first answer and\n"
+    "                         changes nothing (default: a fresh random id)\n\n"
+    "OUTPUT\n"
+    "    The ticket id. --json: {\"id\": \"T-YYYY-NNNNNN\", \"state\": \"received\", \"replayed\": false}\n\n"
+    "EXIT STATUS\n    0 opened (or replayed), 1 usage, 2 rejected (reason on stderr), 4 intake unavailable.\n";
+
+const char savctl_help_ticket_show[] =
+    "NAME\n    savctl ticket show - show a ticket, what each service recorded, and its timeline\n\n"
+    "SYNOPSIS\n    savctl [--config FILE] [--json] ticket show T-YYYY-NNNNNN\n\n"
+    "DESCRIPTION\n"
+    "    Prints the ticket's state, customer and product, the pre-diagnosis (diagnostics),\n"
+    "    the coverage estimate (billing), the customer notifications (notification) and the\n"
+    "    timeline of every step with its time (Europe/Paris), state and actor.\n\n"
+    "OUTPUT\n"
+    "    --json: one object with id, state, kind, channel, serial, model, customer {name, phone,\n"
+    "    email, lang, business}, delivered_on, requested_on, symptom, fault_codes, created_at and\n"
+    "    updated_at (UTC, ISO 8601), prediagnosis (object or null), coverage (object or null),\n"
+    "    notifications [{id, event, channel, status, recipient, subject, body, lang, at}] and\n"
+    "    timeline [{at, event, state, actor, detail}].\n\n"
+    "EXIT STATUS\n    0 shown, 1 usage, 2 malformed id, 3 no such ticket, 4 intake unavailable.\n";
+
+typedef struct ticket_args {
+    Sav__TicketOpen open;
+    Sav__Contact contact;
+    char *faults[TICKET_MAX_FAULTS];
+    char request_id[ENVELOPE_ID_LEN];
+} ticket_args;
+
+static int ticket_parse_open(int argc, char **argv, ticket_args *t) {
+    static const struct option opts[] = {
+        {"customer", required_argument, 0, 'n'}, {"phone", required_argument, 0, 'p'},
+        {"email", required_argument, 0, 'e'},    {"lang", required_argument, 0, 'l'},
+        {"business", no_argument, 0, 'b'},       {"serial", required_argument, 0, 's'},
+        {"model", required_argument, 0, 'm'},    {"delivered", required_argument, 0, 'd'},
+        {"second-hand", no_argument, 0, '2'},    {"kind", required_argument, 0, 'k'},
+        {"channel", required_argument, 0, 'c'},  {"symptom", required_argument, 0, 'y'},
+        {"fault", required_argument, 0, 'f'},    {"requested-on", required_argument, 0, 'r'},
+        {"request-id", required_argument, 0, 'i'}, {0, 0, 0, 0}};
+    Sav__TicketOpen *o = &t->open;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': t->contact.name = optarg; break;
+        case 'p': t->contact.phone = optarg; break;
+        case 'e': t->contact.email = optarg; break;
+        case 'l': t->contact.lang = optarg; break;
+        case 'b': t->contact.has_business = 1, t->contact.business = 1; break;
+        case 's': o->serial = optarg; break;
+        case 'm': o->model = optarg; break;
+        case 'd': o->delivered_on = optarg; break;
+        case '2': o->has_second_hand = 1, o->second_hand = 1; break;
+        case 'k': o->kind = optarg; break;
+        case 'c': o->channel = optarg; break;
+        case 'y': o->symptom = optarg; break;
+        case 'f':
+            if (o->n_fault_codes == TICKET_MAX_FAULTS)
+                return savctl_usage_error("ticket open", "at most %d --fault", TICKET_MAX_FAULTS);
+            t->faults[o->n_fault_codes++] = optarg;
+            break;
+        case 'r': o->requested_on = optarg; break;
+        case 'i': o->request_id = optarg; break;
+        default: return savctl_usage_error("ticket open", "unknown option");
+        }
+    }
+    if (optind < argc) return savctl_usage_error("ticket open", "unexpected argument \"%s\"", argv[optind]);
+    const char *missing = !t->contact.name ? "--customer" : !o->serial ? "--serial" : !o->model ? "--model"
+                          : !o->kind ? "--kind" : !o->symptom ? "--symptom" : NULL;
+    if (missing) return savctl_usage_error("ticket open", "%s is required", missing);
+    return 0;
+}
+
+int savctl_cmd_ticket_open(savctl *ctl, int argc, char **argv) {
+    ticket_args t;
+    memset(&t, 0, sizeof(t));
+    sav__ticket_open__init(&t.open);
+    sav__contact__init(&t.contact);
+    t.open.customer = &t.contact;
+    t.open.fault_codes = t.faults;
+    int rc = ticket_parse_open(argc, argv, &t);
+    if (rc != 0) return rc;
+    if (!t.contact.lang) t.contact.lang = "fr";
+    if (!t.open.channel) t.open.channel = "drop_off";
+    if (!t.open.request_id) {
+        envelope_new_id(t.request_id);
+        t.open.request_id = t.request_id;
+    }
+    Sav__Envelope *reply;
+    rc = savctl_request(ctl, SVC_INTAKE, SAV__MESSAGE_TYPE__TICKET_OPEN, &t.open.base, NULL, &reply);
+    if (rc != SAVCTL_OK) return rc;
+    Sav__TicketOpened *opened = reply->type == SAV__MESSAGE_TYPE__TICKET_OPENED
+                                    ? (Sav__TicketOpened *)envelope_body(reply, &sav__ticket_opened__descriptor)
+                                    : NULL;
+    envelope_free(reply);
+    if (!opened) {
+        fprintf(stderr, "savctl: intake sent an unexpected reply\n");
+        return SAVCTL_INTERNAL;
+    }
+    if (ctl->json)
+        savctl_print_json(json_pack("{s:s,s:s,s:b}", "id", opened->ticket_id, "state", opened->state, "replayed",
+                                    opened->replayed));
+    else
+        printf("%s%s\n", opened->ticket_id, opened->replayed ? " (already opened by this request id)" : "");
+    sav__ticket_opened__free_unpacked(opened, NULL);
+    return SAVCTL_OK;
+}
+
+/* ---- show ---------------------------------------------------------------- */
+
+static const char *ticket_field(Sav__Field **fields, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(fields[i]->name, name) == 0) return fields[i]->value;
+    return "";
+}
+
+static json_t *ticket_time(int64_t ms) {
+    char buf[40];
+    clock_format_utc(ms, buf, sizeof(buf));
+    return json_string(buf);
+}
+
+static json_t *ticket_opt_string(const char *s) {
+    return s && s[0] ? json_string(s) : json_null();
+}
+
+/* A section recorded by a service as a JSON object; numeric and boolean fields typed. */
+static json_t *ticket_section(Sav__Field **fields, size_t n) {
+    if (n == 0) return json_null();
+    json_t *o = json_object();
+    for (size_t i = 0; i < n; i++) {
+        const char *k = fields[i]->name, *v = fields[i]->value;
+        if (strcmp(k, "customer_pays") == 0 || strcmp(k, "matched") == 0)
+            json_object_set_new(o, k, json_boolean(strcmp(v, "1") == 0));
+        else if (strcmp(k, "estimate_cents") == 0 || strcmp(k, "labour_minutes") == 0 ||
+                 strcmp(k, "parts_availability_years") == 0)
+            json_object_set_new(o, k, json_integer(atoll(v)));
+        else
+            json_object_set_new(o, k, ticket_opt_string(v));
+    }
+    return o;
+}
+
+static json_t *ticket_faults(const char *csv) {
+    json_t *arr = json_array();
+    char copy[1024];
+    snprintf(copy, sizeof(copy), "%s", csv);
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+        json_array_append_new(arr, json_string(tok));
+    return arr;
+}
+
+static json_t *ticket_json(const Sav__TicketView *v) {
+    Sav__Field **f = v->ticket;
+    size_t n = v->n_ticket;
+#define TF(name) ticket_field(f, n, name)
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", TF("id"), "state", TF("state"), "kind", TF("kind"),
+                          "channel", TF("channel"), "serial", TF("serial"), "model", TF("model"));
+    json_object_set_new(o, "customer",
+                        json_pack("{s:s,s:o,s:o,s:s,s:b}", "name", TF("customer_name"), "phone",
+                                  ticket_opt_string(TF("phone")), "email", ticket_opt_string(TF("email")), "lang",
+                                  TF("lang"), "business", strcmp(TF("business"), "1") == 0));
+    json_object_set_new(o, "delivered_on", ticket_opt_string(TF("delivered_on")));
+    json_object_set_new(o, "second_hand", json_boolean(strcmp(TF("second_hand"), "1") == 0));
+    json_object_set_new(o, "requested_on", json_string(TF("requested_on")));
+    json_object_set_new(o, "symptom", json_string(TF("symptom")));
+    json_object_set_new(o, "fault_codes", ticket_faults(TF("faults")));
+    json_object_set_new(o, "created_at", ticket_time(atoll(TF("created_at"))));
+    json_object_set_new(o, "updated_at", ticket_time(atoll(TF("updated_at"))));
+#undef TF
+    json_object_set_new(o, "prediagnosis", ticket_section(v->prediagnosis, v->n_prediagnosis));
+    json_object_set_new(o, "coverage", ticket_section(v->coverage, v->n_coverage));
+    json_t *notifs = json_array();
+    for (size_t i = 0; i < v->n_notifications; i++) {
+        const Sav__NotificationView *nv = v->notifications[i];
+        json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:s,s:s}", "id", nv->id, "event", nv->event, "channel",
+                              nv->channel, "status", nv->status, "recipient", nv->recipient, "subject",
+                              ticket_opt_string(nv->subject), "body", nv->body, "lang", nv->lang);
+        json_object_set_new(j, "at", ticket_time(nv->at_ms));
+        json_array_append_new(notifs, j);
+    }
+    json_object_set_new(o, "notifications", notifs);
+    json_t *timeline = json_array();
+    for (size_t i = 0; i < v->n_timeline; i++) {
+        const Sav__TimelineEntry *e = v->timeline[i];
+        json_t *j = json_pack("{s:o,s:s,s:s,s:s,s:s}", "at", ticket_time(e->at_ms), "event", e->event, "state",
+                              e->state, "actor", e->actor, "detail", e->detail ? e->detail : "");
+        json_array_append_new(timeline, j);
+    }
+    json_object_set_new(o, "timeline", timeline);
+    return o;
+}
+
+static void ticket_print_section(const char *title, Sav__Field **fields, size_t n) {
+    printf("\n%s\n", title);
+    if (n == 0) printf("  (nothing recorded yet)\n");
+    for (size_t i = 0; i < n; i++) printf("  %-26s %s\n", fields[i]->name, fields[i]->value);
+}
+
+static void ticket_print(const Sav__TicketView *v) {
+    Sav__Field **f = v->ticket;
+    size_t n = v->n_ticket;
+    char when[48];
+    clock_format_paris(atoll(ticket_field(f, n, "created_at")), when, sizeof(when));
+    printf("Ticket     %s    state: %s    kind: %s (%s)\n", ticket_field(f, n, "id"), ticket_field(f, n, "state"),
+           ticket_field(f, n, "kind"), ticket_field(f, n, "channel"));
+    printf("Customer   %s  phone %s  e-mail %s  lang %s%s\n", ticket_field(f, n, "customer_name"),
+           ticket_field(f, n, "phone")[0] ? ticket_field(f, n, "phone") : "-",
+           ticket_field(f, n, "email")[0] ? ticket_field(f, n, "email") : "-", ticket_field(f, n, "lang"),
+           strcmp(ticket_field(f, n, "business"), "1") == 0 ? "  (business)" : "");
+    printf("Product    %s  serial %s  delivered %s%s\n", ticket_field(f, n, "model"), ticket_field(f, n, "serial"),
+           ticket_field(f, n, "delivered_on")[0] ? ticket_field(f, n, "delivered_on") : "unknown",
+           strcmp(ticket_field(f, n, "second_hand"), "1") == 0 ? " (second-hand)" : "");
+    printf("Symptom    %s  faults: %s\n", ticket_field(f, n, "symptom"),
+           ticket_field(f, n, "faults")[0] ? ticket_field(f, n, "faults") : "-");
+    printf("Opened     %s (requested on %s)\n", when, ticket_field(f, n, "requested_on"));
+    ticket_print_section("Pre-diagnosis (diagnostics)", v->prediagnosis, v->n_prediagnosis);
+    ticket_print_section("Coverage estimate (billing)", v->coverage, v->n_coverage);
+    printf("\nNotifications (notification)\n");
+    if (v->n_notifications == 0) printf("  (none yet)\n");
+    for (size_t i = 0; i < v->n_notifications; i++) {
+        const Sav__NotificationView *nv = v->notifications[i];
+        printf("  %-5s %-9s %s  [%s]\n", nv->channel, nv->status, nv->recipient, nv->id);
+        if (nv->subject && nv->subject[0]) printf("        Subject: %s\n", nv->subject);
+        printf("        %.*s%s\n", 160, nv->body, strlen(nv->body) > 160 ? "..." : "");
+    }
+    printf("\nTimeline\n");
+    for (size_t i = 0; i < v->n_timeline; i++) {
+        const Sav__TimelineEntry *e = v->timeline[i];
+        clock_format_paris(e->at_ms, when, sizeof(when));
+        printf("  %s  %-24s %-14s %-13s %s\n", when, e->event, e->state, e->actor, e->detail ? e->detail : "");
+    }
+}
+
+int savctl_cmd_ticket_show(savctl *ctl, int argc, char **argv) {
+    if (argc != 2) return savctl_usage_error("ticket show", "expects exactly one ticket id");
+    Sav__TicketShow q = SAV__TICKET_SHOW__INIT;
+    q.ticket_id = argv[1];
+    Sav__Envelope *reply;
+    int rc = savctl_request(ctl, SVC_INTAKE, SAV__MESSAGE_TYPE__TICKET_SHOW, &q.base, NULL, &reply);
+    if (rc != SAVCTL_OK) return rc;
+    Sav__TicketView *v = reply->type == SAV__MESSAGE_TYPE__TICKET_VIEW
+                             ? (Sav__TicketView *)envelope_body(reply, &sav__ticket_view__descriptor)
+                             : NULL;
+    envelope_free(reply);
+    if (!v) {
+        fprintf(stderr, "savctl: intake sent an unexpected reply\n");
+        return SAVCTL_INTERNAL;
+    }
+    if (ctl->json)
+        savctl_print_json(ticket_json(v));
+    else
+        ticket_print(v);
+    sav__ticket_view__free_unpacked(v, NULL);
+    return SAVCTL_OK;
+}

@@ -1,0 +1,185 @@
+/* savctl: dispatches "savctl [global options] COMMAND [SUBCOMMAND] [options]". */
+#include "savctl.h"
+#include "bus.h"
+#include "clock.h"
+#include "err.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef SAV_VERSION
+#define SAV_VERSION "0.0.0"
+#endif
+
+static const savctl_command savctl_commands[] = {
+    {"ping", "check that every service answers", savctl_cmd_ping, savctl_help_ping},
+    {"ticket open", "open a service ticket", savctl_cmd_ticket_open, savctl_help_ticket_open},
+    {"ticket show", "show a ticket, what each service recorded, and its timeline", savctl_cmd_ticket_show,
+     savctl_help_ticket_show},
+    {"config get", "print the effective value of a configuration key", savctl_cmd_config_get,
+     savctl_help_config_get},
+};
+#define SAVCTL_NCOMMANDS (sizeof(savctl_commands) / sizeof(savctl_commands[0]))
+
+static void savctl_overview(FILE *out) {
+    fprintf(out,
+            "NAME\n    savctl - operate SAV, the after-sales service platform\n\n"
+            "SYNOPSIS\n    savctl [--config FILE] [--json] COMMAND [options]\n"
+            "    savctl COMMAND --help\n\n"
+            "GLOBAL OPTIONS\n"
+            "    --config FILE  configuration file (default: $SAV_CONFIG, else deploy/local/sav.conf);\n"
+            "                   SAV_<SECTION>_<KEY> environment variables override its keys\n"
+            "    --json         print one JSON document instead of text\n"
+            "    --version      print the version\n"
+            "    --help         print this page\n\n"
+            "COMMANDS\n");
+    for (size_t i = 0; i < SAVCTL_NCOMMANDS; i++)
+        fprintf(out, "    %-14s %s\n", savctl_commands[i].name, savctl_commands[i].summary);
+    fprintf(out, "\nEXIT STATUS\n"
+                 "    0 ok, 1 usage error, 2 input rejected (reason on stderr), 3 not found,\n"
+                 "    4 service unavailable (which one on stderr), 5 internal error\n");
+}
+
+int savctl_usage_error(const char *command, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "savctl %s: ", command);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'savctl %s --help'.\n", command);
+    va_end(ap);
+    return SAVCTL_USAGE;
+}
+
+int savctl_print_help(const savctl_command *cmd) {
+    fputs(cmd->help, stdout);
+    return SAVCTL_OK;
+}
+
+int savctl_wants_help(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) return 1;
+    return 0;
+}
+
+void savctl_print_json(json_t *value) {
+    char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (text) puts(text);
+    free(text);
+    json_decref(value);
+}
+
+static int savctl_exit_for(Sav__ErrorCode code) {
+    switch (code) {
+    case SAV__ERROR_CODE__ERR_USAGE: return SAVCTL_USAGE;
+    case SAV__ERROR_CODE__ERR_REJECTED: return SAVCTL_REJECTED;
+    case SAV__ERROR_CODE__ERR_NOT_FOUND: return SAVCTL_NOT_FOUND;
+    case SAV__ERROR_CODE__ERR_UNAVAILABLE: return SAVCTL_UNAVAILABLE;
+    default: return SAVCTL_INTERNAL;
+    }
+}
+
+/* Prints an ErrorReply and returns its exit code. */
+static int savctl_report_error(enum service_id service, const Sav__Envelope *reply) {
+    Sav__ErrorReply *er = (Sav__ErrorReply *)envelope_body(reply, &sav__error_reply__descriptor);
+    if (!er) {
+        fprintf(stderr, "savctl: %s sent an unreadable error: %s\n", settings_service_name(service), err_get());
+        return SAVCTL_INTERNAL;
+    }
+    fprintf(stderr, "savctl: %s: %s\n", settings_service_name(service), er->message);
+    int rc = savctl_exit_for(er->code);
+    sav__error_reply__free_unpacked(er, NULL);
+    return rc;
+}
+
+int savctl_request(savctl *ctl, enum service_id service, Sav__MessageType type, const ProtobufCMessage *body,
+                   const char *ticket_id, Sav__Envelope **reply) {
+    char id[ENVELOPE_ID_LEN];
+    envelope_new_id(id);
+    envelope_buf frame;
+    if (envelope_pack(type, id, ticket_id, "savctl", clock_now_ms(), body, &frame) != 0) {
+        fprintf(stderr, "savctl: %s\n", err_get());
+        return SAVCTL_INTERNAL;
+    }
+    *reply = bus_request(&ctl->cfg, ctl->cfg.endpoint[service], &frame, id, ctl->cfg.request_timeout_ms,
+                         ctl->cfg.request_attempts);
+    envelope_buf_free(&frame);
+    if (!*reply) {
+        fprintf(stderr, "savctl: service %s unavailable: %s\n", settings_service_name(service), err_get());
+        return SAVCTL_UNAVAILABLE;
+    }
+    if ((*reply)->type == SAV__MESSAGE_TYPE__ERROR_REPLY) {
+        int rc = savctl_report_error(service, *reply);
+        envelope_free(*reply);
+        *reply = NULL;
+        return rc;
+    }
+    return SAVCTL_OK;
+}
+
+/* Finds the command named by the first one or two words of argv; sets *used to the words consumed. */
+static const savctl_command *savctl_find(int argc, char **argv, int *used) {
+    for (size_t i = 0; i < SAVCTL_NCOMMANDS; i++) {
+        const char *name = savctl_commands[i].name, *space = strchr(name, ' ');
+        if (!space && strcmp(argv[0], name) == 0) {
+            *used = 1;
+            return &savctl_commands[i];
+        }
+        if (space && argc >= 2 && strncmp(argv[0], name, (size_t)(space - name)) == 0 &&
+            argv[0][space - name] == '\0' && strcmp(argv[1], space + 1) == 0) {
+            *used = 2;
+            return &savctl_commands[i];
+        }
+    }
+    return NULL;
+}
+
+static int savctl_global_options(int argc, char **argv, const char **config, int *json) {
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"version", no_argument, 0, 'v'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c;
+    /* '+' stops at the command name: its own options are parsed by the command. */
+    while ((c = getopt_long(argc, argv, "+c:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': *config = optarg; break;
+        case 'j': *json = 1; break;
+        case 'v': printf("savctl %s\n", SAV_VERSION); return SAVCTL_OK;
+        case 'h': savctl_overview(stdout); return SAVCTL_OK;
+        default: savctl_overview(stderr); return SAVCTL_USAGE;
+        }
+    }
+    return -1;
+}
+
+int main(int argc, char **argv) {
+    const char *config = NULL;
+    savctl ctl = {0};
+    int rc = savctl_global_options(argc, argv, &config, &ctl.json);
+    if (rc >= 0) return rc;
+    if (optind >= argc) {
+        savctl_overview(stderr);
+        return SAVCTL_USAGE;
+    }
+    int used = 0;
+    const savctl_command *cmd = savctl_find(argc - optind, argv + optind, &used);
+    if (!cmd) {
+        fprintf(stderr, "savctl: unknown command \"%s\"; 'savctl --help' lists the commands\n", argv[optind]);
+        return SAVCTL_USAGE;
+    }
+    int cmd_argc = argc - optind - used + 1;
+    char **cmd_argv = argv + optind + used - 1;
+    if (savctl_wants_help(cmd_argc, cmd_argv)) return savctl_print_help(cmd);
+    if (settings_load(&ctl.cfg, config) != 0 || clock_init() != 0) {
+        fprintf(stderr, "savctl: %s\n", err_get());
+        return SAVCTL_USAGE;
+    }
+    optind = 1;
+    rc = cmd->run(&ctl, cmd_argc, cmd_argv);
+    bus_shutdown();
+    return rc;
+}
