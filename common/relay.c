@@ -20,7 +20,7 @@ typedef struct relay_entry {
     char ticket[16];
     int shard;
     envelope_buf frame;
-    int attempts;
+    int attempts;        /* times handed to a connected destination */
     int64_t next_at;     /* monotonic ms of the next resend */
     int64_t interval_ms; /* current backoff */
     int acked;           /* ACK received; removal from Redis pending */
@@ -37,6 +37,7 @@ struct relay {
     int count;
     int poked;
     int64_t next_scan;
+    int64_t redis_backoff_until; /* after a failed Redis call, leave Redis alone until then */
     char (*last_pending)[RELAY_ENTRY_ID_LEN]; /* per shard: "" once caught up with our own pending entries */
     char (*checked_group); /* per shard: consumer group known to exist */
 };
@@ -132,11 +133,19 @@ static void relay_remove(relay *r, relay_entry *e) {
 static void relay_send(relay *r, relay_entry *e) {
     const void *frames[2] = {"", e->frame.data};
     size_t lens[2] = {0, e->frame.len};
-    /* A refused send (destination down, queue full) is just an attempt without an answer. */
-    if (bus_send(r->sock, 2, frames, lens) != 0)
+    /* ZMQ_IMMEDIATE refuses the send while the destination is not connected: that is no
+     * delivery attempt, so a destination that is down for a long time dead-letters nothing. */
+    if (bus_send(r->sock, 2, frames, lens) == 0)
+        e->attempts++;
+    else
         log_debug(e->ticket, e->msg_id, "send to %s deferred: %s", settings_service_name(r->dest), err_get());
-    e->attempts++;
     e->next_at = clock_mono_ms() + e->interval_ms;
+}
+
+#define RELAY_REDIS_BACKOFF_MS 250
+
+static void relay_redis_failed(relay *r) {
+    r->redis_backoff_until = clock_mono_ms() + RELAY_REDIS_BACKOFF_MS;
 }
 
 /* Finds a field's value in a stream entry's flat field list. */
@@ -241,7 +250,8 @@ static void relay_read(relay *r) {
         int n = relay_read_shard(r, shard);
         if (n < 0) {
             log_warn(NULL, NULL, "relay to %s: %s", settings_service_name(r->dest), err_get());
-            return; /* Redis down: try again at the next scan */
+            relay_redis_failed(r);
+            return;
         }
         if (n >= r->cfg->relay_batch || r->last_pending[shard][0]) full = 1;
     }
@@ -263,7 +273,10 @@ static void relay_flush_acks(relay *r) {
         if (n == 5) continue;
         for (int i = 0; i < n; i++) lens[i] = strlen(argv[i]);
         redisReply *rep = store_call(r->st, n, argv, lens);
-        if (!rep) return; /* keep them marked: flushed at the next tick */
+        if (!rep) { /* keep them marked: flushed when Redis is back */
+            relay_redis_failed(r);
+            return;
+        }
         int ok = rep->type != REDIS_REPLY_ERROR;
         if (!ok) log_error(NULL, NULL, "outbox_ack on %s: %s", key, rep->str);
         freeReplyObject(rep);
@@ -283,6 +296,9 @@ static void relay_resend_due(relay *r) {
             if (relay_dead_letter(r, e->shard, e->entry_id, "no acknowledgement", e->attempts) == 0) {
                 relay_remove(r, e);
                 i--;
+            } else {
+                relay_redis_failed(r);
+                return;
             }
             continue;
         }
@@ -333,6 +349,7 @@ void relay_on_readable(relay *r) {
 
 void relay_tick(relay *r) {
     int64_t now = clock_mono_ms();
+    if (now < r->redis_backoff_until) return;
     relay_flush_acks(r);
     relay_resend_due(r);
     if (r->poked || now >= r->next_scan) {
@@ -342,10 +359,12 @@ void relay_tick(relay *r) {
 }
 
 int64_t relay_next_due(const relay *r) {
-    if (r->poked) return clock_mono_ms();
+    int64_t now = clock_mono_ms();
+    if (now < r->redis_backoff_until) return r->redis_backoff_until;
+    if (r->poked && r->count < r->cfg->relay_window) return now;
     int64_t due = r->next_scan;
     for (int i = 0; i < r->count; i++) {
-        if (r->entries[i].acked) return clock_mono_ms();
+        if (r->entries[i].acked) return now;
         if (r->entries[i].next_at < due) due = r->entries[i].next_at;
     }
     return due;

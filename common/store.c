@@ -1,4 +1,5 @@
 #include "store.h"
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 
@@ -18,7 +19,12 @@ struct store {
     int timeout_ms;
     int shards;
     char prefix[32];
+    int64_t next_connect_ms; /* monotonic: no reconnect attempt before this */
+    int connect_backoff_ms;
 };
+
+#define STORE_BACKOFF_MIN_MS 50
+#define STORE_BACKOFF_MAX_MS 1000
 
 static struct timeval store_tv(int ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
@@ -87,8 +93,23 @@ void store_close(store *st) {
     free(st);
 }
 
+/* Connects if needed, at most once per backoff period so a down Redis is not hammered. */
 static int store_ready(store *st) {
-    return st->ctx || store_connect(st) == 0 ? 0 : -1;
+    if (st->ctx) return 0;
+    int64_t now = clock_mono_ms();
+    if (now < st->next_connect_ms) {
+        err_set("redis at %s:%d is unreachable (next attempt in %lld ms)", st->host, st->port,
+                (long long)(st->next_connect_ms - now));
+        return -1;
+    }
+    if (store_connect(st) == 0) {
+        st->connect_backoff_ms = 0;
+        return 0;
+    }
+    st->connect_backoff_ms = st->connect_backoff_ms ? st->connect_backoff_ms * 2 : STORE_BACKOFF_MIN_MS;
+    if (st->connect_backoff_ms > STORE_BACKOFF_MAX_MS) st->connect_backoff_ms = STORE_BACKOFF_MAX_MS;
+    st->next_connect_ms = now + st->connect_backoff_ms;
+    return -1;
 }
 
 redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen) {

@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "money.h"
 #include "template.h"
 
 #include <limits.h>
@@ -12,7 +13,7 @@
 #define NOTIFY_VERSION "1"
 
 static const char *const notify_received_fields[] = {"customer_name", "ticket_id", "model", "serial", "coverage",
-                                                     NULL};
+                                                     "coverage_short", NULL};
 static const template_event notify_events[] = {
     {"ticket_received", notify_received_fields},
 };
@@ -70,10 +71,27 @@ typedef struct notify_message {
     char *body;
 } notify_message;
 
+/* The coverage in a few words, for an SMS: the full reason is for the e-mail. */
+static void notify_coverage_short(const Sav__CoverageEstimated *cov, const char *lang, char *out, size_t len) {
+    int en = strcmp(lang, "en") == 0;
+    char amount[48];
+    if (!cov->customer_pays && strcmp(cov->basis, "legal_conformity") == 0)
+        snprintf(out, len, en ? "Likely free: legal guarantee." : "Prise en charge probable : garantie légale, gratuite.");
+    else if (!cov->customer_pays)
+        snprintf(out, len, en ? "Likely free: manufacturer's warranty." : "Prise en charge probable : garantie fabricant, gratuite.");
+    else if (cov->estimate_cents > 0) {
+        money_format(cov->estimate_cents, lang, amount, sizeof(amount));
+        snprintf(out, len, en ? "Chargeable, estimate %s incl. VAT; quote to follow." : "Payant, estimation %s TTC ; devis à suivre.", amount);
+    } else
+        snprintf(out, len, en ? "Chargeable; quote to follow." : "Payant ; devis à suivre.");
+}
+
 static int notify_render(service *svc, const char *ticket_id, const redisReply *t, const Sav__CoverageEstimated *cov,
                          notify_message *out, int *count) {
+    char coverage_short[160];
+    notify_coverage_short(cov, notify_str(t, NT_LANG), coverage_short, sizeof(coverage_short));
     const char *values[] = {notify_str(t, NT_NAME), ticket_id, notify_str(t, NT_MODEL), notify_str(t, NT_SERIAL),
-                            cov->reason};
+                            cov->reason, coverage_short};
     const char *channels[2] = {"sms", "email"};
     const char *recipients[2] = {notify_str(t, NT_PHONE), notify_str(t, NT_EMAIL)};
     *count = 0;

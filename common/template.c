@@ -37,6 +37,8 @@ static char *template_read(const char *path) {
         return NULL;
     }
     buf[n] = '\0';
+    /* Editors add a final newline; a message never ends with blank space. */
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r')) buf[--n] = '\0';
     if (validate_utf8(buf, n) != 0 || strlen(buf) != n) {
         err_set("template %s: not valid UTF-8 text", path);
         free(buf);
