@@ -15,6 +15,14 @@ int clock_init(void) {
         return -1;
     }
     tzset();
+    /* Without tzdata, glibc silently falls back to UTC: legal deadlines would be off by hours. */
+    time_t summer = 1782864000; /* 2026-07-01T00:00:00Z */
+    struct tm tm;
+    localtime_r(&summer, &tm);
+    if (tm.tm_gmtoff != 7200) {
+        err_set("time zone data for Europe/Paris is missing: install the tzdata package");
+        return -1;
+    }
     const char *off = getenv("SAV_CLOCK_OFFSET_MS");
     if (off && *off) {
         char *end;
@@ -104,13 +112,13 @@ int clock_date_add_months(const char *date, int months, char out[CLOCK_DATE_LEN]
         err_set("\"%s\" is not a calendar date in the form YYYY-MM-DD", date ? date : "");
         return -1;
     }
-    int total = y * 12 + (m - 1) + months;
-    y = total / 12;
-    m = total % 12 + 1;
-    if (y < 1900 || y > 2199) {
+    long long total = (long long)y * 12 + (m - 1) + months;
+    if (total < 1900LL * 12 || total > 2199LL * 12 + 11) {
         err_set("%s plus %d months leaves the supported years 1900..2199", date, months);
         return -1;
     }
+    y = (int)(total / 12);
+    m = (int)(total % 12) + 1;
     if (d > clock_days_in_month(y, m)) d = clock_days_in_month(y, m);
     char tmp[32];
     snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d", y, m, d);

@@ -9,7 +9,7 @@
 
 #define CLOCK_DATE_LEN 11 /* "YYYY-MM-DD" and its NUL */
 
-/* Selects Europe/Paris for local-time conversions and reads SAV_CLOCK_OFFSET_MS; returns -1 on a bad offset. */
+/* Selects Europe/Paris (checking tzdata is there) and reads SAV_CLOCK_OFFSET_MS; 0 or -1 with err. */
 int clock_init(void);
 
 /* Returns the current UTC time in milliseconds since the epoch, offset applied. */
@@ -24,7 +24,7 @@ void clock_date_paris(int64_t utc_ms, char out[CLOCK_DATE_LEN]);
 /* Returns the Europe/Paris calendar year of a UTC instant. */
 int clock_year_paris(int64_t utc_ms);
 
-/* Formats a UTC instant for people: "2026-11-30 10:05 CET" (Europe/Paris). */
+/* Formats a UTC instant for people: "2026-11-30 10:05:03 CET" (Europe/Paris). */
 void clock_format_paris(int64_t utc_ms, char *out, size_t len);
 
 /* Formats a UTC instant as ISO 8601 with milliseconds and Z. */

@@ -76,6 +76,10 @@ static int settings_assign(settings *s, const setting_def *d, const char *value,
     char *field = (char *)s + d->offset;
     if (d->type == ST_STR) {
         size_t len = strlen(value);
+        if (len == 0) {
+            err_set("%s: %s.%s is empty", where, d->section, d->key);
+            return -1;
+        }
         if (len >= d->size) {
             err_set("%s: %s.%s is too long (%zu bytes, at most %zu)", where, d->section, d->key, len, d->size - 1);
             return -1;
@@ -124,7 +128,14 @@ static int settings_line(settings *s, char *line, char *section, size_t seclen, 
         return -1;
     }
     *eq = '\0';
-    char *key = settings_trim(line), *value = settings_trim(eq + 1);
+    char *key = settings_trim(line), *value = eq + 1;
+    /* A '#' after whitespace starts a comment, as on a line of its own. */
+    for (char *p = value; *p; p++)
+        if (*p == '#' && (p == value || p[-1] == ' ' || p[-1] == '\t')) {
+            *p = '\0';
+            break;
+        }
+    value = settings_trim(value);
     if (!section[0]) {
         err_set("%s: key \"%s\" appears before any [section]", where, key);
         return -1;

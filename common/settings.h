@@ -1,5 +1,6 @@
 /* settings: the one configuration file every binary reads.
- * Format: INI ("[section]" then "key = value"; '#' starts a comment).
+ * Format: INI ("[section]" then "key = value"; '#' at the start of a line or
+ * after whitespace starts a comment; values may not be empty).
  * Every key is known here with its type and bounds: an unknown key, a bad
  * value or a syntax error is refused with the file, line and reason, so a
  * typo never silently falls back to a default. Any key can be overridden by

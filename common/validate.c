@@ -84,7 +84,7 @@ static int validate_phone_digits(const char *in, char *digits, size_t cap, int *
             }
             digits[n++] = *p;
         } else if (!strchr(" .-()", *p)) {
-            err_set("phone number contains '%c': only digits, spaces, dots, dashes and a leading + are allowed", *p);
+            err_set("phone number contains '%c': only digits, spaces, dots, dashes, brackets and a leading + are allowed", *p);
             return -1;
         }
     }
@@ -152,7 +152,7 @@ int validate_email(const char *s) {
         }
     }
     const char *domain = at + 1, *dot = strrchr(domain, '.');
-    if (!dot || dot == domain || dot[1] == '\0' || strstr(domain, "..") || domain[0] == '-' || s[len - 1] == '.') {
+    if (!dot || domain[0] == '.' || dot[1] == '\0' || strstr(domain, "..") || domain[0] == '-' || s[len - 1] == '.') {
         err_set("e-mail address \"%s\" has no valid domain", s);
         return -1;
     }
@@ -160,13 +160,12 @@ int validate_email(const char *s) {
 }
 
 int validate_choice(const char *field, const char *s, const char *const *choices) {
+    for (const char *const *c = choices; *c; c++)
+        if (s && strcmp(s, *c) == 0) return 0;
     char list[256] = "";
     size_t pos = 0;
-    for (const char *const *c = choices; *c; c++) {
-        if (s && strcmp(s, *c) == 0) return 0;
+    for (const char *const *c = choices; *c && pos < sizeof(list); c++)
         pos += (size_t)snprintf(list + pos, sizeof(list) - pos, "%s%s", pos ? ", " : "", *c);
-        if (pos >= sizeof(list)) break;
-    }
     err_set("%s must be one of: %s (got \"%s\")", field, list, s ? s : "");
     return -1;
 }

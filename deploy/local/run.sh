@@ -10,6 +10,7 @@ bin=${SAV_BIN:-build/bin}
 export SAV_CONFIG=${SAV_CONFIG:-deploy/local/sav.conf}
 var=${SAV_VAR:-var}
 mkdir -p "$var/redis" "$var/log"
+var=$(cd "$var" && pwd)
 
 get() { "$bin/savctl" config get "$1"; }
 redis_host=$(get redis.host)
@@ -31,13 +32,13 @@ trap stop EXIT
 cat > "$var/redis/redis.conf" <<CONF
 bind $redis_host
 port $redis_port
-dir $root/$var/redis
+dir $var/redis
 appendonly yes
 appendfsync always
 save ""
 maxmemory-policy noeviction
 protected-mode yes
-logfile $root/$var/log/redis.log
+logfile $var/log/redis.log
 CONF
 redis-server "$var/redis/redis.conf" &
 pids="$!"

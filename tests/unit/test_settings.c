@@ -1,0 +1,429 @@
+/* Unit tests for common/settings.c: defaults, parsing, refusals with file:line, environment overrides, lookups. */
+#include "unit.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "settings.h"
+
+extern char **environ;
+
+/* The temporary config file of the running test; removed by the teardown. */
+static char conf_path[64];
+
+/* Writes text to a fresh temporary file and returns its path. */
+static const char *conf_write(const char *text) {
+    if (conf_path[0]) unlink(conf_path);
+    snprintf(conf_path, sizeof(conf_path), "/tmp/sav-unit-conf-XXXXXX");
+    int fd = mkstemp(conf_path);
+    if (fd < 0) fail_msg("mkstemp failed");
+    size_t len = strlen(text);
+    ssize_t n = write(fd, text, len);
+    close(fd);
+    assert_int_equal(len, (size_t)n);
+    return conf_path;
+}
+
+/* Removes every SAV_* variable, so that the caller's environment cannot leak into a test. */
+static void env_clear_sav(void) {
+    for (;;) {
+        char name[256] = "";
+        for (char **e = environ; *e; e++)
+            if (strncmp(*e, "SAV_", 4) == 0) {
+                size_t n = strcspn(*e, "=");
+                if (n < sizeof(name)) snprintf(name, sizeof(name), "%.*s", (int)n, *e);
+                break;
+            }
+        if (!name[0]) return;
+        unsetenv(name);
+    }
+}
+
+static int settings_setup(void **state) {
+    (void)state;
+    conf_path[0] = '\0';
+    env_clear_sav();
+    return 0;
+}
+
+static int settings_teardown(void **state) {
+    (void)state;
+    if (conf_path[0]) unlink(conf_path);
+    conf_path[0] = '\0';
+    env_clear_sav();
+    return 0;
+}
+
+/* Loads text as a config file and fails unless it is refused with exactly "<path>:<line>: <reason>". */
+static void load_refused_at(const char *text, int line, const char *reason) {
+    settings s;
+    const char *path = conf_write(text);
+    unit_err_clear();
+    if (settings_load(&s, path) != -1) fail_msg("config accepted:\n%s", text);
+    char expected[512];
+    snprintf(expected, sizeof(expected), "%s:%d: %s", path, line, reason);
+    assert_err_equal(expected);
+    unlink(conf_path);
+    conf_path[0] = '\0';
+}
+
+/* Loads text as a config file and fails unless it is refused with an error containing needle. */
+static void load_refused(const char *text, const char *needle) {
+    settings s;
+    const char *path = conf_write(text);
+    unit_err_clear();
+    if (settings_load(&s, path) != -1) fail_msg("config accepted:\n%s", text);
+    assert_err_contains(needle);
+    unlink(conf_path);
+    conf_path[0] = '\0';
+}
+
+static void test_empty_file_gives_every_default(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("");
+    assert_int_equal(0, settings_load(&s, path));
+    assert_string_equal(path, s.path);
+    assert_string_equal("127.0.0.1", s.redis_host);
+    assert_int_equal(6390, s.redis_port);
+    assert_int_equal(2000, s.redis_timeout_ms);
+    assert_int_equal(1, s.redis_shards);
+    assert_string_equal("sav", s.redis_prefix);
+    assert_int_equal(7, s.dedup_ttl_days);
+    assert_string_equal("tcp://127.0.0.1:5551", s.endpoint[SVC_INTAKE]);
+    assert_string_equal("tcp://127.0.0.1:5552", s.endpoint[SVC_DIAGNOSTICS]);
+    assert_string_equal("tcp://127.0.0.1:5553", s.endpoint[SVC_BILLING]);
+    assert_string_equal("tcp://127.0.0.1:5554", s.endpoint[SVC_NOTIFICATION]);
+    assert_string_equal("1", s.instance);
+    assert_string_equal("info", s.log_level);
+    assert_int_equal(65536, s.max_frame_bytes);
+    assert_int_equal(1048576, s.socket_max_bytes);
+    assert_int_equal(128, s.relay_batch);
+    assert_int_equal(1024, s.relay_window);
+    assert_int_equal(1000, s.relay_ack_timeout_ms);
+    assert_int_equal(5000, s.relay_backoff_max_ms);
+    assert_int_equal(60, s.relay_max_attempts);
+    assert_int_equal(1000, s.relay_scan_ms);
+    assert_int_equal(3000, s.request_timeout_ms);
+    assert_int_equal(3, s.request_attempts);
+    assert_string_equal("catalog.json", s.catalog_path);
+    assert_string_equal("../../services/notification/templates", s.templates_dir);
+    assert_int_equal(6500, s.labour_rate_cents);
+    assert_int_equal(2000, s.vat_basis_points);
+}
+
+static void test_values_are_read_with_comments_spaces_and_crlf(void **state) {
+    (void)state;
+    settings s;
+    const char *path;
+    path = conf_write("# SAV test configuration\n"
+                      "\n"
+                      "[redis]\n"
+                      "  host   =   redis.example.internal  \n"
+                      "port=6400 # a trailing comment\n"
+                      "shards = 16\t# after a tab\r\n"
+                      "prefix = savtest\n"
+                      "; another comment style\n"
+                      "   # indented comment\n"
+                      "[intake]\n"
+                      "endpoint = tcp://0.0.0.0:6551\n"
+                      "[service]\n"
+                      "instance = intake-2\n"
+                      "log_level = debug\n"
+                      "[bus]\n"
+                      "max_frame_bytes = 1024\n"
+                      "socket_max_bytes = 67108864\n"
+                      "[billing]\n"
+                      "vat_basis_points = 550\n"
+                      "labour_rate_cents = 0\n"
+                      "[notification]\n"
+                      "templates = /srv/sav/templates"); /* last line without a newline */
+    unit_err_clear();
+    if (settings_load(&s, path) != 0) fail_msg("refused: %s", err_get());
+    assert_string_equal("redis.example.internal", s.redis_host);
+    assert_int_equal(6400, s.redis_port);
+    assert_int_equal(16, s.redis_shards);
+    assert_string_equal("savtest", s.redis_prefix);
+    assert_string_equal("tcp://0.0.0.0:6551", s.endpoint[SVC_INTAKE]);
+    assert_string_equal("tcp://127.0.0.1:5552", s.endpoint[SVC_DIAGNOSTICS]);
+    assert_string_equal("intake-2", s.instance);
+    assert_string_equal("debug", s.log_level);
+    assert_int_equal(1024, s.max_frame_bytes);
+    assert_int_equal(67108864, s.socket_max_bytes);
+    assert_int_equal(550, s.vat_basis_points);
+    assert_int_equal(0, s.labour_rate_cents);
+    assert_string_equal("/srv/sav/templates", s.templates_dir);
+    assert_int_equal(2000, s.redis_timeout_ms); /* untouched keys keep their default */
+}
+
+static void test_unknown_section_refused_with_file_and_line(void **state) {
+    (void)state;
+    load_refused_at("[redis]\nport = 6390\n\n[nosuch]\nfoo = 1\n", 5, "unknown setting nosuch.foo");
+    /* Spaces inside the brackets are part of the name, so the section is unknown. */
+    load_refused("[ redis ]\nport = 6390\n", ":2: unknown setting");
+}
+
+static void test_unknown_key_refused_with_file_and_line(void **state) {
+    (void)state;
+    load_refused_at("# comment\n[redis]\nprot = 6390\n", 3, "unknown setting redis.prot");
+    load_refused_at("[redis]\nPort = 6390\n", 2, "unknown setting redis.Port");
+    /* A key that exists, but in another section. */
+    load_refused_at("[intake]\nport = 6390\n", 2, "unknown setting intake.port");
+    load_refused_at("[redis]\n= 6390\n", 2, "unknown setting redis.");
+}
+
+static void test_bad_integer_refused(void **state) {
+    (void)state;
+    load_refused_at("[redis]\nport = abc\n", 2, "redis.port must be an integer from 0 to 65535, got \"abc\"");
+    load_refused_at("[redis]\nport = 12x\n", 2, "redis.port must be an integer from 0 to 65535, got \"12x\"");
+    load_refused_at("[redis]\nport = 6390.0\n", 2, "redis.port must be an integer from 0 to 65535, got \"6390.0\"");
+    load_refused_at("[redis]\nport =\n", 2, "redis.port must be an integer from 0 to 65535, got \"\"");
+    load_refused_at("[redis]\nport = 0x1000\n", 2, "redis.port must be an integer from 0 to 65535, got \"0x1000\"");
+    load_refused_at("[redis]\nport = 6390#no space before the hash\n", 2,
+                    "redis.port must be an integer from 0 to 65535, got \"6390#no space before the hash\"");
+    load_refused_at("[redis]\ntimeout_ms = 99999999999999999999999\n", 2,
+                    "redis.timeout_ms must be an integer from 10 to 60000, got \"99999999999999999999999\"");
+}
+
+static void test_integer_out_of_range_refused(void **state) {
+    (void)state;
+    load_refused_at("[redis]\nport = 65536\n", 2, "redis.port must be an integer from 0 to 65535, got \"65536\"");
+    load_refused_at("[redis]\nport = -1\n", 2, "redis.port must be an integer from 0 to 65535, got \"-1\"");
+    load_refused_at("[redis]\nshards = 0\n", 2, "redis.shards must be an integer from 1 to 1024, got \"0\"");
+    load_refused_at("[redis]\nshards = 1025\n", 2, "redis.shards must be an integer from 1 to 1024, got \"1025\"");
+    load_refused_at("[billing]\nvat_basis_points = 10001\n", 2,
+                    "billing.vat_basis_points must be an integer from 0 to 10000, got \"10001\"");
+    load_refused_at("[client]\nattempts = 0\n", 2, "client.attempts must be an integer from 1 to 100, got \"0\"");
+    /* The bounds themselves are accepted. */
+    settings s;
+    const char *path = conf_write("[redis]\nport = 65535\nshards = 1024\n[client]\nattempts = 100\n");
+    assert_int_equal(0, settings_load(&s, path));
+    assert_int_equal(65535, s.redis_port);
+    assert_int_equal(1024, s.redis_shards);
+    assert_int_equal(100, s.request_attempts);
+}
+
+static void test_syntax_errors_refused(void **state) {
+    (void)state;
+    load_refused_at("[redis\nport = 1\n", 1, "a section header must look like [name]");
+    load_refused_at("# c\n[]\n", 2, "a section header must look like [name]");
+    load_refused_at("[redis] extra\n", 1, "a section header must look like [name]");
+    load_refused_at("[redis] # comment\n", 1, "a section header must look like [name]");
+    load_refused_at("[redis]\nport 6390\n", 2, "expected \"key = value\" or \"[section]\"");
+    load_refused_at("port = 6390\n", 1, "key \"port\" appears before any [section]");
+}
+
+static void test_overlong_line_and_value_refused(void **state) {
+    (void)state;
+    char text[2100];
+    snprintf(text, sizeof(text), "[redis]\nhost = %02000d\n", 0);
+    load_refused_at(text, 2, "line longer than 1022 bytes");
+    load_refused_at("[redis]\nprefix = abcdefghijklmnopqrstuvwxyz0123456789\n", 2,
+                    "redis.prefix is too long (36 bytes, at most 31)");
+    load_refused_at("[redis]\nhost = caf\xC3\n", 2, "redis.host is not valid UTF-8");
+}
+
+static void test_missing_file_refused(void **state) {
+    (void)state;
+    settings s;
+    unit_err_clear();
+    assert_int_equal(-1, settings_load(&s, "/nonexistent/sav-unit/sav.conf"));
+    assert_err_equal("cannot open config file /nonexistent/sav-unit/sav.conf: No such file or directory");
+}
+
+static void test_path_from_sav_config_then_default(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("[redis]\nport = 6401\n");
+    setenv("SAV_CONFIG", path, 1);
+    assert_int_equal(0, settings_load(&s, NULL));
+    assert_string_equal(path, s.path);
+    assert_int_equal(6401, s.redis_port);
+    /* An explicit path wins over SAV_CONFIG. */
+    setenv("SAV_CONFIG", "/nonexistent/sav-unit/sav.conf", 1);
+    assert_int_equal(0, settings_load(&s, path));
+    unsetenv("SAV_CONFIG");
+
+    /* Without either, deploy/local/sav.conf relative to the working directory. */
+    char cwd[PATH_MAX], dir[] = "/tmp/sav-unit-cwd-XXXXXX";
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(0, chdir(dir));
+    unit_err_clear();
+    int rc = settings_load(&s, NULL);
+    assert_int_equal(0, chdir(cwd));
+    rmdir(dir);
+    assert_int_equal(-1, rc);
+    assert_string_equal("deploy/local/sav.conf", s.path);
+    assert_err_contains("cannot open config file deploy/local/sav.conf");
+}
+
+static void test_env_overrides_file(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("[redis]\nport = 6391\n");
+    setenv("SAV_REDIS_PORT", "7000", 1);
+    setenv("SAV_NOTIFICATION_TEMPLATES", "/opt/templates", 1);
+    setenv("SAV_SERVICE_INSTANCE", "diag-7", 1);
+    assert_int_equal(0, settings_load(&s, path));
+    assert_int_equal(7000, s.redis_port);
+    assert_string_equal("/opt/templates", s.templates_dir);
+    assert_string_equal("diag-7", s.instance);
+    char out[32];
+    assert_int_equal(0, settings_get(&s, "redis", "port", out, sizeof(out)));
+    assert_string_equal("7000", out);
+}
+
+static void test_env_bad_value_refused_naming_variable(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("");
+    setenv("SAV_REDIS_PORT", "nope", 1);
+    unit_err_clear();
+    assert_int_equal(-1, settings_load(&s, path));
+    assert_err_equal("SAV_REDIS_PORT: redis.port must be an integer from 0 to 65535, got \"nope\"");
+    setenv("SAV_REDIS_PORT", "70000", 1);
+    unit_err_clear();
+    assert_int_equal(-1, settings_load(&s, path));
+    assert_err_equal("SAV_REDIS_PORT: redis.port must be an integer from 0 to 65535, got \"70000\"");
+}
+
+static void test_duplicate_endpoints_refused(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("[billing]\nendpoint = tcp://127.0.0.1:5551\n");
+    unit_err_clear();
+    assert_int_equal(-1, settings_load(&s, path));
+    assert_err_equal("intake and billing share the endpoint tcp://127.0.0.1:5551");
+    unlink(conf_path);
+    /* Also when the clash comes from the environment. */
+    path = conf_write("");
+    setenv("SAV_NOTIFICATION_ENDPOINT", "tcp://127.0.0.1:5552", 1);
+    unit_err_clear();
+    assert_int_equal(-1, settings_load(&s, path));
+    assert_err_equal("diagnostics and notification share the endpoint tcp://127.0.0.1:5552");
+}
+
+static void test_cross_field_checks(void **state) {
+    (void)state;
+    load_refused("[billing]\nendpoint = inproc://billing\n",
+                 "billing.endpoint must start with tcp:// or ipc://, got \"inproc://billing\"");
+    load_refused("[bus]\nmax_frame_bytes = 2000000\n",
+                 "bus.max_frame_bytes (2000000) must not exceed bus.socket_max_bytes (1048576)");
+    load_refused("[redis]\nprefix = sav prod\n", "redis.prefix may contain only letters");
+    load_refused("[service]\ninstance =\n", "service.instance is empty");
+    load_refused("[redis]\nhost = # only a comment\n", "redis.host is empty");
+    load_refused("[redis]\nport = 0\n", "redis.port must be set unless redis.host is a unix socket path");
+    settings s;
+    const char *path = conf_write("[redis]\nhost = /run/redis/redis.sock\nport = 0\n");
+    assert_int_equal(0, settings_load(&s, path));
+    assert_string_equal("/run/redis/redis.sock", s.redis_host);
+    assert_int_equal(0, s.redis_port);
+}
+
+static void test_get_returns_effective_values(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("[redis]\nhost = db.local\nshards = 4\n");
+    assert_int_equal(0, settings_load(&s, path));
+    char out[SETTINGS_STR];
+    assert_int_equal(0, settings_get(&s, "redis", "host", out, sizeof(out)));
+    assert_string_equal("db.local", out);
+    assert_int_equal(0, settings_get(&s, "redis", "shards", out, sizeof(out)));
+    assert_string_equal("4", out);
+    assert_int_equal(0, settings_get(&s, "redis", "port", out, sizeof(out)));
+    assert_string_equal("6390", out);
+    assert_int_equal(0, settings_get(&s, "diagnostics", "endpoint", out, sizeof(out)));
+    assert_string_equal("tcp://127.0.0.1:5552", out);
+    assert_int_equal(0, settings_get(&s, "notification", "templates", out, sizeof(out)));
+    assert_string_equal("../../services/notification/templates", out);
+    /* A short buffer gets a truncated, terminated value. */
+    char small[5];
+    assert_int_equal(0, settings_get(&s, "redis", "host", small, sizeof(small)));
+    assert_string_equal("db.l", small);
+    unit_err_clear();
+    assert_int_equal(-1, settings_get(&s, "redis", "nope", out, sizeof(out)));
+    assert_err_equal("unknown setting redis.nope");
+    unit_err_clear();
+    assert_int_equal(-1, settings_get(&s, "intake", "port", out, sizeof(out)));
+    assert_err_equal("unknown setting intake.port");
+}
+
+static void test_resolve_path_relative_to_config_directory(void **state) {
+    (void)state;
+    settings s;
+    memset(&s, 0, sizeof(s));
+    char out[SETTINGS_STR];
+    snprintf(s.path, sizeof(s.path), "/etc/sav/sav.conf");
+    settings_resolve_path(&s, "catalog.json", out, sizeof(out));
+    assert_string_equal("/etc/sav/catalog.json", out);
+    settings_resolve_path(&s, "../../services/notification/templates", out, sizeof(out));
+    assert_string_equal("/etc/sav/../../services/notification/templates", out);
+    settings_resolve_path(&s, "/opt/sav/catalog.json", out, sizeof(out));
+    assert_string_equal("/opt/sav/catalog.json", out);
+    snprintf(s.path, sizeof(s.path), "deploy/local/sav.conf");
+    settings_resolve_path(&s, "catalog.json", out, sizeof(out));
+    assert_string_equal("deploy/local/catalog.json", out);
+    snprintf(s.path, sizeof(s.path), "sav.conf");
+    settings_resolve_path(&s, "catalog.json", out, sizeof(out));
+    assert_string_equal("catalog.json", out);
+    snprintf(s.path, sizeof(s.path), "/sav.conf");
+    settings_resolve_path(&s, "catalog.json", out, sizeof(out));
+    assert_string_equal("/catalog.json", out);
+    /* Truncated to the buffer, still terminated. */
+    char small[8];
+    snprintf(s.path, sizeof(s.path), "/etc/sav/sav.conf");
+    settings_resolve_path(&s, "catalog.json", small, sizeof(small));
+    assert_string_equal("/etc/sa", small);
+}
+
+static void test_resolve_path_after_load(void **state) {
+    (void)state;
+    settings s;
+    const char *path = conf_write("[catalog]\npath = data/catalog.json\n");
+    assert_int_equal(0, settings_load(&s, path));
+    char out[SETTINGS_STR];
+    settings_resolve_path(&s, s.catalog_path, out, sizeof(out));
+    assert_string_equal("/tmp/data/catalog.json", out);
+}
+
+static void test_service_names_and_ids(void **state) {
+    (void)state;
+    assert_string_equal("intake", settings_service_name(SVC_INTAKE));
+    assert_string_equal("diagnostics", settings_service_name(SVC_DIAGNOSTICS));
+    assert_string_equal("billing", settings_service_name(SVC_BILLING));
+    assert_string_equal("notification", settings_service_name(SVC_NOTIFICATION));
+    assert_string_equal("unknown", settings_service_name(SVC_COUNT));
+    assert_int_equal(SVC_INTAKE, settings_service_id("intake"));
+    assert_int_equal(SVC_NOTIFICATION, settings_service_id("notification"));
+    assert_int_equal(-1, settings_service_id("Intake"));
+    assert_int_equal(-1, settings_service_id(""));
+}
+
+#define SETTINGS_TEST(f) cmocka_unit_test_setup_teardown(f, settings_setup, settings_teardown)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        SETTINGS_TEST(test_empty_file_gives_every_default),
+        SETTINGS_TEST(test_values_are_read_with_comments_spaces_and_crlf),
+        SETTINGS_TEST(test_unknown_section_refused_with_file_and_line),
+        SETTINGS_TEST(test_unknown_key_refused_with_file_and_line),
+        SETTINGS_TEST(test_bad_integer_refused),
+        SETTINGS_TEST(test_integer_out_of_range_refused),
+        SETTINGS_TEST(test_syntax_errors_refused),
+        SETTINGS_TEST(test_overlong_line_and_value_refused),
+        SETTINGS_TEST(test_missing_file_refused),
+        SETTINGS_TEST(test_path_from_sav_config_then_default),
+        SETTINGS_TEST(test_env_overrides_file),
+        SETTINGS_TEST(test_env_bad_value_refused_naming_variable),
+        SETTINGS_TEST(test_duplicate_endpoints_refused),
+        SETTINGS_TEST(test_cross_field_checks),
+        SETTINGS_TEST(test_get_returns_effective_values),
+        SETTINGS_TEST(test_resolve_path_relative_to_config_directory),
+        SETTINGS_TEST(test_resolve_path_after_load),
+        SETTINGS_TEST(test_service_names_and_ids),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
