@@ -144,8 +144,11 @@ static void relay_send(relay *r, relay_entry *e) {
 
 #define RELAY_REDIS_BACKOFF_MS 250
 
+/* After a failed call, an XREADGROUP may have delivered entries whose reply was lost: they sit pending under
+ * our name, so read our pending entries again (relay_admit skips those already in flight). */
 static void relay_redis_failed(relay *r) {
     r->redis_backoff_until = clock_mono_ms() + RELAY_REDIS_BACKOFF_MS;
+    for (int i = 0; i < store_shards(r->st); i++) strcpy(r->last_pending[i], "0");
 }
 
 /* Finds a field's value in a stream entry's flat field list. */

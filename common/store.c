@@ -113,13 +113,16 @@ static int store_ready(store *st) {
 }
 
 redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen) {
-    if (store_ready(st) != 0) return NULL;
-    redisReply *r = redisCommandArgv(st->ctx, argc, argv, argvlen);
-    if (!r) {
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (store_ready(st) != 0) return NULL;
+        redisReply *r = redisCommandArgv(st->ctx, argc, argv, argvlen);
+        if (r) return r;
+        int stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
         err_set("redis %s: %s", argv[0], st->ctx->errstr);
         store_drop(st);
+        if (!stale) break;
     }
-    return r;
+    return NULL;
 }
 
 int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {

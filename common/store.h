@@ -26,7 +26,9 @@ store *store_open(const settings *s);
 void store_close(store *st);
 
 /* Runs one command (argv with lengths, binary safe). Returns the reply (free with freeReplyObject), NULL with err
- * when Redis is unreachable or timed out. A Redis error reply is returned as a reply of type REDIS_REPLY_ERROR. */
+ * when Redis is unreachable or timed out. A Redis error reply is returned as a reply of type REDIS_REPLY_ERROR.
+ * A connection found dead (Redis restarted since the last call) is reopened and the command sent once more, so
+ * every command sent through the store must be idempotent: reads, or Functions guarded by a dedup key. */
 redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen);
 
 /* Sends n commands in one round trip and returns their n replies in out (free each); 0 or -1 with err. */

@@ -37,11 +37,20 @@ static int intake_check_contact(const Sav__Contact *c, intake_ticket *t) {
     return c->email ? validate_email(c->email) : 0;
 }
 
+/* Checks a date option, naming it in the error. */
+static int intake_check_date(const char *what, const char *date) {
+    if (clock_date_valid(date) == 0) return 0;
+    char why[256];
+    snprintf(why, sizeof(why), "%s", err_get());
+    err_set("%s: %s", what, why);
+    return -1;
+}
+
 static int intake_check_dates(const Sav__TicketOpen *o, intake_ticket *t) {
     char today[CLOCK_DATE_LEN];
     clock_date_paris(clock_now_ms(), today);
     if (o->requested_on) {
-        if (clock_date_valid(o->requested_on) != 0) return -1;
+        if (intake_check_date("request date", o->requested_on) != 0) return -1;
         if (strcmp(o->requested_on, today) > 0) {
             err_set("request date %s is in the future (today is %s)", o->requested_on, today);
             return -1;
@@ -51,7 +60,7 @@ static int intake_check_dates(const Sav__TicketOpen *o, intake_ticket *t) {
         memcpy(t->requested_on, today, sizeof(today));
     }
     if (!o->delivered_on) return 0;
-    if (clock_date_valid(o->delivered_on) != 0) return -1;
+    if (intake_check_date("delivery date", o->delivered_on) != 0) return -1;
     if (strcmp(o->delivered_on, t->requested_on) > 0) {
         err_set("delivery date %s is after the request date %s", o->delivered_on, t->requested_on);
         return -1;

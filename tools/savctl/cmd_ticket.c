@@ -228,11 +228,37 @@ static json_t *ticket_json(const Sav__TicketView *v) {
     return o;
 }
 
-static void ticket_print_section(const char *title, Sav__Field **fields, size_t n) {
+/* Prints a service's section: the fields of `order` first, in that order, then any others. */
+static void ticket_print_section(const char *title, Sav__Field **fields, size_t n, const char *const *order) {
     printf("\n%s\n", title);
     if (n == 0) printf("  (nothing recorded yet)\n");
-    for (size_t i = 0; i < n; i++) printf("  %-26s %s\n", fields[i]->name, fields[i]->value);
+    for (const char *const *k = order; *k; k++) {
+        const char *v = ticket_field(fields, n, *k);
+        if (strcmp(*k, "customer_pays") == 0 || strcmp(*k, "matched") == 0) v = strcmp(v, "1") == 0 ? "yes" : "no";
+        if (v[0]) printf("  %-26s %s\n", *k, v);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *const *k = order;
+        while (*k && strcmp(*k, fields[i]->name) != 0) k++;
+        if (!*k && fields[i]->value[0]) printf("  %-26s %s\n", fields[i]->name, fields[i]->value);
+    }
 }
+
+/* Prints text indented under a notification, line by line. */
+static void ticket_print_body(const char *body) {
+    for (const char *line = body; *line;) {
+        const char *nl = strchr(line, '\n');
+        int len = nl ? (int)(nl - line) : (int)strlen(line);
+        printf("        %.*s\n", len, line);
+        line += len + (nl ? 1 : 0);
+    }
+}
+
+static const char *const ticket_prediag_order[] = {"family", "matched", "fault_code", "symptom", "likely_cause", "parts",
+                                                   "labour_minutes", "parts_availability_years", NULL};
+static const char *const ticket_coverage_order[] = {"status", "basis", "customer_pays", "estimate_cents",
+                                                    "burden_of_proof", "legal_until", "commercial_until", "reason",
+                                                    NULL};
 
 static void ticket_print(const Sav__TicketView *v) {
     Sav__Field **f = v->ticket;
@@ -251,15 +277,15 @@ static void ticket_print(const Sav__TicketView *v) {
     printf("Symptom    %s  faults: %s\n", ticket_field(f, n, "symptom"),
            ticket_field(f, n, "faults")[0] ? ticket_field(f, n, "faults") : "-");
     printf("Opened     %s (requested on %s)\n", when, ticket_field(f, n, "requested_on"));
-    ticket_print_section("Pre-diagnosis (diagnostics)", v->prediagnosis, v->n_prediagnosis);
-    ticket_print_section("Coverage estimate (billing)", v->coverage, v->n_coverage);
+    ticket_print_section("Pre-diagnosis (diagnostics)", v->prediagnosis, v->n_prediagnosis, ticket_prediag_order);
+    ticket_print_section("Coverage estimate (billing)", v->coverage, v->n_coverage, ticket_coverage_order);
     printf("\nNotifications (notification)\n");
     if (v->n_notifications == 0) printf("  (none yet)\n");
     for (size_t i = 0; i < v->n_notifications; i++) {
         const Sav__NotificationView *nv = v->notifications[i];
         printf("  %-5s %-9s %s  [%s]\n", nv->channel, nv->status, nv->recipient, nv->id);
         if (nv->subject && nv->subject[0]) printf("        Subject: %s\n", nv->subject);
-        printf("        %.*s%s\n", 160, nv->body, strlen(nv->body) > 160 ? "..." : "");
+        ticket_print_body(nv->body);
     }
     printf("\nTimeline\n");
     for (size_t i = 0; i < v->n_timeline; i++) {

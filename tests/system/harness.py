@@ -1,0 +1,496 @@
+"""System-test harness for SAV: a private Redis and the four services on free
+127.0.0.1 ports, savctl, and a minimal protobuf encoder/decoder for raw bus tests.
+
+Run with Debian's /usr/bin/python3 (it has the zmq and redis modules).
+Every process started here is registered and killed at exit (atexit, SIGINT,
+SIGTERM, exceptions); services and Redis also get PDEATHSIG=KILL through
+setpriv when available, so they die with the harness even if it is SIGKILLed.
+"""
+
+import atexit
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import redis
+
+REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SERVICES = ("intake", "diagnostics", "billing", "notification")
+SAVCTL_TIMEOUT = 30  # seconds, for every savctl invocation
+SETPRIV = shutil.which("setpriv")
+
+# Exit codes of savctl.
+EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+
+# Message types (proto/sav.proto).
+MT_PING, MT_PONG, MT_ERROR_REPLY = 1, 2, 3
+
+
+class HarnessError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- process registry
+
+_procs_lock = threading.Lock()
+_procs = set()
+
+
+def _register(p):
+    with _procs_lock:
+        _procs.add(p)
+
+
+def _unregister(p):
+    with _procs_lock:
+        _procs.discard(p)
+
+
+def kill_all():
+    """SIGKILLs every process this harness started and still running."""
+    with _procs_lock:
+        procs = list(_procs)
+        _procs.clear()
+    for p in procs:
+        if p.poll() is None:
+            try:
+                p.kill()
+            except OSError:
+                pass
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _on_signal(signum, frame):
+    # Turn SIGTERM into an exception so every finally block runs; SIGINT already raises KeyboardInterrupt.
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+atexit.register(kill_all)
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGTERM, _on_signal)
+    # Also when started in the background by a shell, which leaves SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+# ---------------------------------------------------------------- small helpers
+
+def free_ports(n):
+    """Returns n distinct free TCP ports on 127.0.0.1 (bind port 0, read it, close)."""
+    ports, socks = [], []
+    try:
+        while len(ports) < n:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+            port = s.getsockname()[1]
+            if port not in ports:
+                ports.append(port)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def port_open(port, timeout=0.2):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, timeout, interval=0.05, what="condition"):
+    """Polls pred() until it is truthy or timeout (s) passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
+
+
+def tail_file(path, lines=40):
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64 * 1024))
+            data = f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+    return "\n".join(data.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- protobuf by hand
+
+def pb_varint(n):
+    if n < 0:
+        n &= (1 << 64) - 1  # int64 negative values: ten-byte two's complement
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_key(field, wire_type):
+    return pb_varint((field << 3) | wire_type)
+
+
+def pb_field_varint(field, value):
+    return pb_key(field, 0) + pb_varint(value)
+
+
+def pb_field_bytes(field, value):
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return pb_key(field, 2) + pb_varint(len(value)) + value
+
+
+def pb_read_varint(buf, pos):
+    result, shift = 0, 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def pb_decode(buf):
+    """Decodes one message into {field: [values]}: ints for varint/fixed, bytes for length-delimited."""
+    fields, pos = {}, 0
+    buf = bytes(buf)
+    while pos < len(buf):
+        key, pos = pb_read_varint(buf, pos)
+        field, wt = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wt == 0:
+            v, pos = pb_read_varint(buf, pos)
+        elif wt == 1:
+            if pos + 8 > len(buf):
+                raise ValueError("truncated fixed64")
+            v, pos = int.from_bytes(buf[pos:pos + 8], "little"), pos + 8
+        elif wt == 2:
+            n, pos = pb_read_varint(buf, pos)
+            if pos + n > len(buf):
+                raise ValueError("truncated length-delimited field")
+            v, pos = buf[pos:pos + n], pos + n
+        elif wt == 5:
+            if pos + 4 > len(buf):
+                raise ValueError("truncated fixed32")
+            v, pos = int.from_bytes(buf[pos:pos + 4], "little"), pos + 4
+        else:
+            raise ValueError("unsupported wire type %d" % wt)
+        fields.setdefault(field, []).append(v)
+    return fields
+
+
+def encode_envelope(message_id, mtype, body=b"", schema_version=1, created_at_ms=None, ticket_id=None,
+                    source=None):
+    """Envelope: 1 message_id, 2 type, 3 schema_version, 4 ticket_id, 5 created_at_ms, 6 source, 7 body."""
+    if created_at_ms is None:
+        created_at_ms = int(time.time() * 1000)
+    out = pb_field_bytes(1, message_id) + pb_field_varint(2, mtype) + pb_field_varint(3, schema_version)
+    if ticket_id is not None:
+        out += pb_field_bytes(4, ticket_id)
+    out += pb_field_varint(5, created_at_ms)
+    if source is not None:
+        out += pb_field_bytes(6, source)
+    return out + pb_field_bytes(7, body)
+
+
+def _one(fields, n, default=None):
+    v = fields.get(n)
+    return v[-1] if v else default
+
+
+def _text(v):
+    return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v
+
+
+def decode_envelope(frame):
+    f = pb_decode(frame)
+    return {
+        "message_id": _text(_one(f, 1)),
+        "type": _one(f, 2),
+        "schema_version": _one(f, 3),
+        "ticket_id": _text(_one(f, 4)),
+        "created_at_ms": _one(f, 5),
+        "source": _text(_one(f, 6)),
+        "body": _one(f, 7, b""),
+    }
+
+
+def decode_error_reply(body):
+    f = pb_decode(body)
+    return {"code": _one(f, 1), "message": _text(_one(f, 2, b""))}
+
+
+def decode_pong(body):
+    f = pb_decode(body)
+    return {"service": _text(_one(f, 1)), "version": _text(_one(f, 2)), "endpoint": _text(_one(f, 3)),
+            "redis_ok": bool(_one(f, 4, 0)), "outbox_depth": _one(f, 5), "dead_letters": _one(f, 6)}
+
+
+# ---------------------------------------------------------------- the cluster
+
+class Cluster:
+    """One Redis, the four services and their config, in a fresh temp dir."""
+
+    def __init__(self, bin_dir, name="sav", shards=1):
+        self.bin_dir = os.path.abspath(bin_dir)
+        self.dir = tempfile.mkdtemp(prefix="sav-systest-%s-" % name)
+        ports = free_ports(1 + len(SERVICES))
+        self.redis_port = ports[0]
+        self.ports = dict(zip(SERVICES, ports[1:]))
+        self.endpoints = {s: "tcp://127.0.0.1:%d" % p for s, p in self.ports.items()}
+        self.shards = shards
+        self.redis_proc = None
+        self.procs = {}
+        self._logs = []
+        self.config = os.path.join(self.dir, "sav.conf")
+        self.write_config(self.config)
+        self._redis = None
+
+    # -- configuration
+
+    def config_text(self, extra=None):
+        sections = {
+            "redis": [("host", "127.0.0.1"), ("port", str(self.redis_port)), ("shards", str(self.shards))],
+            "intake": [("endpoint", self.endpoints["intake"])],
+            "diagnostics": [("endpoint", self.endpoints["diagnostics"])],
+            "billing": [("endpoint", self.endpoints["billing"])],
+            "notification": [("endpoint", self.endpoints["notification"]),
+                             ("templates", os.path.join(REPO_ROOT, "services", "notification", "templates"))],
+            "catalog": [("path", os.path.join(REPO_ROOT, "deploy", "local", "catalog.json"))],
+            "relay": [("ack_timeout_ms", "300"), ("backoff_max_ms", "1000")],
+            "client": [("timeout_ms", "2000"), ("attempts", "3")],
+        }
+        for sec, kvs in (extra or {}).items():
+            sections.setdefault(sec, []).extend(kvs)
+        lines = ["# SAV system test config (generated by tests/system/harness.py)"]
+        for sec, kvs in sections.items():
+            lines.append("")
+            lines.append("[%s]" % sec)
+            lines.extend("%s = %s" % kv for kv in kvs)
+        return "\n".join(lines) + "\n"
+
+    def write_config(self, path, extra=None, text=None):
+        with open(path, "w") as f:
+            f.write(text if text is not None else self.config_text(extra))
+        return path
+
+    def binary(self, name):
+        path = os.path.join(self.bin_dir, name)
+        if not os.access(path, os.X_OK):
+            raise HarnessError("binary not found or not executable: %s" % path)
+        return path
+
+    def _spawn(self, argv, log_name):
+        log_path = os.path.join(self.dir, log_name)
+        if log_path not in self._logs:
+            self._logs.append(log_path)
+        if SETPRIV and threading.current_thread() is threading.main_thread():
+            argv = [SETPRIV, "--pdeathsig", "KILL", "--"] + argv
+        with open(log_path, "ab") as log:
+            log.write(("==== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(argv))).encode())
+            log.flush()
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 cwd=self.dir, start_new_session=True)
+        _register(p)
+        return p
+
+    # -- redis
+
+    def start_redis(self, timeout=10):
+        if self.redis_proc and self.redis_proc.poll() is None:
+            raise HarnessError("redis already running")
+        argv = [shutil.which("redis-server") or "redis-server", "--dir", self.dir, "--appendonly", "yes",
+                "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction",
+                "--bind", "127.0.0.1", "--port", str(self.redis_port), "--daemonize", "no"]
+        self.redis_proc = self._spawn(argv, "redis.log")
+        r = self.redis()
+        def ready():
+            if self.redis_proc.poll() is not None:
+                raise HarnessError("redis-server exited with %s:\n%s" % (
+                    self.redis_proc.returncode, tail_file(os.path.join(self.dir, "redis.log"))))
+            try:
+                return r.ping()
+            except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError, redis.exceptions.TimeoutError):
+                return False
+            except redis.exceptions.ResponseError:  # LOADING on older clients
+                return False
+        if not wait_until(ready, timeout, 0.02):
+            raise HarnessError("redis did not answer PING within %ss" % timeout)
+
+    def kill_redis(self):
+        self._kill(self.redis_proc, signal.SIGKILL)
+
+    def redis(self):
+        if self._redis is None:
+            self._redis = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=5,
+                                      socket_connect_timeout=2, decode_responses=True)
+        return self._redis
+
+    def key(self, name, shard=0):
+        return "sav:{s%d}:%s" % (shard, name)
+
+    # -- services
+
+    def start_service(self, name):
+        p = self.procs.get(name)
+        if p and p.poll() is None:
+            raise HarnessError("%s already running" % name)
+        self.procs[name] = self._spawn([self.binary("sav-" + name), "--config", self.config], name + ".log")
+        return self.procs[name]
+
+    def _kill(self, p, sig, timeout=10):
+        if not p:
+            return None
+        if p.poll() is None:
+            try:
+                p.send_signal(sig)
+            except OSError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        _unregister(p)
+        return p.returncode
+
+    def stop_service(self, name, timeout=10):
+        """SIGTERM then wait (SIGKILL after timeout); returns the exit code."""
+        return self._kill(self.procs.get(name), signal.SIGTERM, timeout)
+
+    def kill_service(self, name):
+        return self._kill(self.procs.get(name), signal.SIGKILL)
+
+    def restart_service(self, name):
+        self.stop_service(name)
+        return self.start_service(name)
+
+    def service_alive(self, name):
+        p = self.procs.get(name)
+        return bool(p) and p.poll() is None
+
+    def start_all(self, timeout=20):
+        self.start_redis()
+        for s in SERVICES:
+            self.start_service(s)
+        self.wait_ready(timeout)
+
+    def stop_all(self, timeout=10):
+        """SIGTERMs every running service at once, then waits; returns {name: exit code}."""
+        running = {s: p for s, p in self.procs.items() if p and p.poll() is None}
+        for p in running.values():
+            try:
+                p.send_signal(signal.SIGTERM)
+            except OSError:
+                pass
+        return {s: self._kill(p, signal.SIGTERM, timeout) for s, p in running.items()}
+
+    def wait_ready(self, timeout=20):
+        """Waits until every service's port accepts connections and `savctl ping` exits 0."""
+        deadline = time.monotonic() + timeout
+        for s in SERVICES:
+            while not port_open(self.ports[s]):
+                p = self.procs.get(s)
+                if p is None or p.poll() is not None:
+                    raise HarnessError("sav-%s is not running (exit %s)" % (s, p.returncode if p else None))
+                if time.monotonic() > deadline:
+                    raise HarnessError("sav-%s did not bind %s within %ss" % (s, self.endpoints[s], timeout))
+                time.sleep(0.02)
+        # Short client timeouts for the readiness probe only (any key can be overridden by the environment).
+        env = {"SAV_CLIENT_TIMEOUT_MS": "500", "SAV_CLIENT_ATTEMPTS": "1"}
+        last = None
+        while True:
+            last = self.savctl("ping", env=env)
+            if last.returncode == 0:
+                return last
+            if time.monotonic() > deadline:
+                raise HarnessError("savctl ping did not exit 0 within %ss (exit %d): %s%s" % (
+                    timeout, last.returncode, last.stdout, last.stderr))
+            time.sleep(0.05)
+
+    # -- savctl
+
+    def savctl(self, *args, json_out=False, env=None, config=True, timeout=SAVCTL_TIMEOUT):
+        argv = [self.binary("savctl")]
+        if config:
+            argv += ["--config", self.config]
+        if json_out:
+            argv.append("--json")
+        argv += [str(a) for a in args]
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        try:
+            return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=timeout, env=full_env, cwd=self.dir)
+        except subprocess.TimeoutExpired as e:
+            raise HarnessError("savctl %s timed out after %ss" % (" ".join(map(str, args)), timeout)) from e
+
+    def savctl_json(self, *args, **kw):
+        """Runs savctl --json; returns (CompletedProcess, parsed JSON or None)."""
+        r = self.savctl(*args, json_out=True, **kw)
+        data = None
+        if r.returncode == 0:
+            try:
+                data = json.loads(r.stdout)
+            except ValueError as e:
+                raise HarnessError("savctl %s printed invalid JSON (%s): %r" % (args[:2], e, r.stdout[:500]))
+        return r, data
+
+    # -- teardown and diagnostics
+
+    def logs(self, lines=40):
+        out = []
+        for path in self._logs:
+            out.append("---- %s (last %d lines)" % (path, lines))
+            out.append(tail_file(path, lines))
+        return "\n".join(out)
+
+    def close(self, remove=True):
+        try:
+            self.stop_all(timeout=5)
+        except Exception:
+            for s in SERVICES:
+                self.kill_service(s)
+        if self._redis is not None:
+            try:
+                self._redis.close()
+            except Exception:
+                pass
+        self._kill(self.redis_proc, signal.SIGTERM, timeout=5)
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(remove=exc[0] is None)
+        return False

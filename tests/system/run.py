@@ -1,0 +1,786 @@
+#!/usr/bin/python3
+"""SAV system tests: real Redis, the four real services and savctl, on 127.0.0.1.
+
+Usage: /usr/bin/python3 tests/system/run.py --bin build/bin [--only NAME[,NAME...]] [--keep]
+
+Each test gets a fresh temp dir, its own Redis and its own services. Prints one
+line per test (PASS/FAIL, name, figures), the problems and the server logs of a
+failing test, and ends with "N passed, N failed"; exits 1 if any test failed.
+"""
+
+import argparse
+import collections
+import concurrent.futures
+import json
+import os
+import random
+import sys
+import threading
+import time
+import traceback
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Cluster, HarnessError, SERVICES  # noqa: E402
+
+import zmq  # noqa: E402
+
+OUTBOXES = ("outbox:diagnostics", "outbox:billing", "outbox:notification")
+WORKERS = 4  # parallel savctl invocations (the machine has 2 cores)
+
+
+class Result:
+    """What one test found: figures to print and problems (any problem fails the test)."""
+
+    def __init__(self):
+        self.figures = collections.OrderedDict()
+        self.problems = []
+
+    def check(self, cond, msg):
+        if not cond:
+            self.problems.append(msg)
+        return bool(cond)
+
+    def fig(self, name, value):
+        self.figures[name] = value
+
+
+# ---------------------------------------------------------------- ticket helpers
+
+FR_NAMES = ["Élodie Martin", "Jean-François Dupré", "Chloé Lefèvre", "Noël Garçon", "Anaïs Rousseau"]
+EN_NAMES = ["Alice Smith", "Bob O'Brien", "Carol Jones", "Dave Brown", "Zoë Taylor"]
+MODELS = ["WM-7000", "WM-7000", "DW-450", "FR-300", "OV-900"]
+CHANNELS = ["drop_off", "on_site", "phone", "web"]
+DELIVERED = [None, "2026-06-01", "2025-02-14", "2023-01-10"]
+
+
+def ticket_spec(i, prefix="t"):
+    """A varied but valid ticket: returns (savctl args, expected {channel: recipient}, lang)."""
+    lang = "fr" if i % 2 == 0 else "en"
+    contact = i % 3  # 0 phone only, 1 email only, 2 both
+    phone = "+3361%07d" % (i % 10000000) if contact in (0, 2) else None
+    email = "client%d.%s@example.com" % (i, prefix) if contact in (1, 2) else None
+    model = MODELS[i % len(MODELS)]
+    faults = [["E21"], ["Z99"], ["E21", "Z99"], []][i % 4]
+    args = ["ticket", "open", "--customer", (FR_NAMES if lang == "fr" else EN_NAMES)[i % 5], "--lang", lang,
+            "--serial", "SN%s%06d" % (prefix.upper(), i), "--model", model, "--kind", "repair",
+            "--channel", CHANNELS[i % len(CHANNELS)],
+            "--symptom", "Ne chauffe plus, code affiché" if lang == "fr" else "Does not heat, shows a code"]
+    if phone:
+        args += ["--phone", phone]
+    if email:
+        args += ["--email", email]
+    delivered = DELIVERED[i % len(DELIVERED)]
+    if delivered:
+        args += ["--delivered", delivered]
+    if i % 7 == 3:
+        args.append("--second-hand")
+    if i % 11 == 5:
+        args.append("--business")
+    for f in faults:
+        args += ["--fault", f]
+    expected = {}
+    if phone:
+        expected["sms"] = phone
+    if email:
+        expected["email"] = email
+    return args, expected, lang
+
+
+def open_ticket(cl, args, request_id=None):
+    """Runs `savctl --json ticket open`; returns (exit code, reply dict or None, stderr)."""
+    if request_id:
+        args = args + ["--request-id", request_id]
+    r, data = cl.savctl_json(*args)
+    return r.returncode, data, r.stderr
+
+
+def pmap(fn, items, workers=WORKERS):
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(fn, items))
+
+
+def redis_progress(cl, expected):
+    """One pipelined look at Redis: ({tid: LLEN notifs}, {outbox: XLEN}, deadletter XLEN)."""
+    r = cl.redis()
+    tids = list(expected)
+    p = r.pipeline(transaction=False)
+    for tid in tids:
+        p.llen(cl.key("notifs:" + tid))
+    for ob in OUTBOXES:
+        p.xlen(cl.key(ob))
+    p.xlen(cl.key("deadletter"))
+    out = p.execute()
+    n = len(tids)
+    return dict(zip(tids, out[:n])), dict(zip(OUTBOXES, out[n:n + len(OUTBOXES)])), out[-1]
+
+
+def wait_quiescent(cl, expected, timeout):
+    """Waits (bounded) until every ticket has at least its expected notifications and all outboxes are empty.
+    Returns (seconds waited, reached)."""
+    t0 = time.monotonic()
+    def done():
+        try:
+            notifs, outboxes, _ = redis_progress(cl, expected)
+        except Exception:
+            return False
+        return all(notifs[t] >= len(e) for t, e in expected.items()) and not any(outboxes.values())
+    ok = harness.wait_until(done, timeout, 0.2)
+    return time.monotonic() - t0, bool(ok)
+
+
+def verify_tickets(cl, res, expected, langs):
+    """Checks every ticket through `savctl ticket show` and Redis. expected: {tid: {channel: recipient}}.
+    Returns counters: missing, incomplete, losses, duplicates, wrong, notifications."""
+    tids = sorted(expected)
+    def show(tid):
+        try:
+            return tid, cl.savctl_json("ticket", "show", tid)
+        except HarnessError as e:
+            return tid, (None, str(e))
+    shown = dict(pmap(show, tids))
+    notifs, _, _ = redis_progress(cl, expected)
+    c = collections.Counter()
+    statuses = collections.Counter()
+    for tid in tids:
+        r, data = shown[tid]
+        if r is None or r.returncode != 0 or not isinstance(data, dict):
+            c["missing"] += 1
+            res.check(False, "%s: ticket show failed: %s" % (tid, data if r is None else
+                                                             "exit %d %s" % (r.returncode, r.stderr.strip())))
+            continue
+        problems = []
+        if data.get("id") != tid:
+            problems.append("id %r" % data.get("id"))
+        if data.get("state") != "in_diagnosis":
+            problems.append("state %r" % data.get("state"))
+        if not isinstance(data.get("prediagnosis"), dict) or not data["prediagnosis"]:
+            problems.append("prediagnosis %r" % data.get("prediagnosis"))
+        if not isinstance(data.get("coverage"), dict) or not data["coverage"]:
+            problems.append("coverage %r" % data.get("coverage"))
+        if problems:
+            c["incomplete"] += 1
+        nl = data.get("notifications")
+        if not isinstance(nl, list):
+            problems.append("notifications %r" % nl)
+            nl = []
+        want = expected[tid]
+        per_channel = collections.Counter((n.get("event"), n.get("channel")) for n in nl)
+        lost = dup = 0
+        for ch in want:
+            got = per_channel.get(("ticket_received", ch), 0)
+            lost += got == 0
+            dup += max(0, got - 1)
+        others = [k for k in per_channel if k[0] != "ticket_received" or k[1] not in want]
+        if others:
+            problems.append("unexpected notifications %s" % sorted(map(str, others)))
+        extra_other = sum(per_channel[k] for k in others)
+        if lost:
+            c["losses"] += lost
+            problems.append("%d notification(s) lost (want %s, got %s)" % (lost, sorted(want), dict(per_channel)))
+        if dup:
+            c["duplicates"] += dup
+            problems.append("%d duplicate notification(s): %s" % (dup, dict(per_channel)))
+        c["notifications"] += len(nl)
+        for n in nl:
+            statuses[n.get("status")] += 1
+            ch = n.get("channel")
+            if ch in want and n.get("recipient") != want[ch]:
+                problems.append("%s recipient %r, want %r" % (ch, n.get("recipient"), want[ch]))
+            if n.get("lang") != langs[tid]:
+                problems.append("%s lang %r, want %r" % (ch, n.get("lang"), langs[tid]))
+            if not n.get("body"):
+                problems.append("%s notification with an empty body" % ch)
+        if notifs[tid] != len(want) or notifs[tid] != len(nl):
+            problems.append("LLEN %s = %d, want %d (show lists %d)" % (
+                cl.key("notifs:" + tid), notifs[tid], len(want), len(nl)))
+            if notifs[tid] > len(want) and not dup and not extra_other:
+                c["duplicates"] += notifs[tid] - len(want)
+        if problems:
+            c["wrong"] += 1
+            res.check(False, "%s: %s" % (tid, "; ".join(problems)))
+    res.fig("notif_status", dict(statuses))
+    return c
+
+
+def check_drained(cl, res):
+    r = cl.redis()
+    depths = {ob: r.xlen(cl.key(ob)) for ob in OUTBOXES}
+    dead = r.xlen(cl.key("deadletter"))
+    res.check(not any(depths.values()), "outboxes not drained: %s" % depths)
+    res.check(dead == 0, "%d dead letter(s): %s" % (dead, r.xrange(cl.key("deadletter"), count=3)))
+    res.fig("outbox_left", sum(depths.values()))
+    res.fig("dead_letters", dead)
+
+
+# ---------------------------------------------------------------- 1. flow_200
+
+def test_flow_200(cl):
+    res = Result()
+    cl.start_all()
+    n = 200
+    specs = [ticket_spec(i, "f") for i in range(n)]
+    t0 = time.monotonic()
+    opened = pmap(lambda s: open_ticket(cl, s[0]), specs)
+    res.fig("open_s", round(time.monotonic() - t0, 1))
+    expected, langs, ids = {}, {}, []
+    for (args, want, lang), (rc, data, err) in zip(specs, opened):
+        if not res.check(rc == 0 and data and data.get("id"), "ticket open exit %d: %s %s" % (rc, err.strip(), args)):
+            continue
+        res.check(data.get("state") == "received" and data.get("replayed") is False,
+                  "ticket open reply %r, want state received, replayed false" % data)
+        expected[data["id"]] = want
+        langs[data["id"]] = lang
+        ids.append(data["id"])
+    res.fig("opened", len(expected))
+    res.check(len(expected) == n and len(set(ids)) == n, "%d distinct ticket ids for %d opens" % (len(set(ids)), n))
+    res.check(cl.redis().zcard(cl.key("tickets")) == n, "ZCARD tickets = %d, want %d" % (
+        cl.redis().zcard(cl.key("tickets")), n))
+    waited, reached = wait_quiescent(cl, expected, 60)
+    res.fig("pipeline_s", round(waited, 1))
+    res.check(reached, "pipeline not done within 60 s")
+    c = verify_tickets(cl, res, expected, langs)
+    want_total = sum(len(w) for w in expected.values())
+    res.fig("notifications", "%d/%d" % (c["notifications"], want_total))
+    res.fig("sms", sum("sms" in w for w in expected.values()))
+    res.fig("email", sum("email" in w for w in expected.values()))
+    for k in ("missing", "incomplete", "losses", "duplicates"):
+        res.fig(k, c[k])
+    res.check(c["notifications"] == want_total, "%d notifications, want %d" % (c["notifications"], want_total))
+    check_drained(cl, res)
+    return res
+
+
+# ---------------------------------------------------------------- 2. idempotent_request
+
+def test_idempotent_request(cl):
+    res = Result()
+    cl.start_all()
+    args, _, _ = ticket_spec(1, "i")
+    rc1, d1, e1 = open_ticket(cl, args, "req-idem-42")
+    rc2, d2, e2 = open_ticket(cl, args, "req-idem-42")
+    res.check(rc1 == 0 and d1, "first open exit %d: %s" % (rc1, e1.strip()))
+    res.check(rc2 == 0 and d2, "second open exit %d: %s" % (rc2, e2.strip()))
+    if d1 and d2:
+        res.check(d1.get("id") == d2.get("id"), "ids differ: %s vs %s" % (d1.get("id"), d2.get("id")))
+        res.check(d1.get("replayed") is False, "first reply replayed=%r, want false" % d1.get("replayed"))
+        res.check(d2.get("replayed") is True, "second reply replayed=%r, want true" % d2.get("replayed"))
+        res.fig("id", d1.get("id"))
+        res.fig("replayed", [d1.get("replayed"), d2.get("replayed")])
+    n = cl.redis().zcard(cl.key("tickets"))
+    res.fig("tickets", n)
+    res.check(n == 1, "ZCARD tickets = %d, want 1" % n)
+    # A different request id is a new ticket.
+    rc3, d3, e3 = open_ticket(cl, args, "req-idem-43")
+    res.check(rc3 == 0 and d3 and d1 and d3.get("id") != d1.get("id") and d3.get("replayed") is False,
+              "open with another request id: exit %d %r %s" % (rc3, d3, e3.strip()))
+    res.check(cl.redis().zcard(cl.key("tickets")) == 2, "ZCARD tickets after a second request id = %d, want 2" %
+              cl.redis().zcard(cl.key("tickets")))
+    return res
+
+
+# ---------------------------------------------------------------- 3. crash_services
+
+def open_until_done(cl, args, request_id, stats, lock, max_tries=10):
+    """Opens one ticket, retrying the same request id after exit 4; returns the reply or None."""
+    for attempt in range(max_tries):
+        try:
+            rc, data, err = open_ticket(cl, args, request_id)
+        except HarnessError as e:
+            rc, data, err = -1, None, str(e)
+        with lock:
+            stats["exit_%d" % rc] += 1
+        if rc == 0 and data and data.get("id"):
+            if attempt:
+                with lock:
+                    stats["retried_ok"] += 1
+                    stats["replayed_after_4"] += data.get("replayed") is True
+            return data
+        if rc == 4:
+            with lock:
+                stats["exit4_msgs"].append("%s: %s" % (request_id, err.strip()[:200]))
+        else:
+            with lock:
+                stats["errors"].append("%s: exit %d %s" % (request_id, rc, err.strip()[:300]))
+            return None
+        time.sleep(0.3)
+    with lock:
+        stats["errors"].append("%s: still exit 4 after %d tries" % (request_id, max_tries))
+    return None
+
+
+def test_crash_services(cl):
+    res = Result()
+    cl.start_all()
+    n_main, n_after = 300, 20
+    lock = threading.Lock()
+    stats = collections.Counter()
+    stats["errors"] = []
+    stats["exit4_msgs"] = []
+    results = {}  # request id -> (reply, expected, lang)
+    done = threading.Event()
+
+    open_deadline = time.monotonic() + 100  # keeps the whole run bounded even if every open is slow
+
+    # Spread the opens over the kill cycle (a kill every ~2 s, four of them), so that every kill lands
+    # while tickets are being opened and their events are flowing.
+    pace = 8.5 / n_main
+
+    def opener():
+        t_start = time.monotonic()
+        try:
+            for i in range(n_main):
+                delay = t_start + i * pace - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                if time.monotonic() > open_deadline:
+                    with lock:
+                        stats["errors"].append("opener stopped after 100 s at ticket %d of %d" % (i, n_main))
+                    break
+                args, want, lang = ticket_spec(i, "c")
+                rid = "crash-%d" % i
+                results[rid] = (open_until_done(cl, args, rid, stats, lock), want, lang)
+        except BaseException as e:  # keep the error for the report
+            with lock:
+                stats["errors"].append("opener crashed: %r" % e)
+        finally:
+            done.set()
+
+    t0 = time.monotonic()
+    th = threading.Thread(target=opener, name="opener", daemon=True)
+    th.start()
+    kills = collections.Counter()
+    k = 0
+    deadline = time.monotonic() + 150
+    while (not done.is_set() or k < len(SERVICES)) and time.monotonic() < deadline:
+        done.wait(1.5) if not done.is_set() else time.sleep(1.5)
+        name = SERVICES[k % len(SERVICES)]
+        cl.kill_service(name)
+        kills[name] += 1
+        k += 1
+        time.sleep(0.5)
+        cl.start_service(name)
+    th.join(timeout=max(1, deadline - time.monotonic()))
+    res.check(not th.is_alive(), "opener still running after 150 s")
+    res.fig("open_s", round(time.monotonic() - t0, 1))
+    cl.wait_ready(20)
+
+    # Redis dies hard and comes back from its AOF, then 20 more tickets.
+    exit4_during_kills = stats["exit_4"]
+    cl.kill_redis()
+    cl.start_redis()
+    for i in range(n_main, n_main + n_after):
+        args, want, lang = ticket_spec(i, "c")
+        rid = "crash-%d" % i
+        results[rid] = (open_until_done(cl, args, rid, stats, lock), want, lang)
+
+    expected, langs = {}, {}
+    by_tid = collections.defaultdict(list)
+    for rid, (data, want, lang) in results.items():
+        if data:
+            by_tid[data["id"]].append(rid)
+            expected[data["id"]] = want
+            langs[data["id"]] = lang
+    opened_ok = sum(1 for d, _, _ in results.values() if d)
+    res.fig("opened_ok", "%d/%d" % (opened_ok, n_main + n_after))
+    res.fig("open_exit4", stats["exit_4"])
+    res.fig("exit4_after_redis_restart", stats["exit_4"] - exit4_during_kills)
+    res.fig("retried_ok", stats["retried_ok"])
+    res.fig("kills", dict(kills))
+    res.fig("redis_kills", 1)
+    for m in stats["exit4_msgs"][:3]:
+        print("    (exit 4, retried) " + m)
+    for e in stats["errors"][:10]:
+        res.check(False, "ticket open: " + e)
+    res.check(opened_ok == n_main + n_after, "%d of %d opens never succeeded" % (
+        n_main + n_after - opened_ok, n_main + n_after))
+    shared = {t: r for t, r in by_tid.items() if len(r) > 1}
+    res.check(not shared, "different request ids got the same ticket: %s" % list(shared.items())[:5])
+    zc = cl.redis().zcard(cl.key("tickets"))
+    res.fig("tickets_in_redis", zc)
+    res.check(zc == len(expected), "ZCARD tickets = %d, want %d (one per successful request)" % (zc, len(expected)))
+
+    waited, reached = wait_quiescent(cl, expected, 60)
+    res.fig("drain_s", round(waited, 1))
+    res.check(reached, "pipeline not drained within 60 s after the crashes")
+    c = verify_tickets(cl, res, expected, langs)
+    want_total = sum(len(w) for w in expected.values())
+    res.fig("notifications", "%d/%d" % (c["notifications"], want_total))
+    for key in ("missing", "incomplete", "losses", "duplicates"):
+        res.fig(key, c[key])
+    check_drained(cl, res)
+    for s in SERVICES:
+        res.check(cl.service_alive(s), "sav-%s is not running at the end" % s)
+    return res
+
+
+# ---------------------------------------------------------------- 3b. crash_backlog
+
+def test_crash_backlog(cl):
+    """Kills land while messages are in flight: a backlog is built with every downstream service down, then
+    diagnostics, billing, notification and Redis are SIGKILLed again and again while it drains."""
+    res = Result()
+    cl.start_all()
+    downstream = ["diagnostics", "billing", "notification"]
+    for name in downstream:
+        cl.kill_service(name)
+    n = 150
+    specs = [ticket_spec(i, "b") for i in range(n)]
+    opened = pmap(lambda s: open_ticket(cl, s[0], "backlog-%s" % s[0][s[0].index("--serial") + 1]), specs)
+    expected, langs = {}, {}
+    for (args, want, lang), (rc, data, err) in zip(specs, opened):
+        if res.check(rc == 0 and data, "ticket open exit %d: %s" % (rc, err.strip())):
+            expected[data["id"]] = want
+            langs[data["id"]] = lang
+    res.fig("opened", len(expected))
+    backlog = cl.redis().xlen(cl.key("outbox:diagnostics"))
+    res.fig("backlog", backlog)
+    res.check(backlog == n, "intake outbox holds %d entries with diagnostics down, want %d" % (backlog, n))
+
+    rng = random.Random(1234)
+    kills = collections.Counter()
+    in_flight_kills = 0
+    for name in downstream:
+        cl.start_service(name)
+    deadline = time.monotonic() + 40
+    for round_ in range(24):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(rng.uniform(0.02, 0.25))
+        depth = sum(cl.redis().xlen(cl.key(ob)) for ob in OUTBOXES)
+        if round_ % 8 == 7:
+            cl.kill_redis()
+            kills["redis"] += 1
+            time.sleep(rng.uniform(0.05, 0.3))
+            cl.start_redis()
+        else:
+            name = downstream[round_ % len(downstream)]
+            cl.kill_service(name)
+            kills[name] += 1
+            time.sleep(rng.uniform(0.0, 0.1))
+            cl.start_service(name)
+        in_flight_kills += depth > 0
+    res.fig("kills", dict(kills))
+    res.fig("kills_with_messages_in_flight", in_flight_kills)
+    res.check(in_flight_kills >= 6, "only %d kills landed while messages were in flight" % in_flight_kills)
+    cl.wait_ready(20)
+    waited, reached = wait_quiescent(cl, expected, 90)
+    res.fig("drain_s", round(waited, 1))
+    res.check(reached, "backlog not drained within 90 s")
+    c = verify_tickets(cl, res, expected, langs)
+    want_total = sum(len(w) for w in expected.values())
+    res.fig("notifications", "%d/%d" % (c["notifications"], want_total))
+    for key in ("missing", "incomplete", "losses", "duplicates"):
+        res.fig(key, c[key])
+    check_drained(cl, res)
+    codes = {s: cl.stop_service(s) for s in SERVICES}
+    res.fig("exit_codes_on_sigterm", codes)
+    res.check(all(code == 0 for code in codes.values()), "a service did not exit 0 on SIGTERM: %s" % codes)
+    return res
+
+
+# ---------------------------------------------------------------- 4. hostile_input
+
+def zmq_exchange(ctx, endpoint, frames, timeout_ms=2000):
+    """Sends frames on a fresh DEALER; returns the reply frames or None after timeout_ms."""
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    s.setsockopt(zmq.SNDTIMEO, timeout_ms)
+    try:
+        s.connect(endpoint)
+        s.send_multipart(frames)
+        try:
+            return s.recv_multipart()
+        except zmq.Again:
+            return None
+    finally:
+        s.close(linger=0)
+
+
+def expect_reply(res, svc, case, reply, want_type):
+    """Checks a reply is [empty][envelope of want_type]; returns the decoded envelope or None."""
+    if not res.check(reply is not None, "%s %s: no reply within 2 s" % (svc, case)):
+        return None
+    if not res.check(len(reply) == 2 and reply[0] == b"",
+                     "%s %s: reply is %d frame(s), want [empty][envelope]" % (svc, case, len(reply))):
+        return None
+    try:
+        env = harness.decode_envelope(reply[1])
+    except ValueError as e:
+        res.check(False, "%s %s: reply envelope does not decode: %s" % (svc, case, e))
+        return None
+    if not res.check(env["type"] == want_type, "%s %s: reply type %r, want %d" % (svc, case, env["type"], want_type)):
+        return None
+    res.check(env["schema_version"] == 1 and env["message_id"], "%s %s: reply envelope %r" % (svc, case, env))
+    if want_type == harness.MT_ERROR_REPLY:
+        try:
+            er = harness.decode_error_reply(env["body"])
+        except ValueError as e:
+            res.check(False, "%s %s: ErrorReply does not decode: %s" % (svc, case, e))
+            return None
+        res.check(er["message"], "%s %s: ErrorReply with an empty message" % (svc, case))
+        res.check(er["code"] in (1, 2, 3, 4, 5), "%s %s: ErrorReply code %r" % (svc, case, er["code"]))
+        env["error"] = er
+    return env
+
+
+def test_hostile_input(cl):
+    res = Result()
+    cl.start_all()
+    rnd = random.Random(20261130)
+    ctx = zmq.Context()
+    errors_seen = 0
+    try:
+        for svc in SERVICES:
+            ep = cl.endpoints[svc]
+            # A valid PING is answered by a PONG from this service, echoing the message id.
+            ping = harness.encode_envelope("ping-" + svc, harness.MT_PING, b"", source="systest")
+            env = expect_reply(res, svc, "valid ping", zmq_exchange(ctx, ep, [b"", ping]), harness.MT_PONG)
+            if env:
+                res.check(env["message_id"] == "ping-" + svc, "%s: PONG message id %r" % (svc, env["message_id"]))
+                try:
+                    pong = harness.decode_pong(env["body"])
+                    res.check(pong["service"] == svc and pong["redis_ok"], "%s: PONG %r" % (svc, pong))
+                except ValueError as e:
+                    res.check(False, "%s: PONG does not decode: %s" % (svc, e))
+            cases = []
+            # (a) garbage
+            for n in (1, 7, 64, 1000):
+                cases.append(("garbage %dB" % n, [b"", bytes(rnd.getrandbits(8) for _ in range(n))]))
+            cases.append(("empty envelope frame", [b"", b""]))
+            # (b) truncated valid envelopes
+            for cut in (1, 2, len(ping) // 2, 3):
+                cases.append(("ping truncated by %d" % cut, [b"", ping[:-cut]]))
+            # (c) unknown type
+            cases.append(("type 999", [b"", harness.encode_envelope("t999-" + svc, 999, b"")]))
+            # extras: wrong schema version, invalid UTF-8 message id, a client sending an event
+            cases.append(("schema_version 2", [b"", harness.encode_envelope("sv2", harness.MT_PING, b"",
+                                                                              schema_version=2)]))
+            cases.append(("non-UTF-8 message id", [b"", harness.encode_envelope(b"\xff\xfe\x80", harness.MT_PING)]))
+            # (d) 200 KB: over bus.max_frame_bytes, under socket_max_bytes
+            cases.append(("200 KB frame", [b"", harness.encode_envelope("big-" + svc, harness.MT_PING,
+                                                                        b"x" * 200 * 1024)]))
+            # (f) no empty delimiter
+            cases.append(("single frame, no delimiter", [ping]))
+            cases.append(("three frames", [b"", ping, b"extra"]))
+            for case, frames in cases:
+                if expect_reply(res, svc, case, zmq_exchange(ctx, ep, frames), harness.MT_ERROR_REPLY):
+                    errors_seen += 1
+                res.check(cl.service_alive(svc), "%s died after %s" % (svc, case))
+            # (e) 2 MiB: above socket_max_bytes, libzmq drops the connection; no reply.
+            reply = zmq_exchange(ctx, ep, [b"", b"\0" * (2 * 1024 * 1024)])
+            res.check(reply is None, "%s: 2 MiB frame got a reply %r (ZMQ_MAXMSGSIZE not enforced?)" % (
+                svc, reply and [len(f) for f in reply]))
+            res.check(cl.service_alive(svc), "%s died after a 2 MiB frame" % svc)
+            # Still serving on a fresh connection.
+            env = expect_reply(res, svc, "ping after 2 MiB", zmq_exchange(ctx, ep, [b"", ping]), harness.MT_PONG)
+    finally:
+        ctx.destroy(linger=0)
+    res.fig("error_replies", errors_seen)
+    r, data = cl.savctl_json("ping")
+    res.check(r.returncode == 0, "savctl ping exit %d: %s" % (r.returncode, r.stderr.strip()))
+    if data:
+        up = sorted(s.get("name") for s in data.get("services", []) if s.get("status") == "up")
+        res.fig("up", len(up))
+        res.check(up == sorted(SERVICES), "services up after the abuse: %s" % up)
+    args, _, _ = ticket_spec(0, "h")
+    rc, d, err = open_ticket(cl, args)
+    res.check(rc == 0 and d and d.get("id"), "ticket open after the abuse: exit %d %s" % (rc, err.strip()))
+    res.fig("ticket", d and d.get("id"))
+    return res
+
+
+# ---------------------------------------------------------------- 5. bad_cli_input
+
+def test_bad_cli_input(cl):
+    res = Result()
+    cl.start_all()
+    base = ["ticket", "open", "--customer", "Alice Smith", "--phone", "+33612345678", "--lang", "en",
+            "--serial", "SNBAD1", "--model", "WM-7000", "--kind", "repair", "--symptom", "No heat"]
+
+    def with_opt(opt, value):
+        args = list(base)
+        if opt in args:
+            args[args.index(opt) + 1] = value
+        else:
+            args += [opt, value]
+        return args
+
+    cases = [
+        ("bad phone", with_opt("--phone", "12ab"), ("phone",)),
+        # Bad values never contain the word to look for, so an echo of the value does not count as naming it.
+        ("bad email", with_opt("--email", "nobody.example.com"), ("email", "e-mail")),
+        ("bad lang", with_opt("--lang", "de"), ("lang",)),
+        ("bad kind", with_opt("--kind", "cleaning"), ("kind",)),
+        ("bad date", with_opt("--delivered", "2025-02-30"), ("deliver", "date")),
+        ("empty symptom", with_opt("--symptom", ""), ("symptom",)),
+    ]
+    # The base itself must be accepted, or the cases prove nothing: check it last (after ZCARD 0).
+    ok_cases = 0
+    for name, args, words in cases:
+        r = cl.savctl(*args)
+        good = res.check(r.returncode == 2, "%s: exit %d, want 2 (stderr %r)" % (name, r.returncode, r.stderr.strip()))
+        named = res.check(r.stderr.strip() and any(w in r.stderr.lower() for w in words),
+                          "%s: stderr %r does not name %s" % (name, r.stderr.strip(), "/".join(words)))
+        ok_cases += good and named
+    n = cl.redis().zcard(cl.key("tickets"))
+    res.fig("rejected", "%d/%d" % (ok_cases, len(cases)))
+    res.fig("zcard", n)
+    res.check(n == 0, "ZCARD tickets = %d after rejected input, want 0" % n)
+    r = cl.savctl(*base)
+    res.check(r.returncode == 0, "the valid base command failed: exit %d %s" % (r.returncode, r.stderr.strip()))
+
+    r = cl.savctl("ticket", "show", "T-2026-999999")
+    res.fig("show_absent", r.returncode)
+    res.check(r.returncode == 3, "ticket show T-2026-999999: exit %d, want 3 (%s)" % (r.returncode, r.stderr.strip()))
+    r = cl.savctl("frobnicate")
+    res.fig("unknown_cmd", r.returncode)
+    res.check(r.returncode == 1, "unknown command: exit %d, want 1" % r.returncode)
+    res.check(r.stderr.strip(), "unknown command: nothing on stderr")
+
+    codes = cl.stop_all()
+    res.check(all(c == 0 for c in codes.values()), "services did not exit 0 on SIGTERM: %s" % codes)
+    t0 = time.monotonic()
+    r = cl.savctl("ticket", "show", "T-2026-000001")
+    res.fig("down_exit", r.returncode)
+    res.fig("down_s", round(time.monotonic() - t0, 1))
+    res.check(r.returncode == 4, "ticket show with services stopped: exit %d, want 4" % r.returncode)
+    res.check("intake" in r.stderr, "ticket show with services stopped: stderr %r does not name intake" %
+              r.stderr.strip())
+    # ping reports every service down and exits 4 (short client timeouts through the environment).
+    r = cl.savctl("--json", "ping", env={"SAV_CLIENT_TIMEOUT_MS": "300", "SAV_CLIENT_ATTEMPTS": "1"})
+    res.fig("ping_down_exit", r.returncode)
+    res.check(r.returncode == 4, "ping with services stopped: exit %d, want 4" % r.returncode)
+    try:
+        down = sorted(x.get("name") for x in json.loads(r.stdout).get("services", []) if x.get("status") == "down")
+    except ValueError:
+        down = "invalid JSON %r" % r.stdout[:200]
+    res.check(down == sorted(SERVICES), "ping with services stopped lists down: %s" % (down,))
+    return res
+
+
+# ---------------------------------------------------------------- 6. bad_config
+
+def test_bad_config(cl):
+    res = Result()
+    text = cl.config_text()
+    lines = text.splitlines()
+    redis_at = lines.index("[redis]")
+
+    def variant(name, insert=None, replace=None):
+        ls = list(lines)
+        if insert:
+            ls.insert(redis_at + 1, insert)
+            lineno = redis_at + 2
+        else:
+            i = next(i for i, l in enumerate(ls) if l.startswith(replace[0]))
+            ls[i] = replace[1]
+            lineno = i + 1
+        path = os.path.join(cl.dir, name)
+        cl.write_config(path, text="\n".join(ls) + "\n")
+        return path, lineno
+
+    bad = [variant("unknown-key.conf", insert="colour = blue"),
+           variant("bad-port.conf", replace=("port =", 'port = "abc"')),
+           variant("bad-port2.conf", replace=("port =", "port = abc"))]
+    checked = 0
+    for svc in SERVICES:
+        exe = cl.binary("sav-" + svc)
+        for path, lineno in bad:
+            r = harness.subprocess.run([exe, "--config", path, "--check-config"], capture_output=True, text=True,
+                                       timeout=30, stdin=harness.subprocess.DEVNULL)
+            res.check(r.returncode == 1, "sav-%s --check-config %s: exit %d, want 1" % (
+                svc, os.path.basename(path), r.returncode))
+            res.check("%s:%d" % (path, lineno) in r.stderr, "sav-%s: stderr %r lacks %s:%d" % (
+                svc, r.stderr.strip(), os.path.basename(path), lineno))
+            checked += 1
+        r = harness.subprocess.run([exe, "--config", cl.config, "--check-config"], capture_output=True, text=True,
+                                   timeout=30, stdin=harness.subprocess.DEVNULL)
+        res.check(r.returncode == 0, "sav-%s --check-config on the valid config: exit %d %s" % (
+            svc, r.returncode, r.stderr.strip()))
+        checked += 1
+    res.fig("checks", checked)
+    return res
+
+
+TESTS = [
+    ("flow_200", test_flow_200),
+    ("idempotent_request", test_idempotent_request),
+    ("crash_services", test_crash_services),
+    ("crash_backlog", test_crash_backlog),
+    ("hostile_input", test_hostile_input),
+    ("bad_cli_input", test_bad_cli_input),
+    ("bad_config", test_bad_config),
+]
+
+
+def fmt_figures(figs):
+    parts = []
+    for k, v in figs.items():
+        if isinstance(v, dict):
+            v = ",".join("%s:%s" % kv for kv in v.items()) or "-"
+        parts.append("%s=%s" % (k, v))
+    return " ".join(parts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="directory of sav-* and savctl")
+    ap.add_argument("--only", help="comma-separated test names")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dirs of passing tests too")
+    opts = ap.parse_args()
+    selected = TESTS
+    if opts.only:
+        names = [n.strip() for n in opts.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in dict(TESTS)]
+        if unknown:
+            print("unknown test(s): %s; known: %s" % (", ".join(unknown), ", ".join(n for n, _ in TESTS)),
+                  file=sys.stderr)
+            return 1
+        selected = [(n, f) for n, f in TESTS if n in names]
+    passed = failed = 0
+    t_all = time.monotonic()
+    try:
+        for name, fn in selected:
+            t0 = time.monotonic()
+            cl = Cluster(opts.bin, name)
+            res, crash = Result(), None
+            try:
+                res = fn(cl)
+            except KeyboardInterrupt:
+                cl.close(remove=False)
+                print("interrupted during %s; its logs are in %s" % (name, cl.dir), file=sys.stderr)
+                raise
+            except Exception as e:  # HarnessError, a savctl timeout, a bug in a test
+                crash = "".join(traceback.format_exception_only(type(e), e)).strip()
+                res.problems.append(crash)
+                if not isinstance(e, HarnessError):
+                    res.problems.append(traceback.format_exc())
+            ok = not res.problems
+            cl.close(remove=ok and not opts.keep)
+            dt = time.monotonic() - t0
+            print("%s %s (%.1f s) %s" % ("PASS" if ok else "FAIL", name, dt, fmt_figures(res.figures)), flush=True)
+            if ok:
+                passed += 1
+                continue
+            failed += 1
+            for p in res.problems[:25]:
+                print("    - " + p)
+            if len(res.problems) > 25:
+                print("    - ... and %d more problem(s)" % (len(res.problems) - 25))
+            print("    logs in %s:" % cl.dir)
+            print("\n".join("    | " + l for l in cl.logs(30).splitlines()), flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        failed += 1
+    finally:
+        harness.kill_all()
+    print("total %.1f s" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
