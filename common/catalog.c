@@ -13,6 +13,8 @@
 struct catalog {
     catalog_model *models;
     size_t nmodels;
+    catalog_centre *centres;
+    size_t ncentres;
     catalog_part *parts;
     size_t nparts;
     catalog_fault *faults;
@@ -57,10 +59,48 @@ static int catalog_model_parse(json_t *o, catalog_model *m, const char *where) {
     return 0;
 }
 
-static int catalog_part_parse(json_t *o, catalog_part *p, const char *where) {
+static int catalog_centre_parse(json_t *o, catalog_centre *ce, const char *where) {
+    if (!json_is_object(o) || catalog_string(o, "id", ce->id, sizeof(ce->id), 1, where) != 0 ||
+        catalog_string(o, "name", ce->name, sizeof(ce->name), 0, where) != 0 ||
+        catalog_string(o, "address", ce->address, sizeof(ce->address), 0, where) != 0 ||
+        catalog_string(o, "opening_hours", ce->opening_hours, sizeof(ce->opening_hours), 0, where) != 0 ||
+        catalog_int(o, "labour_rate_cents", 0, 10000000, &ce->labour_rate_cents, where) != 0 ||
+        catalog_int(o, "travel_fee_cents", 0, 10000000, &ce->travel_fee_cents, where) != 0 ||
+        catalog_int(o, "diagnostic_fee_cents", 0, 10000000, &ce->diagnostic_fee_cents, where) != 0)
+        return -1;
+    return 0;
+}
+
+/* Reads the optional {"CENTRE": quantity} object of a part; every centre must exist. */
+static int catalog_stock_parse(const catalog *c, json_t *o, catalog_part *p, const char *where) {
+    json_t *stock = json_object_get(o, "stock"), *qty;
+    const char *centre;
+    if (!stock) return 0;
+    if (!json_is_object(stock) || json_object_size(stock) > CATALOG_MAX_STOCK) {
+        err_set("%s: \"stock\" must be an object of at most %d centres", where, CATALOG_MAX_STOCK);
+        return -1;
+    }
+    json_object_foreach(stock, centre, qty) {
+        if (!catalog_centre_find(c, centre)) {
+            err_set("%s: stock for unknown centre \"%s\"", where, centre);
+            return -1;
+        }
+        if (!json_is_integer(qty) || json_integer_value(qty) < 0 || json_integer_value(qty) > 1000000) {
+            err_set("%s: stock of %s must be an integer from 0 to 1000000", where, centre);
+            return -1;
+        }
+        catalog_stock *s = &p->stock[p->nstock++];
+        snprintf(s->centre, sizeof(s->centre), "%s", centre);
+        s->quantity = (int)json_integer_value(qty);
+    }
+    return 0;
+}
+
+static int catalog_part_parse(const catalog *c, json_t *o, catalog_part *p, const char *where) {
     if (!json_is_object(o) || catalog_string(o, "ref", p->ref, sizeof(p->ref), 1, where) != 0 ||
         catalog_string(o, "name", p->name, sizeof(p->name), 0, where) != 0 ||
-        catalog_int(o, "price_cents", 0, 100000000, &p->price_cents, where) != 0)
+        catalog_int(o, "price_cents", 0, 100000000, &p->price_cents, where) != 0 ||
+        catalog_stock_parse(c, o, p, where) != 0)
         return -1;
     return 0;
 }
@@ -117,9 +157,10 @@ static int catalog_section(catalog *c, json_t *root, const char *name, size_t si
         snprintf(where, sizeof(where), "catalog %s[%zu]", name, i);
         json_t *o = json_array_get(arr, i);
         char *slot = (char *)*table + i * size;
-        int rc = strcmp(name, "models") == 0  ? catalog_model_parse(o, (catalog_model *)(void *)slot, where)
-                 : strcmp(name, "parts") == 0 ? catalog_part_parse(o, (catalog_part *)(void *)slot, where)
-                                              : catalog_fault_parse(c, o, (catalog_fault *)(void *)slot, where);
+        int rc = strcmp(name, "models") == 0    ? catalog_model_parse(o, (catalog_model *)(void *)slot, where)
+                 : strcmp(name, "centres") == 0 ? catalog_centre_parse(o, (catalog_centre *)(void *)slot, where)
+                 : strcmp(name, "parts") == 0   ? catalog_part_parse(c, o, (catalog_part *)(void *)slot, where)
+                                                : catalog_fault_parse(c, o, (catalog_fault *)(void *)slot, where);
         if (rc != 0) return -1;
         *count = i + 1;
     }
@@ -127,6 +168,12 @@ static int catalog_section(catalog *c, json_t *root, const char *name, size_t si
 }
 
 static int catalog_check_unique(const catalog *c) {
+    for (size_t i = 0; i < c->ncentres; i++)
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(c->centres[i].id, c->centres[j].id) == 0) {
+                err_set("catalog: centre \"%s\" appears twice", c->centres[i].id);
+                return -1;
+            }
     for (size_t i = 0; i < c->nmodels; i++)
         for (size_t j = 0; j < i; j++)
             if (strcmp(c->models[i].id, c->models[j].id) == 0) {
@@ -149,27 +196,26 @@ static int catalog_check_unique(const catalog *c) {
     return 0;
 }
 
-catalog *catalog_load(const char *path) {
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        err_set("catalog %s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
+/* Validates a decoded catalog document; origin names it in errors. */
+static catalog *catalog_build(json_t *root, const char *origin) {
     catalog *c = calloc(1, sizeof(*c));
     if (!c) {
         err_set("out of memory loading the catalog");
-        json_decref(root);
         return NULL;
     }
     int rc = json_is_object(root) ? 0 : -1;
-    if (rc) err_set("catalog %s: the top level must be an object", path);
+    if (rc) err_set("catalog %s: the top level must be an object", origin);
     if (rc == 0) rc = catalog_section(c, root, "models", sizeof(catalog_model), (void **)&c->models, &c->nmodels);
+    if (rc == 0)
+        rc = catalog_section(c, root, "centres", sizeof(catalog_centre), (void **)&c->centres, &c->ncentres);
+    if (rc == 0 && c->ncentres == 0) {
+        err_set("catalog %s: at least one service centre is needed", origin);
+        rc = -1;
+    }
     if (rc == 0) rc = catalog_section(c, root, "parts", sizeof(catalog_part), (void **)&c->parts, &c->nparts);
     if (rc == 0)
         rc = catalog_section(c, root, "fault_codes", sizeof(catalog_fault), (void **)&c->faults, &c->nfaults);
     if (rc == 0) rc = catalog_check_unique(c);
-    json_decref(root);
     if (rc != 0) {
         catalog_free(c);
         return NULL;
@@ -177,9 +223,34 @@ catalog *catalog_load(const char *path) {
     return c;
 }
 
+catalog *catalog_load(const char *path) {
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        err_set("catalog %s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    catalog *c = catalog_build(root, path);
+    json_decref(root);
+    return c;
+}
+
+catalog *catalog_parse(const char *json, size_t len) {
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        err_set("catalog line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    catalog *c = catalog_build(root, "document");
+    json_decref(root);
+    return c;
+}
+
 void catalog_free(catalog *c) {
     if (!c) return;
     free(c->models);
+    free(c->centres);
     free(c->parts);
     free(c->faults);
     free(c);
@@ -205,4 +276,26 @@ const catalog_fault *catalog_fault_find(const catalog *c, const char *family, co
 
 size_t catalog_model_count(const catalog *c) {
     return c->nmodels;
+}
+
+const catalog_centre *catalog_centre_find(const catalog *c, const char *id) {
+    for (size_t i = 0; i < c->ncentres; i++)
+        if (strcmp(c->centres[i].id, id) == 0) return &c->centres[i];
+    return NULL;
+}
+
+const catalog_centre *catalog_centre_at(const catalog *c, size_t i) {
+    return i < c->ncentres ? &c->centres[i] : NULL;
+}
+
+const catalog_part *catalog_part_at(const catalog *c, size_t i) {
+    return i < c->nparts ? &c->parts[i] : NULL;
+}
+
+const catalog_model *catalog_model_at(const catalog *c, size_t i) {
+    return i < c->nmodels ? &c->models[i] : NULL;
+}
+
+const catalog_fault *catalog_fault_at(const catalog *c, size_t i) {
+    return i < c->nfaults ? &c->faults[i] : NULL;
 }

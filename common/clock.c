@@ -106,6 +106,40 @@ int clock_date_valid(const char *s) {
     return 0;
 }
 
+/* Days since 1970-01-01 of a valid date (civil calendar, no time zone involved). */
+static long clock_epoch_days(int y, int m, int d) {
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_hour = 12};
+    return (long)(timegm(&tm) / 86400);
+}
+
+int clock_date_add_days(const char *date, int days, char out[CLOCK_DATE_LEN]) {
+    int y, m, d;
+    if (clock_date_split(date, &y, &m, &d) != 0) {
+        err_set("\"%s\" is not a calendar date in the form YYYY-MM-DD", date ? date : "");
+        return -1;
+    }
+    time_t t = (time_t)(clock_epoch_days(y, m, d) + days) * 86400 + 43200;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    if (tm.tm_year + 1900 < 1900 || tm.tm_year + 1900 > 2199) {
+        err_set("%s plus %d days leaves the supported years 1900..2199", date, days);
+        return -1;
+    }
+    strftime(out, CLOCK_DATE_LEN, "%Y-%m-%d", &tm);
+    return 0;
+}
+
+int clock_date_diff_days(const char *a, const char *b) {
+    int ya, ma, da, yb, mb, db;
+    if (clock_date_split(a, &ya, &ma, &da) != 0 || clock_date_split(b, &yb, &mb, &db) != 0) return 0;
+    return (int)(clock_epoch_days(yb, mb, db) - clock_epoch_days(ya, ma, da));
+}
+
+long clock_date_score(const char *date) {
+    int y, m, d;
+    return clock_date_split(date, &y, &m, &d) == 0 ? (long)y * 10000 + m * 100 + d : 0;
+}
+
 int clock_date_add_months(const char *date, int months, char out[CLOCK_DATE_LEN]) {
     int y, m, d;
     if (clock_date_split(date, &y, &m, &d) != 0) {

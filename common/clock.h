@@ -36,4 +36,13 @@ int clock_date_valid(const char *s);
 /* Adds months to a date, clamping the day to the end of the month (2024-02-29 + 12 = 2025-02-28). */
 int clock_date_add_months(const char *date, int months, char out[CLOCK_DATE_LEN]);
 
+/* Adds days (possibly negative) to a calendar date; 0 or -1 with err. */
+int clock_date_add_days(const char *date, int days, char out[CLOCK_DATE_LEN]);
+
+/* Returns the whole days from date a to date b (b - a); both must be valid. */
+int clock_date_diff_days(const char *a, const char *b);
+
+/* Returns a date as the sortable integer yyyymmdd (a Redis sorted-set score), or 0 if invalid. */
+long clock_date_score(const char *date);
+
 #endif

@@ -1,6 +1,7 @@
 #include "service.h"
 #include "bus.h"
 #include "clock.h"
+#include "command.h"
 #include "err.h"
 #include "log.h"
 
@@ -30,6 +31,9 @@ struct service {
     enum service_id relay_dest[SERVICE_MAX_RELAYS];
     size_t nrelays;
     catalog *cat;
+    long long cat_version;
+    int64_t next_catalog_check;
+    int64_t next_tick;
     void *state;
 };
 
@@ -45,6 +49,124 @@ store *service_store(service *svc) { return svc->st; }
 void service_set_state(service *svc, void *state) { svc->state = state; }
 void *service_state(service *svc) { return svc->state; }
 const catalog *service_catalog(const service *svc) { return svc->cat; }
+long long service_catalog_version(const service *svc) { return svc->cat_version; }
+
+int service_catalog_publish(service *svc, const char *json, size_t len, const catalog *parsed, int only_if_absent,
+                            long long *version) {
+    char key[STORE_KEY_LEN], vkey[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
+    store_key(svc->st, 0, "catalog", key);
+    store_key(svc->st, 0, "catalog:version", vkey);
+    store_shard_prefix(svc->st, 0, prefix);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "catalog_store"), store_args_add(&a, "2");
+    store_args_add(&a, key), store_args_add(&a, vkey), store_args_add(&a, prefix);
+    store_args_addb(&a, json, len);
+    store_args_add(&a, only_if_absent ? "1" : "0");
+    const catalog_part *p;
+    for (size_t i = 0; (p = catalog_part_at(parsed, i)) != NULL; i++)
+        for (int j = 0; j < p->nstock; j++) {
+            store_args_add(&a, p->stock[j].centre), store_args_add(&a, p->ref);
+            store_args_addf(&a, "%d", p->stock[j].quantity);
+        }
+    redisReply *r = store_args_call(svc->st, &a);
+    if (!r) return -1;
+    int rc = r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    if (rc == 0)
+        *version = r->integer;
+    else
+        err_set("catalog_store: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Reads a whole (small) file into a malloc'd buffer; NULL with err. */
+static char *service_read_file(const char *path, size_t max, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_set("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    *len = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf || *len > max) {
+        err_set("%s: %s", path, buf ? "file too large" : "out of memory");
+        free(buf);
+        return NULL;
+    }
+    buf[*len] = '\0';
+    return buf;
+}
+
+/* Publishes catalog.path when Redis has no catalog yet (the first start); the file also serves while
+ * Redis is down. 0, or -1 with err when the file itself is bad. */
+static int service_catalog_bootstrap(service *svc) {
+    char path[PATH_MAX];
+    size_t len;
+    settings_resolve_path(&svc->cfg, svc->cfg.catalog_path, path, sizeof(path));
+    char *json = service_read_file(path, (size_t)svc->cfg.max_frame_bytes, &len);
+    if (!json) return -1;
+    catalog *parsed = catalog_parse(json, len);
+    if (!parsed) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("%s: %s", path, why);
+        free(json);
+        return -1;
+    }
+    long long version;
+    if (service_catalog_publish(svc, json, len, parsed, 1, &version) != 0)
+        log_warn(NULL, NULL, "catalog not published (%s): using %s until Redis answers", err_get(), path);
+    free(json);
+    if (!svc->cat) {
+        svc->cat = parsed;
+        svc->cat_version = 0;
+    } else {
+        catalog_free(parsed);
+    }
+    return 0;
+}
+
+int service_catalog_sync(service *svc) {
+    char key[STORE_KEY_LEN], vkey[STORE_KEY_LEN];
+    store_key(svc->st, 0, "catalog", key);
+    store_key(svc->st, 0, "catalog:version", vkey);
+    const char *argv[] = {"GET", vkey};
+    size_t lens[] = {3, strlen(vkey)};
+    redisReply *r = store_call(svc->st, 2, argv, lens);
+    if (!r) return -1;
+    long long version = r->type == REDIS_REPLY_STRING ? atoll(r->str) : 0;
+    freeReplyObject(r);
+    if (version == 0 || version == svc->cat_version) return 0;
+    argv[1] = key, lens[1] = strlen(key);
+    r = store_call(svc->st, 2, argv, lens);
+    if (!r) return -1;
+    catalog *fresh = r->type == REDIS_REPLY_STRING ? catalog_parse(r->str, r->len) : NULL;
+    freeReplyObject(r);
+    if (!fresh) {
+        log_error(NULL, NULL, "catalog version %lld in Redis is unusable: %s", version, err_get());
+        return -1;
+    }
+    catalog_free(svc->cat);
+    svc->cat = fresh;
+    svc->cat_version = version;
+    log_info(NULL, NULL, "catalog version %lld in force", version);
+    return 0;
+}
+
+/* Runs what is due besides messages: catalog refresh and the service's timers. */
+static void service_timers(service *svc) {
+    int64_t now = clock_mono_ms();
+    if (svc->def->uses_catalog && now >= svc->next_catalog_check) {
+        svc->next_catalog_check = now + svc->cfg.catalog_check_ms;
+        if (service_catalog_sync(svc) != 0) log_warn(NULL, NULL, "catalog check: %s", err_get());
+    }
+    if (svc->def->tick && now >= svc->next_tick) {
+        svc->next_tick = now + svc->cfg.scheduler_ms;
+        svc->def->tick(svc);
+    }
+}
 
 relay *service_relay(service *svc, enum service_id dest) {
     for (size_t i = 0; i < svc->nrelays; i++)
@@ -183,6 +305,38 @@ static void service_on_ping(service *svc, const Sav__Envelope *req, service_repl
     service_reply_msg(reply, SAV__MESSAGE_TYPE__PONG, &pong.base);
 }
 
+void service_reply_json(service_reply *reply, json_t *result) {
+    char *text = result ? json_dumps(result, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(result);
+    if (!text) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "cannot encode the result");
+        return;
+    }
+    Sav__CommandResult r = SAV__COMMAND_RESULT__INIT;
+    r.json = text;
+    service_reply_msg(reply, SAV__MESSAGE_TYPE__COMMAND_RESULT, &r.base);
+    free(text);
+}
+
+static void service_on_command(service *svc, const Sav__Envelope *env, service_reply *reply) {
+    Sav__Command *cmd = (Sav__Command *)envelope_body(env, &sav__command__descriptor);
+    if (!cmd) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        return;
+    }
+    const service_command *found = NULL;
+    for (size_t i = 0; i < svc->def->ncommands && !found; i++)
+        if (strcmp(svc->def->commands[i].name, cmd->name) == 0) found = &svc->def->commands[i];
+    if (!found)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_USAGE, "%s has no command \"%s\"",
+                            settings_service_name(svc->def->id), cmd->name);
+    else if (command_check_names(cmd, found->args) != 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_USAGE, "%s", err_get());
+    else
+        found->run(svc, cmd, reply);
+    sav__command__free_unpacked(cmd, NULL);
+}
+
 static const service_route *service_find_route(const service *svc, int type) {
     for (size_t i = 0; i < svc->def->nroutes; i++)
         if ((int)svc->def->routes[i].type == type) return &svc->def->routes[i];
@@ -201,6 +355,10 @@ static void service_ack(service_reply *reply, const char *message_id, Sav__Ack__
 static void service_dispatch(service *svc, const Sav__Envelope *env, service_reply *reply) {
     if (env->type == SAV__MESSAGE_TYPE__PING) {
         service_on_ping(svc, env, reply);
+        return;
+    }
+    if (env->type == SAV__MESSAGE_TYPE__COMMAND) {
+        service_on_command(svc, env, reply);
         return;
     }
     const service_route *route = service_find_route(svc, env->type);
@@ -274,6 +432,9 @@ static void service_on_message(service *svc, const bus_msg *m) {
 
 static int service_poll_timeout(const service *svc) {
     int64_t now = clock_mono_ms(), timeout = SERVICE_POLL_MAX_MS;
+    if (svc->def->uses_catalog && svc->next_catalog_check - now < timeout) timeout = svc->next_catalog_check - now;
+    if (svc->def->tick && svc->next_tick - now < timeout) timeout = svc->next_tick - now;
+    if (timeout < 0) timeout = 0;
     for (size_t i = 0; i < svc->nrelays; i++) {
         int64_t left = relay_next_due(svc->relays[i]) - now;
         if (left < timeout) timeout = left < 0 ? 0 : left;
@@ -303,6 +464,7 @@ static void service_loop(service *svc) {
             relay_on_readable(svc->relays[i]);
             relay_tick(svc->relays[i]);
         }
+        service_timers(svc);
     }
 }
 
@@ -344,14 +506,11 @@ static int service_parse_args(const service_def *def, int argc, char **argv, con
 
 static int service_start(service *svc) {
     const settings *s = &svc->cfg;
-    if (svc->def->uses_catalog) {
-        char path[PATH_MAX];
-        settings_resolve_path(s, s->catalog_path, path, sizeof(path));
-        svc->cat = catalog_load(path);
-        if (!svc->cat) return -1;
-    }
     svc->st = store_open(s);
     if (!svc->st) return -1;
+    if (svc->def->uses_catalog && service_catalog_sync(svc) == 0 && !svc->cat && service_catalog_bootstrap(svc) != 0)
+        return -1;
+    if (svc->def->uses_catalog && !svc->cat && service_catalog_bootstrap(svc) != 0) return -1;
     svc->router = bus_socket(ZMQ_ROUTER, s);
     if (!svc->router) return -1;
     if (zmq_bind(svc->router, s->endpoint[svc->def->id]) != 0) {

@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "catalog.h"
 #include "envelope.h"
 #include "relay.h"
@@ -28,6 +30,13 @@ typedef struct service_reply {
 typedef void (*service_request_fn)(service *svc, const Sav__Envelope *req, service_reply *reply);
 typedef Sav__Ack__Status (*service_event_fn)(service *svc, const Sav__Envelope *event, char *reason, size_t reason_len);
 
+/* An operator command served by a service: its name, the argument names it accepts, its handler. */
+typedef struct service_command {
+    const char *name;
+    const char *const *args; /* NULL-terminated */
+    void (*run)(service *svc, const Sav__Command *cmd, service_reply *reply);
+} service_command;
+
 /* One entry of a service's dispatch table: exactly one of on_request and on_event is set. */
 typedef struct service_route {
     Sav__MessageType type;
@@ -39,9 +48,12 @@ typedef struct service_def {
     enum service_id id;
     const service_route *routes;
     size_t nroutes;
+    const service_command *commands;     /* operator commands (message type COMMAND) */
+    size_t ncommands;
     const enum service_id *destinations; /* services this one emits events to */
     size_t ndestinations;
-    int uses_catalog;                    /* load catalog.path at start; refuse to start if invalid */
+    int uses_catalog;                    /* keep the catalog published in Redis (see service_catalog) */
+    void (*tick)(service *svc);          /* timers, run at start and every intake.scheduler_ms */
     int (*init)(service *svc);           /* loads what the handlers need; 0 or -1 with err */
     void (*cleanup)(service *svc);
 } service_def;
@@ -58,8 +70,21 @@ store *service_store(service *svc);
 /* Returns the relay towards dest (poke it after writing to its outbox), or NULL if the service has none. */
 relay *service_relay(service *svc, enum service_id dest);
 
-/* Returns the catalog loaded at start (NULL unless the service uses one); owned by the service. */
+/* Returns the catalog in force (NULL unless the service uses one); owned by the service. The catalog lives in
+ * Redis; a service reloads it within catalog.check_ms of a `savctl catalog load`. At the first start on an
+ * empty Redis, catalog.path is published; while Redis is unreachable, that file is used as it is. */
 const catalog *service_catalog(const service *svc);
+
+/* Publishes a validated catalog document to Redis (only_if_absent: unless one is there) and creates missing
+ * stock; sets *version to the version in force. 0 or -1 with err (Redis unavailable or refused). */
+int service_catalog_publish(service *svc, const char *json, size_t len, const catalog *parsed, int only_if_absent,
+                            long long *version);
+
+/* Fetches the catalog from Redis now if it changed; 0 or -1 with err. */
+int service_catalog_sync(service *svc);
+
+/* Returns the version of the catalog in force (0 when it came from the file, not Redis). */
+long long service_catalog_version(const service *svc);
 
 /* Stores and returns the service-specific state the init hook created. */
 void service_set_state(service *svc, void *state);
@@ -67,6 +92,9 @@ void *service_state(service *svc);
 
 /* Packs msg as the reply of type `type`. */
 void service_reply_msg(service_reply *reply, Sav__MessageType type, const ProtobufCMessage *msg);
+
+/* Makes the reply a CommandResult holding result (the reference is taken over). */
+void service_reply_json(service_reply *reply, json_t *result);
 
 /* Makes the reply an ErrorReply with a code and a sentence. */
 void service_reply_error(service_reply *reply, Sav__ErrorCode code, const char *fmt, ...)

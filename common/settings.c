@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum setting_type { ST_INT, ST_STR };
+enum setting_type { ST_INT, ST_STR, ST_DAYS };
 
 typedef struct setting_def {
     const char *section, *key;
@@ -21,12 +21,14 @@ typedef struct setting_def {
 
 #define INT_SETTING(sec, k, field, d, lo, hi) {sec, k, ST_INT, offsetof(settings, field), 0, d, lo, hi}
 #define STR_SETTING(sec, k, field, d) {sec, k, ST_STR, offsetof(settings, field), sizeof(((settings *)0)->field), d, 0, 0}
+#define DAYS_SETTING(sec, k, field, d) {sec, k, ST_DAYS, offsetof(settings, field), 0, d, 1, 3650}
 
 static const setting_def setting_defs[] = {
     STR_SETTING("redis", "host", redis_host, "127.0.0.1"),
     INT_SETTING("redis", "port", redis_port, "6390", 0, 65535),
     INT_SETTING("redis", "timeout_ms", redis_timeout_ms, "2000", 10, 60000),
-    INT_SETTING("redis", "shards", redis_shards, "1", 1, 1024),
+    /* Registry records and tickets are checked together in one atomic call: one shard until they are partitioned. */
+    INT_SETTING("redis", "shards", redis_shards, "1", 1, 1),
     STR_SETTING("redis", "prefix", redis_prefix, "sav"),
     INT_SETTING("redis", "dedup_ttl_days", dedup_ttl_days, "7", 1, 365),
     STR_SETTING("intake", "endpoint", endpoint[SVC_INTAKE], "tcp://127.0.0.1:5551"),
@@ -47,8 +49,22 @@ static const setting_def setting_defs[] = {
     INT_SETTING("client", "attempts", request_attempts, "3", 1, 100),
     STR_SETTING("catalog", "path", catalog_path, "catalog.json"),
     STR_SETTING("notification", "templates", templates_dir, "../../services/notification/templates"),
-    INT_SETTING("billing", "labour_rate_cents", labour_rate_cents, "6500", 0, 10000000),
     INT_SETTING("billing", "vat_basis_points", vat_basis_points, "2000", 0, 10000),
+    STR_SETTING("intake", "default_centre", default_centre, "PAR-01"),
+    INT_SETTING("sla", "repair_days", sla_days[0], "15", 1, 365),
+    INT_SETTING("sla", "installation_days", sla_days[1], "10", 1, 365),
+    INT_SETTING("sla", "commissioning_days", sla_days[2], "10", 1, 365),
+    INT_SETTING("sla", "preventive_maintenance_days", sla_days[3], "30", 1, 365),
+    INT_SETTING("sla", "assistance_days", sla_days[4], "2", 1, 365),
+    DAYS_SETTING("intake", "pickup_reminder_days", pickup_reminders, "7,30,90"),
+    INT_SETTING("intake", "unclaimed_days", unclaimed_days, "365", 1, 3650),
+    INT_SETTING("intake", "complaint_deadline_days", complaint_deadline_days, "15", 1, 365),
+    INT_SETTING("intake", "complaint_escalate_days", complaint_escalate_days, "3", 0, 365),
+    INT_SETTING("intake", "mediator_after_days", mediator_after_days, "30", 1, 365),
+    STR_SETTING("intake", "mediator", mediator, "Médiateur de la consommation CM2C, 49 rue de Ponthieu, 75008 Paris, www.cm2c.net"),
+    INT_SETTING("intake", "maintenance_lead_days", maintenance_lead_days, "14", 0, 365),
+    INT_SETTING("intake", "scheduler_ms", scheduler_ms, "60000", 100, 86400000),
+    INT_SETTING("catalog", "check_ms", catalog_check_ms, "2000", 100, 3600000),
 };
 #define SETTING_COUNT (sizeof(setting_defs) / sizeof(setting_defs[0]))
 
@@ -71,9 +87,31 @@ static const setting_def *settings_find(const char *section, const char *key) {
     return NULL;
 }
 
+/* Parses "7,30,90" into a schedule: integers in [min, max], strictly increasing. */
+static int settings_days_parse(settings_days *out, const setting_def *d, const char *value, const char *where) {
+    settings_days days = {0};
+    const char *p = value;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v < d->min || v > d->max || (days.n && v <= days.day[days.n - 1]) ||
+            days.n == SETTINGS_MAX_DAYS || (*end && *end != ',')) {
+            err_set("%s: %s.%s must be up to %d increasing numbers of days from %ld to %ld separated by commas, "
+                    "got \"%s\"", where, d->section, d->key, SETTINGS_MAX_DAYS, d->min, d->max, value);
+            return -1;
+        }
+        days.day[days.n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    *out = days;
+    return 0;
+}
+
 /* Stores one value into its field; where names the origin for the error message. */
 static int settings_assign(settings *s, const setting_def *d, const char *value, const char *where) {
     char *field = (char *)s + d->offset;
+    if (d->type == ST_DAYS) return settings_days_parse((settings_days *)(void *)field, d, value, where);
     if (d->type == ST_STR) {
         size_t len = strlen(value);
         if (len == 0) {
@@ -236,10 +274,17 @@ int settings_get(const settings *s, const char *section, const char *key, char *
         return -1;
     }
     const char *field = (const char *)s + d->offset;
-    if (d->type == ST_STR)
+    if (d->type == ST_STR) {
         snprintf(out, outlen, "%s", field);
-    else
+    } else if (d->type == ST_DAYS) {
+        const settings_days *days = (const settings_days *)(const void *)field;
+        size_t pos = 0;
+        out[0] = '\0';
+        for (int i = 0; i < days->n && pos < outlen; i++)
+            pos += (size_t)snprintf(out + pos, outlen - pos, "%s%d", i ? "," : "", days->day[i]);
+    } else {
         snprintf(out, outlen, "%d", *(const int *)field);
+    }
     return 0;
 }
 

@@ -13,6 +13,13 @@
 enum service_id { SVC_INTAKE = 0, SVC_DIAGNOSTICS, SVC_BILLING, SVC_NOTIFICATION, SVC_COUNT };
 
 #define SETTINGS_STR 256
+#define SETTINGS_MAX_DAYS 8
+
+/* A schedule in days, e.g. "7,30,90": strictly increasing, each 1..3650. */
+typedef struct settings_days {
+    int n;
+    int day[SETTINGS_MAX_DAYS];
+} settings_days;
 
 typedef struct settings {
     char path[SETTINGS_STR];          /* the file these were read from */
@@ -37,8 +44,18 @@ typedef struct settings {
     char catalog_path[SETTINGS_STR];
     char templates_dir[SETTINGS_STR];
     char log_level[16];
-    int labour_rate_cents;            /* per hour, excluding VAT, until centres have their own rates */
     int vat_basis_points;             /* 2000 = 20 % */
+    char default_centre[64];          /* centre of a ticket opened without --centre */
+    int sla_days[5];                  /* per kind: repair, installation, commissioning, preventive_maintenance, assistance */
+    settings_days pickup_reminders;   /* days in `ready` after which the customer is reminded */
+    int unclaimed_days;               /* then flagged for the judicial procedure (D4), never disposed of */
+    int complaint_deadline_days;      /* default deadline of a complaint without --notice-deadline */
+    int complaint_escalate_days;      /* escalate an open complaint this many days before its deadline */
+    int mediator_after_days;          /* offer the consumer mediator when a complaint stays open this long */
+    char mediator[SETTINGS_STR];      /* the consumer mediator's contact (D3) */
+    int maintenance_lead_days;        /* create a maintenance visit ticket this many days before it is due */
+    int scheduler_ms;                 /* how often intake runs its timers */
+    int catalog_check_ms;             /* how often a service looks for a newer catalog */
 } settings;
 
 /* Loads path (NULL: $SAV_CONFIG, else deploy/local/sav.conf), applies the environment, validates; 0 or -1 with err. */

@@ -195,3 +195,22 @@ int validate_token(const char *field, const char *s) {
     }
     return 0;
 }
+
+int validate_company_id(const char *s) {
+    size_t len = s ? strlen(s) : 0;
+    if (len != 9 && len != 14) goto bad;
+    int sum = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (!isdigit((unsigned char)s[i])) goto bad;
+        int digit = s[i] - '0';
+        /* Luhn: double every second digit from the right. */
+        if ((len - i) % 2 == 0) digit = digit * 2 > 9 ? digit * 2 - 9 : digit * 2;
+        sum += digit;
+    }
+    if (sum % 10 == 0) return 0;
+    err_set("company id %s fails its check digit (SIREN/SIRET Luhn key)", s);
+    return -1;
+bad:
+    err_set("company id \"%s\" must be a SIREN (9 digits) or SIRET (14 digits)", s ? s : "");
+    return -1;
+}

@@ -27,4 +27,7 @@ int validate_ticket_id(const char *s);
 /* Checks an identifier for keys (serial, model, code, request id): 1..64 of [A-Za-z0-9._:-]. */
 int validate_token(const char *field, const char *s);
 
+/* Checks a French company id: SIREN (9 digits) or SIRET (14 digits) with a valid Luhn key. */
+int validate_company_id(const char *s);
+
 #endif

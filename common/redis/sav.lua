@@ -12,7 +12,7 @@ Rules every function follows:
   * an input message is applied once: its dedup key is checked first and set last.
 ]]
 
-local LIB_VERSION = '1'
+local LIB_VERSION = '2'
 
 -- Appends one timeline entry to a ticket.
 local function timeline_add(prefix, tid, at, event, state, actor, detail)
@@ -26,6 +26,19 @@ local function outbox_add(outbox, msg_id, msg_type, tid, at, source, body)
     'body', body)
 end
 
+-- Moves a ticket to a new state and keeps the per-state index (state:<name>, scored by the time of entry)
+-- and the product's open-repair marker in step with it.
+local function set_state(prefix, tid, tkey, old, new, now)
+  redis.call('HSET', tkey, 'state', new, 'updated_at', now, 'state_since', now)
+  if old then redis.call('ZREM', prefix .. 'state:' .. old, tid) end
+  redis.call('ZADD', prefix .. 'state:' .. new, now, tid)
+  if new == 'closed' or new == 'cancelled' then
+    local serial = redis.call('HGET', tkey, 'serial')
+    local okey = prefix .. 'product:' .. serial .. ':open_repair'
+    if serial and redis.call('GET', okey) == tid then redis.call('DEL', okey) end
+  end
+end
+
 -- Collects ARGV[from..] as a flat field/value list.
 local function tail(args, from)
   local out = {}
@@ -33,27 +46,47 @@ local function tail(args, from)
   return out
 end
 
+-- Creates a ticket (the caller validated it) and emits TicketReceived to diagnostics. Returns its id,
+-- or nil and a refusal when the product is not the customer's or already has an open repair ticket.
+local function create_ticket(prefix, seq, outbox, shard, nshards, year, now, kind, body, fields, customer, serial)
+  local ckey, pkey = prefix .. 'customer:' .. customer, prefix .. 'product:' .. serial
+  if redis.call('EXISTS', ckey) == 0 then return nil, 'no customer ' .. customer end
+  local owner = redis.call('HGET', pkey, 'owner')
+  if not owner then return nil, 'no product with serial ' .. serial end
+  if owner ~= customer then return nil, 'product ' .. serial .. ' belongs to ' .. owner .. ', not ' .. customer end
+  local okey = pkey .. ':open_repair'
+  if kind == 'repair' then
+    local open = redis.call('GET', okey)
+    if open then return nil, 'product ' .. serial .. ' already has an open repair ticket ' .. open end
+  end
+  local n = redis.call('INCR', seq)
+  local tid = string.format('T-%s-%06d', year, (n - 1) * nshards + shard + 1)
+  local tkey = prefix .. 'ticket:' .. tid
+  redis.call('HSET', tkey, 'id', tid, 'created_at', now, unpack(fields))
+  set_state(prefix, tid, tkey, nil, 'received', now)
+  redis.call('ZADD', prefix .. 'tickets', now, tid)
+  redis.call('ZADD', ckey .. ':tickets', now, tid)
+  redis.call('ZADD', pkey .. ':tickets', now, tid)
+  if kind == 'repair' then redis.call('SET', okey, tid) end
+  timeline_add(prefix, tid, now, 'ticket.received', 'received', redis.call('HGET', tkey, 'opened_by') or 'intake', '')
+  outbox_add(outbox, tid .. '/ticket.received', '100', tid, now, 'intake', body)
+  return tid
+end
+
 --[[
 ticket_open: store a new ticket and emit TicketReceived to diagnostics.
 KEYS: 1 request dedup key, 2 ticket sequence of the year, 3 outbox to diagnostics
 ARGV: 1 shard prefix, 2 shard, 3 shard count, 4 year, 5 now ms, 6 dedup ttl s,
-      7 TicketReceived body, 8.. ticket hash field/value pairs
-Returns {ticket id, replayed 0|1}.
+      7 TicketReceived body, 8 customer id, 9 serial, 10 kind, 11.. ticket hash field/value pairs
+Returns {ticket id, replayed 0|1} or an error reply "REFUSED <reason>".
 ]]
 local function ticket_open(keys, args)
   local prev = redis.call('GET', keys[1])
   if prev then return {prev, 1} end
-  local prefix, shard, nshards = args[1], tonumber(args[2]), tonumber(args[3])
-  local year, now, ttl = args[4], args[5], tonumber(args[6])
-  local n = redis.call('INCR', keys[2])
-  local tid = string.format('T-%s-%06d', year, (n - 1) * nshards + shard + 1)
-  local tkey = prefix .. 'ticket:' .. tid
-  local fields = tail(args, 8)
-  redis.call('HSET', tkey, 'id', tid, 'state', 'received', 'created_at', now, 'updated_at', now, unpack(fields))
-  redis.call('ZADD', prefix .. 'tickets', now, tid)
-  timeline_add(prefix, tid, now, 'ticket.received', 'received', 'intake', '')
-  outbox_add(keys[3], tid .. '/ticket.received', '100', tid, now, 'intake', args[7])
-  redis.call('SET', keys[1], tid, 'EX', ttl)
+  local tid, why = create_ticket(args[1], keys[2], keys[3], tonumber(args[2]), tonumber(args[3]), args[4], args[5],
+    args[10], args[7], tail(args, 11), args[8], args[9])
+  if not tid then return redis.error_reply('REFUSED ' .. why) end
+  redis.call('SET', keys[1], tid, 'EX', tonumber(args[6]))
   return {tid, 0}
 end
 
@@ -77,8 +110,8 @@ local function event_apply(keys, args)
   local fields = tail(args, 13)
   if #fields > 0 then redis.call('HSET', prefix .. section .. ':' .. tid, unpack(fields)) end
   if new_state ~= '' and (need == '' or state == need) then
+    set_state(prefix, tid, tkey, state, new_state, now)
     state = new_state
-    redis.call('HSET', tkey, 'state', state)
   end
   redis.call('HSET', tkey, 'updated_at', now)
   timeline_add(prefix, tid, now, args[8], state, args[9], args[10])
@@ -119,27 +152,102 @@ local function notification_record(keys, args)
       recorded[#recorded + 1] = args[b + 1]
     end
   end
-  timeline_add(prefix, tid, now, 'notification.recorded', state, 'notification', table.concat(recorded, ','))
+  if #recorded > 0 then
+    timeline_add(prefix, tid, now, 'notification.recorded', state, 'notification', table.concat(recorded, ','))
+  end
   redis.call('SET', keys[1], '1', 'EX', ttl)
   return 'applied'
+end
+
+-- HGETALL of each hash named prefix..kind..':'..id for the ids of a list or zset.
+local function hashes_of(prefix, kind, ids)
+  local out = {}
+  for _, id in ipairs(ids) do out[#out + 1] = redis.call('HGETALL', prefix .. kind .. ':' .. id) end
+  return out
 end
 
 --[[
 ticket_view (read-only): everything `ticket show` displays, in one round trip.
 KEYS: 1 ticket hash
 ARGV: 1 shard prefix, 2 ticket id
-Returns nil if absent, else {ticket, prediagnosis, coverage, timeline, {notification...}} (flat hashes).
+Returns nil if absent, else {ticket, prediagnosis, coverage, timeline, {notification...}, customer, {complaint...}}.
 ]]
 local function ticket_view(keys, args)
   local ticket = redis.call('HGETALL', keys[1])
   if #ticket == 0 then return nil end
   local prefix, tid = args[1], args[2]
-  local notifs = {}
-  for _, nid in ipairs(redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)) do
-    notifs[#notifs + 1] = redis.call('HGETALL', prefix .. 'notif:' .. nid)
-  end
+  local customer = redis.call('HGET', keys[1], 'customer_id') or ''
   return {ticket, redis.call('HGETALL', prefix .. 'prediag:' .. tid), redis.call('HGETALL', prefix .. 'coverage:' .. tid),
-    redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1), notifs}
+    redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
+    hashes_of(prefix, 'notif', redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)),
+    redis.call('HGETALL', prefix .. 'customer:' .. customer),
+    hashes_of(prefix, 'complaint', redis.call('LRANGE', keys[1] .. ':complaints', 0, -1))}
+end
+
+-- The fields of a ticket shown in lists.
+local TICKET_SUMMARY = {'id', 'state', 'outcome', 'kind', 'channel', 'customer_id', 'serial', 'model', 'centre',
+  'created_at', 'sla_due_on', 'requested_on', 'unclaimed'}
+
+local function ticket_summaries(prefix, ids)
+  local out = {}
+  for _, id in ipairs(ids) do
+    out[#out + 1] = redis.call('HMGET', prefix .. 'ticket:' .. id, unpack(TICKET_SUMMARY))
+  end
+  return out
+end
+
+--[[
+customer_view (read-only): a customer, their products and tickets.
+KEYS: 1 customer hash
+ARGV: 1 shard prefix
+Returns nil if absent, else {customer, {product...}, {ticket summary...}, summary field names}.
+]]
+local function customer_view(keys, args)
+  local customer = redis.call('HGETALL', keys[1])
+  if #customer == 0 then return nil end
+  local serials = redis.call('SMEMBERS', keys[1] .. ':products')
+  table.sort(serials)
+  return {customer, hashes_of(args[1], 'product', serials),
+    ticket_summaries(args[1], redis.call('ZRANGE', keys[1] .. ':tickets', 0, -1)), TICKET_SUMMARY}
+end
+
+--[[
+product_view (read-only): a unit's full service history.
+KEYS: 1 product hash
+ARGV: 1 shard prefix
+Returns nil if absent, else {product, ownership history, {contract...}, {ticket summary...}, summary field names}.
+]]
+local function product_view(keys, args)
+  local product = redis.call('HGETALL', keys[1])
+  if #product == 0 then return nil end
+  return {product, redis.call('LRANGE', keys[1] .. ':history', 0, -1),
+    hashes_of(args[1], 'contract', redis.call('LRANGE', keys[1] .. ':contracts', 0, -1)),
+    ticket_summaries(args[1], redis.call('ZRANGE', keys[1] .. ':tickets', 0, -1)), TICKET_SUMMARY}
+end
+
+--[[
+ticket_list (read-only): ticket summaries from an index, newest first.
+KEYS: 1 index zset (tickets, state:<s>, customer:<c>:tickets)
+ARGV: 1 shard prefix, 2 how many to read at most
+Returns {{ticket summary...}, summary field names}.
+]]
+local function ticket_list(keys, args)
+  return {ticket_summaries(args[1], redis.call('ZREVRANGE', keys[1], 0, tonumber(args[2]) - 1)), TICKET_SUMMARY}
+end
+
+--[[
+ticket_contact (read-only): what notification needs to reach a ticket's customer, in one round trip.
+KEYS: 1 ticket hash
+ARGV: 1 shard prefix
+Returns nil if the ticket is absent, else {ticket, customer} (flat hashes; the customer's is empty when the
+ticket names no customer or the record is gone).
+]]
+local function ticket_contact(keys, args)
+  local ticket = redis.call('HGETALL', keys[1])
+  if #ticket == 0 then return nil end
+  local cid = redis.call('HGET', keys[1], 'customer_id')
+  if not cid or cid == '' then return {ticket, {}} end
+  return {ticket, redis.call('HGETALL', args[1] .. 'customer:' .. cid)}
 end
 
 --[[
@@ -171,12 +279,235 @@ local function outbox_dead(keys, args)
   return 1
 end
 
+--[[
+catalog_store: publish a validated catalog and create the stock of parts and centres that have none yet
+(live stock is never overwritten by a catalog).
+KEYS: 1 catalog key, 2 catalog version key
+ARGV: 1 shard prefix, 2 catalog JSON, 3 only if absent (1|0), then triples centre, part, quantity
+Returns the catalog version now in force.
+]]
+local function catalog_store(keys, args)
+  if args[3] == '1' and redis.call('EXISTS', keys[1]) == 1 then return tonumber(redis.call('GET', keys[2]) or 0) end
+  redis.call('SET', keys[1], args[2])
+  local v = redis.call('INCR', keys[2])
+  for i = 4, #args, 3 do
+    redis.call('HSETNX', args[1] .. 'stock:' .. args[i], args[i + 1], args[i + 2])
+  end
+  return v
+end
+
+--[[
+record_create: create a numbered record (customer, contract) once per request.
+KEYS: 1 request dedup key, 2 sequence key, 3 (optional) a record that must exist, e.g. the contract's product
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 id format ('C-%06d'), 5 record kind ('customer'),
+      6 index zset name ('' = none), 7 its score ('' = now), 8 parent list key suffix ('' = none),
+      9 refusal when KEYS[3] is missing, 10.. field/value pairs
+Returns {id, replayed} or "REFUSED <reason>".
+]]
+local function record_create(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then return {prev, 1} end
+  if keys[3] and redis.call('EXISTS', keys[3]) == 0 then return redis.error_reply('REFUSED ' .. args[9]) end
+  local prefix, now = args[1], args[2]
+  local id = string.format(args[4], redis.call('INCR', keys[2]))
+  redis.call('HSET', prefix .. args[5] .. ':' .. id, 'id', id, 'created_at', now, 'updated_at', now,
+    unpack(tail(args, 10)))
+  if args[6] ~= '' then redis.call('ZADD', prefix .. args[6], args[7] ~= '' and args[7] or now, id) end
+  if args[8] ~= '' then redis.call('RPUSH', prefix .. args[8], id) end
+  redis.call('SET', keys[1], id, 'EX', tonumber(args[3]))
+  return {id, 0}
+end
+
+--[[
+complaint_open: a customer's written complaint about a ticket, acknowledged to the customer.
+KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification
+ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 deadline score (yyyymmdd), 6 actor,
+      7 notice body, 8 complaint id (numbered by the caller: complaint numbers may have gaps), 9.. fields
+Returns {complaint id, replayed} or "NOTFOUND".
+]]
+local function complaint_open(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then return {prev, 1} end
+  local prefix, tid, now, id = args[1], args[2], args[3], args[8]
+  local state = redis.call('HGET', keys[2], 'state')
+  if not state then return redis.error_reply('NOTFOUND') end
+  redis.call('HSET', prefix .. 'complaint:' .. id, 'id', id, 'ticket', tid, 'status', 'open', 'created_at', now,
+    'updated_at', now, unpack(tail(args, 9)))
+  redis.call('RPUSH', keys[2] .. ':complaints', id)
+  redis.call('ZADD', prefix .. 'complaints:open', args[5], id)
+  timeline_add(prefix, tid, now, 'complaint.opened', state, args[6], id)
+  outbox_add(keys[3], tid .. '/complaint_acknowledged/' .. id, '103', tid, now, 'intake', args[7])
+  redis.call('SET', keys[1], id, 'EX', tonumber(args[4]))
+  return {id, 0}
+end
+
+--[[
+complaint_resolve: close a complaint with its resolution, tell the customer.
+KEYS: 1 request dedup key, 2 complaint hash, 3 outbox to notification
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 actor, 5 notice body, 6.. field/value pairs
+Returns {status, replayed} or "NOTFOUND" / "CONFLICT <status>".
+]]
+local function complaint_resolve(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then return {prev, 1} end
+  local prefix, now = args[1], args[2]
+  local c = redis.call('HMGET', keys[2], 'id', 'ticket', 'status')
+  if not c[1] then return redis.error_reply('NOTFOUND') end
+  if c[3] == 'resolved' then return redis.error_reply('CONFLICT resolved') end
+  redis.call('HSET', keys[2], 'status', 'resolved', 'resolved_at', now, 'updated_at', now, unpack(tail(args, 6)))
+  redis.call('ZREM', prefix .. 'complaints:open', c[1])
+  local state = redis.call('HGET', prefix .. 'ticket:' .. c[2], 'state')
+  timeline_add(prefix, c[2], now, 'complaint.resolved', state, args[4], c[1])
+  outbox_add(keys[3], c[2] .. '/complaint_resolved/' .. c[1], '103', c[2], now, 'intake', args[5])
+  redis.call('SET', keys[1], 'resolved', 'EX', tonumber(args[3]))
+  return {'resolved', 0}
+end
+
+--[[
+maintenance_advance: a maintenance contract's visit n has its ticket: move to visit n+1 (or finish).
+KEYS: 1 contract hash, 2 zset of contracts by next visit (yyyymmdd)
+ARGV: 1 visit number n, 2 its ticket id, 3 next visit date ('' = contract finished), 4 its score
+Returns 1 if advanced, 0 if visit n was already recorded.
+]]
+local function maintenance_advance(keys, args)
+  local done = tonumber(redis.call('HGET', keys[1], 'visits_done') or 0)
+  if done >= tonumber(args[1]) then return 0 end
+  local id = redis.call('HGET', keys[1], 'id')
+  redis.call('HSET', keys[1], 'visits_done', args[1], 'last_visit_ticket', args[2], 'next_visit_on', args[3])
+  if args[3] == '' then
+    redis.call('ZREM', keys[2], id)
+  else
+    redis.call('ZADD', keys[2], args[4], id)
+  end
+  return 1
+end
+
+--[[
+record_update: change fields of an existing record.
+KEYS: 1 record hash
+ARGV: 1 now ms, 2.. field/value pairs
+Returns 1, or 0 when the record does not exist.
+]]
+local function record_update(keys, args)
+  if redis.call('EXISTS', keys[1]) == 0 then return 0 end
+  redis.call('HSET', keys[1], 'updated_at', args[1], unpack(tail(args, 2)))
+  return 1
+end
+
+--[[
+product_add: register a product (unique serial) to an existing customer.
+KEYS: 1 request dedup key, 2 product hash, 3 customer hash
+ARGV: 1 now ms, 2 dedup ttl s, 3 serial, 4 customer id, 5.. field/value pairs
+Returns {serial, replayed} or an error reply "REFUSED <reason>".
+]]
+local function product_add(keys, args)
+  if redis.call('GET', keys[1]) then return {args[3], 1} end
+  if redis.call('EXISTS', keys[3]) == 0 then return redis.error_reply('REFUSED no customer ' .. args[4]) end
+  local owner = redis.call('HGET', keys[2], 'owner')
+  if owner then return redis.error_reply('REFUSED serial ' .. args[3] .. ' is already registered to ' .. owner) end
+  redis.call('HSET', keys[2], 'serial', args[3], 'owner', args[4], 'created_at', args[1], unpack(tail(args, 5)))
+  redis.call('RPUSH', keys[2] .. ':history',
+    cjson.encode({at = tonumber(args[1]), event = 'registered', to = args[4]}))
+  redis.call('SADD', keys[3] .. ':products', args[3])
+  redis.call('SET', keys[1], args[3], 'EX', tonumber(args[2]))
+  return {args[3], 0}
+end
+
+--[[
+product_transfer: give a product to another customer, keeping the ownership history.
+KEYS: 1 request dedup key, 2 product hash, 3 new owner's customer hash
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 new owner id, 5 transfer date, 6 note
+Returns {serial, replayed} or "REFUSED <reason>".
+]]
+local function product_transfer(keys, args)
+  local serial = redis.call('HGET', keys[2], 'serial')
+  if redis.call('GET', keys[1]) then return {serial, 1} end
+  if not serial then return redis.error_reply('REFUSED no such product') end
+  if redis.call('EXISTS', keys[3]) == 0 then return redis.error_reply('REFUSED no customer ' .. args[4]) end
+  local old = redis.call('HGET', keys[2], 'owner')
+  if old == args[4] then return redis.error_reply('REFUSED ' .. serial .. ' already belongs to ' .. old) end
+  redis.call('HSET', keys[2], 'owner', args[4], 'updated_at', args[2])
+  redis.call('SREM', args[1] .. 'customer:' .. old .. ':products', serial)
+  redis.call('SADD', keys[3] .. ':products', serial)
+  redis.call('RPUSH', keys[2] .. ':history', cjson.encode({at = tonumber(args[2]), event = 'transferred', from = old,
+    to = args[4], date = args[5], note = args[6]}))
+  redis.call('SET', keys[1], serial, 'EX', tonumber(args[3]))
+  return {serial, 0}
+end
+
+--[[
+ticket_step: a lifecycle step decided by the caller (common/lifecycle.c), applied only if the ticket is still
+in the state the decision was made on (compare-and-set), with its timeline entry and an optional notice.
+KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification
+ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 expected state, 6 new state, 7 timeline event,
+      8 actor, 9 detail, 10 notice message id ('' = none), 11 notice body, 12.. extra ticket field/value pairs
+Returns {new state, replayed} or "CONFLICT <current state>" / "NOTFOUND".
+]]
+local function ticket_step(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then return {prev, 1} end
+  local prefix, tid, now = args[1], args[2], args[3]
+  local state = redis.call('HGET', keys[2], 'state')
+  if not state then return redis.error_reply('NOTFOUND') end
+  if state ~= args[5] then return redis.error_reply('CONFLICT ' .. state) end
+  local extra = tail(args, 12)
+  if #extra > 0 then redis.call('HSET', keys[2], unpack(extra)) end
+  set_state(prefix, tid, keys[2], state, args[6], now)
+  timeline_add(prefix, tid, now, args[7], args[6], args[8], args[9])
+  if args[10] ~= '' then outbox_add(keys[3], args[10], '103', tid, now, args[8], args[11]) end
+  redis.call('SET', keys[1], args[6], 'EX', tonumber(args[4]))
+  return {args[6], 0}
+end
+
+--[[
+ticket_mark: something happened to a ticket that does not change its state (a reminder, a flag, a complaint),
+once per dedup key: fields, a timeline entry, an optional index entry and an optional notice.
+KEYS: 1 dedup key, 2 ticket hash, 3 outbox to notification
+ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s (0 = forever), 5 timeline event, 6 actor, 7 detail,
+      8 notice message id ('' = none), 9 notice body, 10 zset to add the ticket to ('' = none), 11 its score,
+      12 hash to write ('' = the ticket), 13.. field/value pairs
+Returns 'applied', 'duplicate' or "NOTFOUND".
+]]
+local function ticket_mark(keys, args)
+  if redis.call('EXISTS', keys[1]) == 1 then return 'duplicate' end
+  local prefix, tid, now = args[1], args[2], args[3]
+  local state = redis.call('HGET', keys[2], 'state')
+  if not state then return redis.error_reply('NOTFOUND') end
+  local fields = tail(args, 13)
+  if #fields > 0 then
+    redis.call('HSET', args[12] ~= '' and prefix .. args[12] or keys[2], unpack(fields))
+  end
+  if args[10] ~= '' then redis.call('ZADD', prefix .. args[10], args[11], tid) end
+  timeline_add(prefix, tid, now, args[5], state, args[6], args[7])
+  if args[8] ~= '' then outbox_add(keys[3], args[8], '103', tid, now, args[6], args[9]) end
+  if tonumber(args[4]) > 0 then
+    redis.call('SET', keys[1], '1', 'EX', tonumber(args[4]))
+  else
+    redis.call('SET', keys[1], '1')
+  end
+  return 'applied'
+end
+
 local function version() return LIB_VERSION end
 
 redis.register_function('ticket_open', ticket_open)
 redis.register_function('event_apply', event_apply)
 redis.register_function('notification_record', notification_record)
 redis.register_function{function_name = 'ticket_view', callback = ticket_view, flags = {'no-writes'}}
+redis.register_function{function_name = 'ticket_contact', callback = ticket_contact, flags = {'no-writes'}}
 redis.register_function('outbox_ack', outbox_ack)
+redis.register_function('catalog_store', catalog_store)
+redis.register_function('record_create', record_create)
+redis.register_function('record_update', record_update)
+redis.register_function('product_add', product_add)
+redis.register_function('product_transfer', product_transfer)
+redis.register_function('ticket_step', ticket_step)
+redis.register_function('complaint_open', complaint_open)
+redis.register_function('complaint_resolve', complaint_resolve)
+redis.register_function('maintenance_advance', maintenance_advance)
+redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}
+redis.register_function{function_name = 'product_view', callback = product_view, flags = {'no-writes'}}
+redis.register_function{function_name = 'ticket_list', callback = ticket_list, flags = {'no-writes'}}
+redis.register_function('ticket_mark', ticket_mark)
 redis.register_function('outbox_dead', outbox_dead)
 redis.register_function{function_name = 'sav_version', callback = version, flags = {'no-writes'}}

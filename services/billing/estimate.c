@@ -9,7 +9,7 @@
 
 /* The ticket facts the estimate needs; estimate_record reads them by position. */
 static const char *const estimate_ticket_fields[] = {"kind", "business", "second_hand", "delivered_on",
-                                                     "requested_on", "model", "lang"};
+                                                     "requested_on", "model", "lang", "centre"};
 #define ESTIMATE_NFIELDS (sizeof(estimate_ticket_fields) / sizeof(estimate_ticket_fields[0]))
 
 /* Reads the ticket's facts; NULL with reason set (retry later) when unavailable. */
@@ -50,6 +50,11 @@ static Sav__Ack__Status estimate_record(service *svc, const Sav__Envelope *ev, c
                                         const redisReply *t, char *reason, size_t reason_len) {
     const settings *cfg = service_settings(svc);
     const catalog_model *model = catalog_model_find(service_catalog(svc), estimate_str(t, 5));
+    const catalog_centre *centre = catalog_centre_find(service_catalog(svc), estimate_str(t, 7));
+    if (!centre) {
+        snprintf(reason, reason_len, "centre \"%s\" is not in the catalog", estimate_str(t, 7));
+        return SAV__ACK__STATUS__RETRY;
+    }
     coverage_input in = {
         .kind = estimate_str(t, 0),
         .business = strcmp(estimate_str(t, 1), "1") == 0,
@@ -59,7 +64,7 @@ static Sav__Ack__Status estimate_record(service *svc, const Sav__Envelope *ev, c
         .commercial_warranty_months = model ? model->commercial_warranty_months : 0,
         .parts_cents = estimate_parts_cents(p),
         .labour_minutes = p->has_labour_minutes ? (int)p->labour_minutes : 0,
-        .labour_rate_cents = cfg->labour_rate_cents,
+        .labour_rate_cents = centre->labour_rate_cents,
         .vat_basis_points = cfg->vat_basis_points,
         .lang = estimate_str(t, 6),
     };

@@ -1,6 +1,7 @@
 #include "prediag.h"
 #include "catalog.h"
 #include "err.h"
+#include "lifecycle.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -64,12 +65,15 @@ static Sav__Ack__Status prediag_record(service *svc, const Sav__Envelope *ev, co
                             "parts", r.parts,
                             "labour_minutes", r.labour,
                             "parts_availability_years", r.years};
+    /* Installation, commissioning and maintenance visits skip diagnosis: the ticket stays received. */
+    int skips = lifecycle_skips_diagnosis(t->kind);
+    if (skips) snprintf(r.detail, sizeof(r.detail), "no diagnosis for %s", t->kind);
     service_change c = {
         .section = "prediag",
         .fields = fields,
         .nfields = sizeof(fields) / sizeof(fields[0]) / 2,
         .need_state = "received",
-        .new_state = "in_diagnosis",
+        .new_state = skips ? "" : "in_diagnosis",
         .event = "prediagnosis.done",
         .detail = r.detail,
         .dest = SVC_BILLING,

@@ -16,25 +16,24 @@
 static const char *const intake_kinds[] = {"repair", "installation", "commissioning", "preventive_maintenance",
                                            "assistance", NULL};
 static const char *const intake_channels[] = {"drop_off", "on_site", "phone", "web", NULL};
-static const char *const intake_langs[] = {"fr", "en", NULL};
 
-/* A ticket after validation: what goes into Redis. */
+/* A ticket after validation, with the facts copied from its customer and product. */
 typedef struct intake_ticket {
-    char phone[24];
     char requested_on[CLOCK_DATE_LEN];
+    char sla_due_on[CLOCK_DATE_LEN];
     char faults[INTAKE_MAX_FAULTS * 66];
+    const char *centre;
+    redisReply *customer; /* HMGET of intake_customer_fields */
+    redisReply *product;  /* HMGET of intake_product_fields */
 } intake_ticket;
 
-static int intake_check_contact(const Sav__Contact *c, intake_ticket *t) {
-    if (validate_text("customer name", c->name, INTAKE_NAME_MAX, 0) != 0 ||
-        validate_choice("language", c->lang, intake_langs) != 0)
-        return -1;
-    if (!c->phone && !c->email) {
-        err_set("a phone number or an e-mail address is needed to keep the customer informed");
-        return -1;
-    }
-    if (c->phone && validate_phone(c->phone, t->phone, sizeof(t->phone)) != 0) return -1;
-    return c->email ? validate_email(c->email) : 0;
+enum { CU_TYPE, CU_LANG };
+static const char *const intake_customer_fields[] = {"type", "lang"};
+enum { PR_OWNER, PR_MODEL, PR_DELIVERED, PR_SECOND_HAND };
+static const char *const intake_product_fields[] = {"owner", "model", "delivered_on", "second_hand"};
+
+static const char *intake_str(const redisReply *r, int i) {
+    return r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str : "";
 }
 
 /* Checks a date option, naming it in the error. */
@@ -46,7 +45,7 @@ static int intake_check_date(const char *what, const char *date) {
     return -1;
 }
 
-static int intake_check_dates(const Sav__TicketOpen *o, intake_ticket *t) {
+static int intake_check_dates(service *svc, const Sav__TicketOpen *o, intake_ticket *t) {
     char today[CLOCK_DATE_LEN];
     clock_date_paris(clock_now_ms(), today);
     if (o->requested_on) {
@@ -59,13 +58,9 @@ static int intake_check_dates(const Sav__TicketOpen *o, intake_ticket *t) {
     } else {
         memcpy(t->requested_on, today, sizeof(today));
     }
-    if (!o->delivered_on) return 0;
-    if (intake_check_date("delivery date", o->delivered_on) != 0) return -1;
-    if (strcmp(o->delivered_on, t->requested_on) > 0) {
-        err_set("delivery date %s is after the request date %s", o->delivered_on, t->requested_on);
-        return -1;
-    }
-    return 0;
+    int kind = 0;
+    while (strcmp(intake_kinds[kind], o->kind) != 0) kind++;
+    return clock_date_add_days(t->requested_on, service_settings(svc)->sla_days[kind], t->sla_due_on);
 }
 
 static int intake_check_faults(const Sav__TicketOpen *o, intake_ticket *t) {
@@ -81,18 +76,52 @@ static int intake_check_faults(const Sav__TicketOpen *o, intake_ticket *t) {
     return 0;
 }
 
+/* Checks what the request itself says, before looking anything up. */
 static int intake_check(service *svc, const Sav__TicketOpen *o, intake_ticket *t) {
-    memset(t, 0, sizeof(*t));
-    if (validate_token("request id", o->request_id) != 0 || intake_check_contact(o->customer, t) != 0 ||
-        validate_token("serial number", o->serial) != 0 || validate_token("model", o->model) != 0 ||
-        validate_choice("kind", o->kind, intake_kinds) != 0 ||
+    if (o->customer && !o->customer_id) {
+        err_set("inline customer contacts are no longer accepted: register the customer (savctl customer add) "
+                "and the product (savctl product add), then open the ticket with --customer C-NNNNNN");
+        return -1;
+    }
+    t->centre = o->centre ? o->centre : service_settings(svc)->default_centre;
+    if (validate_token("request id", o->request_id) != 0 || validate_token("customer id", o->customer_id) != 0 ||
+        validate_token("serial number", o->serial) != 0 || validate_choice("kind", o->kind, intake_kinds) != 0 ||
         validate_choice("channel", o->channel, intake_channels) != 0 ||
-        validate_text("symptom", o->symptom, INTAKE_SYMPTOM_MAX, 1) != 0 || intake_check_dates(o, t) != 0 ||
+        validate_text("symptom", o->symptom, INTAKE_SYMPTOM_MAX, 1) != 0 || intake_check_dates(svc, o, t) != 0 ||
         intake_check_faults(o, t) != 0)
         return -1;
-    if (!catalog_model_find(service_catalog(svc), o->model)) {
-        err_set("model \"%s\" is not in the catalog", o->model);
+    if (!catalog_centre_find(service_catalog(svc), t->centre)) {
+        err_set("service centre \"%s\" is not in the catalog", t->centre);
         return -1;
+    }
+    return 0;
+}
+
+/* Reads the customer's and the product's facts (one round trip). 0, 1 not found (err set), -1 Redis down. */
+static int intake_lookup(service *svc, const Sav__TicketOpen *o, intake_ticket *t) {
+    char ckey[STORE_KEY_LEN], pkey[STORE_KEY_LEN], name[96];
+    snprintf(name, sizeof(name), "customer:%s", o->customer_id), store_key(service_store(svc), 0, name, ckey);
+    snprintf(name, sizeof(name), "product:%s", o->serial), store_key(service_store(svc), 0, name, pkey);
+    const char *cargv[] = {"HMGET", ckey, intake_customer_fields[0], intake_customer_fields[1]};
+    const char *pargv[] = {"HMGET", pkey, intake_product_fields[0], intake_product_fields[1], intake_product_fields[2],
+                           intake_product_fields[3]};
+    size_t clens[4], plens[6];
+    for (int i = 0; i < 4; i++) clens[i] = strlen(cargv[i]);
+    for (int i = 0; i < 6; i++) plens[i] = strlen(pargv[i]);
+    const int argc[] = {4, 6};
+    const char **argv[] = {cargv, pargv};
+    const size_t *lens[] = {clens, plens};
+    redisReply *out[2];
+    if (store_pipeline(service_store(svc), 2, argc, argv, lens, out) != 0) return -1;
+    t->customer = out[0];
+    t->product = out[1];
+    if (out[0]->type != REDIS_REPLY_ARRAY || out[0]->element[CU_TYPE]->type != REDIS_REPLY_STRING) {
+        err_set("no customer %s", o->customer_id);
+        return 1;
+    }
+    if (out[1]->type != REDIS_REPLY_ARRAY || out[1]->element[PR_OWNER]->type != REDIS_REPLY_STRING) {
+        err_set("no product with serial %s", o->serial);
+        return 1;
     }
     return 0;
 }
@@ -100,15 +129,15 @@ static int intake_check(service *svc, const Sav__TicketOpen *o, intake_ticket *t
 /* Packs the TicketReceived event diagnostics will get; caller frees out. */
 static int intake_event(const Sav__TicketOpen *o, const intake_ticket *t, envelope_buf *out) {
     Sav__TicketReceived ev = SAV__TICKET_RECEIVED__INIT;
-    ev.model = o->model;
+    ev.model = (char *)intake_str(t->product, PR_MODEL);
     ev.kind = o->kind;
     ev.n_fault_codes = o->n_fault_codes;
     ev.fault_codes = o->fault_codes;
     ev.symptom = o->symptom;
     ev.requested_on = (char *)t->requested_on;
-    ev.delivered_on = o->delivered_on;
-    ev.has_second_hand = 1, ev.second_hand = o->has_second_hand && o->second_hand;
-    ev.has_business = 1, ev.business = o->customer->has_business && o->customer->business;
+    ev.delivered_on = (char *)intake_str(t->product, PR_DELIVERED);
+    ev.has_second_hand = 1, ev.second_hand = strcmp(intake_str(t->product, PR_SECOND_HAND), "1") == 0;
+    ev.has_business = 1, ev.business = strcmp(intake_str(t->customer, CU_TYPE), "business") == 0;
     out->len = sav__ticket_received__get_packed_size(&ev);
     out->data = malloc(out->len);
     if (!out->data) {
@@ -120,22 +149,23 @@ static int intake_event(const Sav__TicketOpen *o, const intake_ticket *t, envelo
 }
 
 static void intake_ticket_fields(store_args *a, const Sav__TicketOpen *o, const intake_ticket *t) {
-    const Sav__Contact *c = o->customer;
-    store_args_add(a, "customer_name"), store_args_add(a, c->name);
-    store_args_add(a, "phone"), store_args_add(a, c->phone ? t->phone : "");
-    store_args_add(a, "email"), store_args_add(a, c->email);
-    store_args_add(a, "lang"), store_args_add(a, c->lang);
-    store_args_add(a, "business"), store_args_add(a, c->has_business && c->business ? "1" : "0");
+    store_args_add(a, "customer_id"), store_args_add(a, o->customer_id);
     store_args_add(a, "serial"), store_args_add(a, o->serial);
-    store_args_add(a, "model"), store_args_add(a, o->model);
-    store_args_add(a, "delivered_on"), store_args_add(a, o->delivered_on);
-    store_args_add(a, "second_hand"), store_args_add(a, o->has_second_hand && o->second_hand ? "1" : "0");
+    store_args_add(a, "model"), store_args_add(a, intake_str(t->product, PR_MODEL));
     store_args_add(a, "kind"), store_args_add(a, o->kind);
     store_args_add(a, "channel"), store_args_add(a, o->channel);
+    store_args_add(a, "centre"), store_args_add(a, t->centre);
     store_args_add(a, "symptom"), store_args_add(a, o->symptom);
     store_args_add(a, "faults"), store_args_add(a, t->faults);
     store_args_add(a, "requested_on"), store_args_add(a, t->requested_on);
+    store_args_add(a, "sla_due_on"), store_args_add(a, t->sla_due_on);
     store_args_add(a, "request_id"), store_args_add(a, o->request_id);
+    store_args_add(a, "outcome"), store_args_add(a, "");
+    /* Facts as they were at the request: the guarantees are judged on them. */
+    store_args_add(a, "lang"), store_args_add(a, intake_str(t->customer, CU_LANG));
+    store_args_add(a, "business"), store_args_add(a, strcmp(intake_str(t->customer, CU_TYPE), "business") == 0 ? "1" : "0");
+    store_args_add(a, "delivered_on"), store_args_add(a, intake_str(t->product, PR_DELIVERED));
+    store_args_add(a, "second_hand"), store_args_add(a, intake_str(t->product, PR_SECOND_HAND));
 }
 
 /* Runs ticket_open; fills reply either way. */
@@ -164,6 +194,7 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
     store_args_addf(&a, "%lld", (long long)now);
     store_args_addf(&a, "%d", cfg->dedup_ttl_days * 86400);
     store_args_addb(&a, event->data, event->len);
+    store_args_add(&a, o->customer_id), store_args_add(&a, o->serial), store_args_add(&a, o->kind);
     intake_ticket_fields(&a, o, t);
 
     redisReply *r = store_args_call(st, &a);
@@ -171,7 +202,9 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED ", 8) == 0) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", r->str + 8);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
         log_error(NULL, NULL, "ticket_open failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "ticket could not be stored");
     } else {
@@ -187,20 +220,30 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
     freeReplyObject(r);
 }
 
+void intake_open(service *svc, const Sav__TicketOpen *o, service_reply *reply) {
+    intake_ticket t = {0};
+    envelope_buf event = {0};
+    int found;
+    if (intake_check(svc, o, &t) != 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+    else if ((found = intake_lookup(svc, o, &t)) != 0)
+        service_reply_error(reply, found < 0 ? SAV__ERROR_CODE__ERR_UNAVAILABLE : SAV__ERROR_CODE__ERR_NOT_FOUND, "%s",
+                            err_get());
+    else if (intake_event(o, &t, &event) != 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", err_get());
+    else
+        intake_store(svc, o, &t, &event, reply);
+    envelope_buf_free(&event);
+    if (t.customer) freeReplyObject(t.customer);
+    if (t.product) freeReplyObject(t.product);
+}
+
 void intake_on_ticket_open(service *svc, const Sav__Envelope *req, service_reply *reply) {
     Sav__TicketOpen *o = (Sav__TicketOpen *)envelope_body(req, &sav__ticket_open__descriptor);
     if (!o) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    intake_ticket t;
-    envelope_buf event = {0};
-    if (intake_check(svc, o, &t) != 0)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
-    else if (intake_event(o, &t, &event) != 0)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", err_get());
-    else
-        intake_store(svc, o, &t, &event, reply);
-    envelope_buf_free(&event);
+    intake_open(svc, o, reply);
     sav__ticket_open__free_unpacked(o, NULL);
 }

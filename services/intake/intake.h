@@ -1,14 +1,40 @@
-/* intake: the front desk. Opens tickets (validated, stored and announced to
- * diagnostics in one atomic Redis call) and shows them. */
+/* intake: the front desk and call centre. Customers, products, contracts,
+ * the catalog, tickets (opened, listed, cancelled, picked up), complaints,
+ * and the timers of pickup, complaints and preventive maintenance. */
 #ifndef SAV_INTAKE_H
 #define SAV_INTAKE_H
 
 #include "service.h"
 
-/* ticket.open: validates, stores the ticket, emits TicketReceived; replays the answer for a known request id. */
+/* ticket.open request: validates, checks the customer and product, stores the ticket, emits TicketReceived. */
 void intake_on_ticket_open(service *svc, const Sav__Envelope *req, service_reply *reply);
 
-/* ticket.show: everything every service recorded about a ticket. */
+/* Opens a ticket from a decoded request (also used by the maintenance timer); fills reply. */
+void intake_open(service *svc, const Sav__TicketOpen *o, service_reply *reply);
+
+/* ticket.show request: everything every service recorded about a ticket. */
 void intake_on_ticket_show(service *svc, const Sav__Envelope *req, service_reply *reply);
+
+/* Commands (see tools/savctl for their arguments). */
+void registry_customer_add(service *svc, const Sav__Command *cmd, service_reply *reply);
+void registry_customer_update(service *svc, const Sav__Command *cmd, service_reply *reply);
+void registry_product_add(service *svc, const Sav__Command *cmd, service_reply *reply);
+void registry_product_transfer(service *svc, const Sav__Command *cmd, service_reply *reply);
+void registry_contract_add(service *svc, const Sav__Command *cmd, service_reply *reply);
+void views_customer_show(service *svc, const Sav__Command *cmd, service_reply *reply);
+void views_customer_list(service *svc, const Sav__Command *cmd, service_reply *reply);
+void views_product_show(service *svc, const Sav__Command *cmd, service_reply *reply);
+void views_ticket_list(service *svc, const Sav__Command *cmd, service_reply *reply);
+void views_catalog_show(service *svc, const Sav__Command *cmd, service_reply *reply);
+void views_catalog_load(service *svc, const Sav__Command *cmd, service_reply *reply);
+void steps_ticket_cancel(service *svc, const Sav__Command *cmd, service_reply *reply);
+void steps_ticket_pickup(service *svc, const Sav__Command *cmd, service_reply *reply);
+void complaint_open_cmd(service *svc, const Sav__Command *cmd, service_reply *reply);
+void complaint_resolve_cmd(service *svc, const Sav__Command *cmd, service_reply *reply);
+void complaint_show_cmd(service *svc, const Sav__Command *cmd, service_reply *reply);
+void sched_maintenance_due(service *svc, const Sav__Command *cmd, service_reply *reply);
+
+/* Timers: pickup reminders, unclaimed flag, complaint escalation and mediator, maintenance visits. */
+void intake_tick(service *svc);
 
 #endif

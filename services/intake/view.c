@@ -83,9 +83,29 @@ static Sav__NotificationView **view_notifications(const redisReply *list, size_t
     return out;
 }
 
+/* Each complaint as a Section of fields; the fields point into the reply. */
+static Sav__Section **view_sections(const redisReply *list, const char *name, size_t *n) {
+    *n = 0;
+    Sav__Section **out = calloc(list->elements + 1, sizeof(*out) + sizeof(Sav__Section));
+    if (!out) return NULL;
+    Sav__Section *cells = (Sav__Section *)(out + list->elements + 1);
+    for (size_t i = 0; i < list->elements; i++) {
+        sav__section__init(&cells[i]);
+        cells[i].name = (char *)name;
+        cells[i].fields = view_fields(list->element[i], &cells[i].n_fields);
+        out[(*n)++] = &cells[i];
+    }
+    return out;
+}
+
+static void view_sections_free(Sav__Section **s, size_t n) {
+    for (size_t i = 0; s && i < n; i++) free(s[i]->fields);
+    free(s);
+}
+
 static int view_reply_ok(const redisReply *r) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) return 0;
-    for (size_t i = 0; i < 5; i++)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) return 0;
+    for (size_t i = 0; i < 7; i++)
         if (r->element[i]->type != REDIS_REPLY_ARRAY) return 0;
     return 1;
 }
@@ -98,7 +118,9 @@ static void view_build(const redisReply *r, service_reply *reply) {
     v.coverage = view_fields(r->element[2], &v.n_coverage);
     v.timeline = view_timeline(r->element[3], &v.n_timeline, &timeline_json);
     v.notifications = view_notifications(r->element[4], &v.n_notifications);
-    if ((!v.ticket && v.n_ticket) || !v.timeline || !v.notifications)
+    v.customer = view_fields(r->element[5], &v.n_customer);
+    v.complaints = view_sections(r->element[6], "complaint", &v.n_complaints);
+    if ((!v.ticket && v.n_ticket) || !v.timeline || !v.notifications || !v.complaints)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "out of memory");
     else
         service_reply_msg(reply, SAV__MESSAGE_TYPE__TICKET_VIEW, &v.base);
@@ -107,6 +129,8 @@ static void view_build(const redisReply *r, service_reply *reply) {
     free(v.coverage);
     free(v.timeline);
     free(v.notifications);
+    free(v.customer);
+    view_sections_free(v.complaints, v.n_complaints);
     json_decref(timeline_json);
 }
 

@@ -5,6 +5,7 @@
 
 static const service_route notification_routes[] = {
     {SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED, NULL, notify_on_coverage_estimated},
+    {SAV__MESSAGE_TYPE__CUSTOMER_NOTICE, NULL, notify_on_customer_notice},
 };
 
 int main(int argc, char **argv) {
@@ -14,6 +15,7 @@ int main(int argc, char **argv) {
         .nroutes = sizeof(notification_routes) / sizeof(notification_routes[0]),
         .destinations = NULL,
         .ndestinations = 0,
+        .uses_catalog = 1, /* the ticket's centre: name, address, opening hours */
         .init = notify_init,
         .cleanup = notify_cleanup,
     };

@@ -110,7 +110,9 @@ static void test_empty_file_gives_every_default(void **state) {
     assert_int_equal(3, s.request_attempts);
     assert_string_equal("catalog.json", s.catalog_path);
     assert_string_equal("../../services/notification/templates", s.templates_dir);
-    assert_int_equal(6500, s.labour_rate_cents);
+    assert_int_equal(15, s.sla_days[0]);
+    assert_int_equal(3, s.pickup_reminders.n);
+    assert_int_equal(90, s.pickup_reminders.day[2]);
     assert_int_equal(2000, s.vat_basis_points);
 }
 
@@ -123,7 +125,7 @@ static void test_values_are_read_with_comments_spaces_and_crlf(void **state) {
                       "[redis]\n"
                       "  host   =   redis.example.internal  \n"
                       "port=6400 # a trailing comment\n"
-                      "shards = 16\t# after a tab\r\n"
+                      "shards = 1\t# after a tab\r\n"
                       "prefix = savtest\n"
                       "; another comment style\n"
                       "   # indented comment\n"
@@ -137,14 +139,15 @@ static void test_values_are_read_with_comments_spaces_and_crlf(void **state) {
                       "socket_max_bytes = 67108864\n"
                       "[billing]\n"
                       "vat_basis_points = 550\n"
-                      "labour_rate_cents = 0\n"
+                      "[intake]\n"
+                      "pickup_reminder_days = 1, 2,5\n"
                       "[notification]\n"
                       "templates = /srv/sav/templates"); /* last line without a newline */
     unit_err_clear();
     if (settings_load(&s, path) != 0) fail_msg("refused: %s", err_get());
     assert_string_equal("redis.example.internal", s.redis_host);
     assert_int_equal(6400, s.redis_port);
-    assert_int_equal(16, s.redis_shards);
+    assert_int_equal(1, s.redis_shards);
     assert_string_equal("savtest", s.redis_prefix);
     assert_string_equal("tcp://0.0.0.0:6551", s.endpoint[SVC_INTAKE]);
     assert_string_equal("tcp://127.0.0.1:5552", s.endpoint[SVC_DIAGNOSTICS]);
@@ -153,7 +156,8 @@ static void test_values_are_read_with_comments_spaces_and_crlf(void **state) {
     assert_int_equal(1024, s.max_frame_bytes);
     assert_int_equal(67108864, s.socket_max_bytes);
     assert_int_equal(550, s.vat_basis_points);
-    assert_int_equal(0, s.labour_rate_cents);
+    assert_int_equal(3, s.pickup_reminders.n);
+    assert_int_equal(5, s.pickup_reminders.day[2]);
     assert_string_equal("/srv/sav/templates", s.templates_dir);
     assert_int_equal(2000, s.redis_timeout_ms); /* untouched keys keep their default */
 }
@@ -191,17 +195,20 @@ static void test_integer_out_of_range_refused(void **state) {
     (void)state;
     load_refused_at("[redis]\nport = 65536\n", 2, "redis.port must be an integer from 0 to 65535, got \"65536\"");
     load_refused_at("[redis]\nport = -1\n", 2, "redis.port must be an integer from 0 to 65535, got \"-1\"");
-    load_refused_at("[redis]\nshards = 0\n", 2, "redis.shards must be an integer from 1 to 1024, got \"0\"");
-    load_refused_at("[redis]\nshards = 1025\n", 2, "redis.shards must be an integer from 1 to 1024, got \"1025\"");
+    load_refused_at("[redis]\nshards = 0\n", 2, "redis.shards must be an integer from 1 to 1, got \"0\"");
+    load_refused_at("[redis]\nshards = 2\n", 2, "redis.shards must be an integer from 1 to 1, got \"2\"");
+    load_refused_at("[intake]\npickup_reminder_days = 30,7\n", 2, "intake.pickup_reminder_days must be up to 8 increasing numbers of days from 1 to 3650 separated by commas, got \"30,7\"");
+    load_refused_at("[intake]\npickup_reminder_days = 7,x\n", 2, "intake.pickup_reminder_days must be up to 8 increasing numbers of days from 1 to 3650 separated by commas, got \"7,x\"");
+    load_refused_at("[intake]\npickup_reminder_days = 0\n", 2, "intake.pickup_reminder_days must be up to 8 increasing numbers of days from 1 to 3650 separated by commas, got \"0\"");
     load_refused_at("[billing]\nvat_basis_points = 10001\n", 2,
                     "billing.vat_basis_points must be an integer from 0 to 10000, got \"10001\"");
     load_refused_at("[client]\nattempts = 0\n", 2, "client.attempts must be an integer from 1 to 100, got \"0\"");
     /* The bounds themselves are accepted. */
     settings s;
-    const char *path = conf_write("[redis]\nport = 65535\nshards = 1024\n[client]\nattempts = 100\n");
+    const char *path = conf_write("[redis]\nport = 65535\nshards = 1\n[client]\nattempts = 100\n");
     assert_int_equal(0, settings_load(&s, path));
     assert_int_equal(65535, s.redis_port);
-    assert_int_equal(1024, s.redis_shards);
+    assert_int_equal(1, s.redis_shards);
     assert_int_equal(100, s.request_attempts);
 }
 
@@ -326,15 +333,17 @@ static void test_cross_field_checks(void **state) {
 static void test_get_returns_effective_values(void **state) {
     (void)state;
     settings s;
-    const char *path = conf_write("[redis]\nhost = db.local\nshards = 4\n");
+    const char *path = conf_write("[redis]\nhost = db.local\nshards = 1\n");
     assert_int_equal(0, settings_load(&s, path));
     char out[SETTINGS_STR];
     assert_int_equal(0, settings_get(&s, "redis", "host", out, sizeof(out)));
     assert_string_equal("db.local", out);
     assert_int_equal(0, settings_get(&s, "redis", "shards", out, sizeof(out)));
-    assert_string_equal("4", out);
+    assert_string_equal("1", out);
     assert_int_equal(0, settings_get(&s, "redis", "port", out, sizeof(out)));
     assert_string_equal("6390", out);
+    assert_int_equal(0, settings_get(&s, "intake", "pickup_reminder_days", out, sizeof(out)));
+    assert_string_equal("7,30,90", out);
     assert_int_equal(0, settings_get(&s, "diagnostics", "endpoint", out, sizeof(out)));
     assert_string_equal("tcp://127.0.0.1:5552", out);
     assert_int_equal(0, settings_get(&s, "notification", "templates", out, sizeof(out)));

@@ -13,26 +13,23 @@
 const char savctl_help_ticket_open[] =
     "NAME\n    savctl ticket open - open a service ticket\n\n"
     "SYNOPSIS\n"
-    "    savctl [--config FILE] [--json] ticket open --customer NAME (--phone PHONE | --email ADDR)...\n"
-    "           [--lang fr|en] [--business] --serial SN --model MODEL [--delivered YYYY-MM-DD]\n"
-    "           [--second-hand] --kind KIND [--channel CHANNEL] --symptom TEXT [--fault CODE]...\n"
+    "    savctl [--config FILE] [--json] ticket open --customer C-NNNNNN --serial SN --kind KIND\n"
+    "           [--channel CHANNEL] [--centre CENTRE] --symptom TEXT [--fault CODE]...\n"
     "           [--requested-on YYYY-MM-DD] [--request-id ID]\n\n"
     "DESCRIPTION\n"
-    "    Registers a ticket with intake. Intake validates everything, stores the ticket and,\n"
-    "    in the same atomic step, queues it for diagnostics, which proposes a pre-diagnosis;\n"
-    "    billing then estimates who pays and notification writes the customer's messages.\n\n"
+    "    Opens a ticket for a registered product of a registered customer (savctl customer add,\n"
+    "    savctl product add). Intake checks that the product belongs to the customer and, for a\n"
+    "    repair, that the product has no other open repair ticket; it stores the ticket with its\n"
+    "    SLA due date (sla.<kind>_days after the request) and, in the same atomic step, queues it\n"
+    "    for diagnostics, which proposes a pre-diagnosis (installation, commissioning and\n"
+    "    maintenance visits skip diagnosis); billing then estimates who pays and notification\n"
+    "    writes the customer's messages.\n\n"
     "OPTIONS\n"
-    "    --customer NAME      customer's name\n"
-    "    --phone PHONE        mobile number, French (06 12 34 56 78) or international (+44 ...)\n"
-    "    --email ADDR         e-mail address (at least one of --phone and --email)\n"
-    "    --lang fr|en         language of the customer's messages (default fr)\n"
-    "    --business           the customer is a professional buyer (no legal guarantee of conformity)\n"
-    "    --serial SN          product serial number\n"
-    "    --model MODEL        product model, as in the catalog (e.g. WM-7000)\n"
-    "    --delivered DATE     delivery date of the product (starts the guarantees)\n"
-    "    --second-hand        the product was bought second-hand (12-month presumption)\n"
+    "    --customer C-NNNNNN  the customer (the product's owner)\n"
+    "    --serial SN          the product's serial number\n"
     "    --kind KIND          repair, installation, commissioning, preventive_maintenance, assistance\n"
     "    --channel CHANNEL    drop_off (default), on_site, phone, web\n"
+    "    --centre CENTRE      service centre id from the catalog (default intake.default_centre)\n"
     "    --symptom TEXT       what the customer reports\n"
     "    --fault CODE         fault code shown by the appliance; repeat for several (at most 10)\n"
     "    --requested-on DATE  date of the customer's request (default: today, Europe/Paris)\n"
@@ -40,7 +37,8 @@ const char savctl_help_ticket_open[] =
     "                         changes nothing (default: a fresh random id)\n\n"
     "OUTPUT\n"
     "    The ticket id. --json: {\"id\": \"T-YYYY-NNNNNN\", \"state\": \"received\", \"replayed\": false}\n\n"
-    "EXIT STATUS\n    0 opened (or replayed), 1 usage, 2 rejected (reason on stderr), 4 intake unavailable.\n";
+    "EXIT STATUS\n    0 opened (or replayed), 1 usage, 2 rejected (reason on stderr), 3 unknown customer or\n"
+    "    product, 4 intake unavailable.\n";
 
 const char savctl_help_ticket_show[] =
     "NAME\n    savctl ticket show - show a ticket, what each service recorded, and its timeline\n\n"
@@ -59,36 +57,26 @@ const char savctl_help_ticket_show[] =
 
 typedef struct ticket_args {
     Sav__TicketOpen open;
-    Sav__Contact contact;
     char *faults[TICKET_MAX_FAULTS];
     char request_id[ENVELOPE_ID_LEN];
 } ticket_args;
 
 static int ticket_parse_open(int argc, char **argv, ticket_args *t) {
     static const struct option opts[] = {
-        {"customer", required_argument, 0, 'n'}, {"phone", required_argument, 0, 'p'},
-        {"email", required_argument, 0, 'e'},    {"lang", required_argument, 0, 'l'},
-        {"business", no_argument, 0, 'b'},       {"serial", required_argument, 0, 's'},
-        {"model", required_argument, 0, 'm'},    {"delivered", required_argument, 0, 'd'},
-        {"second-hand", no_argument, 0, '2'},    {"kind", required_argument, 0, 'k'},
-        {"channel", required_argument, 0, 'c'},  {"symptom", required_argument, 0, 'y'},
+        {"customer", required_argument, 0, 'n'}, {"serial", required_argument, 0, 's'},
+        {"kind", required_argument, 0, 'k'},     {"channel", required_argument, 0, 'c'},
+        {"centre", required_argument, 0, 'C'},   {"symptom", required_argument, 0, 'y'},
         {"fault", required_argument, 0, 'f'},    {"requested-on", required_argument, 0, 'r'},
         {"request-id", required_argument, 0, 'i'}, {0, 0, 0, 0}};
     Sav__TicketOpen *o = &t->open;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'n': t->contact.name = optarg; break;
-        case 'p': t->contact.phone = optarg; break;
-        case 'e': t->contact.email = optarg; break;
-        case 'l': t->contact.lang = optarg; break;
-        case 'b': t->contact.has_business = 1, t->contact.business = 1; break;
+        case 'n': o->customer_id = optarg; break;
         case 's': o->serial = optarg; break;
-        case 'm': o->model = optarg; break;
-        case 'd': o->delivered_on = optarg; break;
-        case '2': o->has_second_hand = 1, o->second_hand = 1; break;
         case 'k': o->kind = optarg; break;
         case 'c': o->channel = optarg; break;
+        case 'C': o->centre = optarg; break;
         case 'y': o->symptom = optarg; break;
         case 'f':
             if (o->n_fault_codes == TICKET_MAX_FAULTS)
@@ -101,8 +89,8 @@ static int ticket_parse_open(int argc, char **argv, ticket_args *t) {
         }
     }
     if (optind < argc) return savctl_usage_error("ticket open", "unexpected argument \"%s\"", argv[optind]);
-    const char *missing = !t->contact.name ? "--customer" : !o->serial ? "--serial" : !o->model ? "--model"
-                          : !o->kind ? "--kind" : !o->symptom ? "--symptom" : NULL;
+    const char *missing = !o->customer_id ? "--customer" : !o->serial ? "--serial" : !o->kind ? "--kind"
+                          : !o->symptom ? "--symptom" : NULL;
     if (missing) return savctl_usage_error("ticket open", "%s is required", missing);
     return 0;
 }
@@ -111,12 +99,11 @@ int savctl_cmd_ticket_open(savctl *ctl, int argc, char **argv) {
     ticket_args t;
     memset(&t, 0, sizeof(t));
     sav__ticket_open__init(&t.open);
-    sav__contact__init(&t.contact);
-    t.open.customer = &t.contact;
     t.open.fault_codes = t.faults;
     int rc = ticket_parse_open(argc, argv, &t);
     if (rc != 0) return rc;
-    if (!t.contact.lang) t.contact.lang = "fr";
+    /* Required by the schema, decided by intake: the centre and model come from the records. */
+    t.open.model = "";
     if (!t.open.channel) t.open.channel = "drop_off";
     if (!t.open.request_id) {
         envelope_new_id(t.request_id);
@@ -187,26 +174,42 @@ static json_t *ticket_faults(const char *csv) {
     return arr;
 }
 
+static json_t *ticket_complaints(const Sav__TicketView *v) {
+    json_t *arr = json_array();
+    for (size_t i = 0; i < v->n_complaints; i++)
+        json_array_append_new(arr, ticket_section(v->complaints[i]->fields, v->complaints[i]->n_fields));
+    return arr;
+}
+
 static json_t *ticket_json(const Sav__TicketView *v) {
-    Sav__Field **f = v->ticket;
-    size_t n = v->n_ticket;
+    Sav__Field **f = v->ticket, **c = v->customer;
+    size_t n = v->n_ticket, nc = v->n_customer;
 #define TF(name) ticket_field(f, n, name)
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", TF("id"), "state", TF("state"), "kind", TF("kind"),
-                          "channel", TF("channel"), "serial", TF("serial"), "model", TF("model"));
+#define CF(name) ticket_field(c, nc, name)
+    json_t *o = json_pack("{s:s,s:s,s:o,s:s,s:s,s:s,s:s,s:s,s:s}", "id", TF("id"), "state", TF("state"), "outcome",
+                          ticket_opt_string(TF("outcome")), "kind", TF("kind"), "channel", TF("channel"), "customer_id",
+                          TF("customer_id"), "serial", TF("serial"), "model", TF("model"), "centre", TF("centre"));
     json_object_set_new(o, "customer",
-                        json_pack("{s:s,s:o,s:o,s:s,s:b}", "name", TF("customer_name"), "phone",
-                                  ticket_opt_string(TF("phone")), "email", ticket_opt_string(TF("email")), "lang",
-                                  TF("lang"), "business", strcmp(TF("business"), "1") == 0));
+                        json_pack("{s:s,s:o,s:o,s:s,s:b}", "name", CF("name"), "phone", ticket_opt_string(CF("phone")),
+                                  "email", ticket_opt_string(CF("email")), "lang", CF("lang"), "business",
+                                  strcmp(CF("type"), "business") == 0));
     json_object_set_new(o, "delivered_on", ticket_opt_string(TF("delivered_on")));
     json_object_set_new(o, "second_hand", json_boolean(strcmp(TF("second_hand"), "1") == 0));
     json_object_set_new(o, "requested_on", json_string(TF("requested_on")));
+    json_object_set_new(o, "sla_due_at", ticket_opt_string(TF("sla_due_on")));
     json_object_set_new(o, "symptom", json_string(TF("symptom")));
     json_object_set_new(o, "fault_codes", ticket_faults(TF("faults")));
     json_object_set_new(o, "created_at", ticket_time(atoll(TF("created_at"))));
     json_object_set_new(o, "updated_at", ticket_time(atoll(TF("updated_at"))));
+    json_object_set_new(o, "unclaimed", json_boolean(strcmp(TF("unclaimed"), "1") == 0));
 #undef TF
+#undef CF
     json_object_set_new(o, "prediagnosis", ticket_section(v->prediagnosis, v->n_prediagnosis));
+    json_object_set_new(o, "diagnosis", json_null());
     json_object_set_new(o, "coverage", ticket_section(v->coverage, v->n_coverage));
+    json_object_set_new(o, "quote", json_null());
+    json_object_set_new(o, "invoice", json_null());
+    json_object_set_new(o, "complaints", ticket_complaints(v));
     json_t *notifs = json_array();
     for (size_t i = 0; i < v->n_notifications; i++) {
         const Sav__NotificationView *nv = v->notifications[i];
@@ -260,25 +263,37 @@ static const char *const ticket_coverage_order[] = {"status", "basis", "customer
                                                     "burden_of_proof", "legal_until", "commercial_until", "reason",
                                                     NULL};
 
-static void ticket_print(const Sav__TicketView *v) {
-    Sav__Field **f = v->ticket;
-    size_t n = v->n_ticket;
+static void ticket_print_header(const Sav__TicketView *v) {
+    Sav__Field **f = v->ticket, **c = v->customer;
+    size_t n = v->n_ticket, nc = v->n_customer;
     char when[48];
     clock_format_paris(atoll(ticket_field(f, n, "created_at")), when, sizeof(when));
-    printf("Ticket     %s    state: %s    kind: %s (%s)\n", ticket_field(f, n, "id"), ticket_field(f, n, "state"),
-           ticket_field(f, n, "kind"), ticket_field(f, n, "channel"));
-    printf("Customer   %s  phone %s  e-mail %s  lang %s%s\n", ticket_field(f, n, "customer_name"),
-           ticket_field(f, n, "phone")[0] ? ticket_field(f, n, "phone") : "-",
-           ticket_field(f, n, "email")[0] ? ticket_field(f, n, "email") : "-", ticket_field(f, n, "lang"),
-           strcmp(ticket_field(f, n, "business"), "1") == 0 ? "  (business)" : "");
+    printf("Ticket     %s    state: %s%s%s    kind: %s (%s)    centre: %s\n", ticket_field(f, n, "id"),
+           ticket_field(f, n, "state"), ticket_field(f, n, "outcome")[0] ? "    outcome: " : "",
+           ticket_field(f, n, "outcome"), ticket_field(f, n, "kind"), ticket_field(f, n, "channel"),
+           ticket_field(f, n, "centre"));
+    printf("Customer   %s %s  phone %s  e-mail %s  lang %s%s\n", ticket_field(f, n, "customer_id"),
+           ticket_field(c, nc, "name"), ticket_field(c, nc, "phone")[0] ? ticket_field(c, nc, "phone") : "-",
+           ticket_field(c, nc, "email")[0] ? ticket_field(c, nc, "email") : "-", ticket_field(c, nc, "lang"),
+           strcmp(ticket_field(c, nc, "type"), "business") == 0 ? "  (business)" : "");
     printf("Product    %s  serial %s  delivered %s%s\n", ticket_field(f, n, "model"), ticket_field(f, n, "serial"),
            ticket_field(f, n, "delivered_on")[0] ? ticket_field(f, n, "delivered_on") : "unknown",
            strcmp(ticket_field(f, n, "second_hand"), "1") == 0 ? " (second-hand)" : "");
     printf("Symptom    %s  faults: %s\n", ticket_field(f, n, "symptom"),
            ticket_field(f, n, "faults")[0] ? ticket_field(f, n, "faults") : "-");
-    printf("Opened     %s (requested on %s)\n", when, ticket_field(f, n, "requested_on"));
+    printf("Opened     %s (requested on %s, due by %s)%s\n", when, ticket_field(f, n, "requested_on"),
+           ticket_field(f, n, "sla_due_on"), strcmp(ticket_field(f, n, "unclaimed"), "1") == 0
+                                                 ? "  UNCLAIMED: keep the product, judicial procedure only" : "");
+}
+
+static void ticket_print(const Sav__TicketView *v) {
+    char when[48];
+    ticket_print_header(v);
     ticket_print_section("Pre-diagnosis (diagnostics)", v->prediagnosis, v->n_prediagnosis, ticket_prediag_order);
     ticket_print_section("Coverage estimate (billing)", v->coverage, v->n_coverage, ticket_coverage_order);
+    static const char *const complaint_order[] = {"id", "status", "reason", "deadline", "text", "resolution", NULL};
+    for (size_t i = 0; i < v->n_complaints; i++)
+        ticket_print_section("Complaint", v->complaints[i]->fields, v->complaints[i]->n_fields, complaint_order);
     printf("\nNotifications (notification)\n");
     if (v->n_notifications == 0) printf("  (none yet)\n");
     for (size_t i = 0; i < v->n_notifications; i++) {
@@ -291,7 +306,7 @@ static void ticket_print(const Sav__TicketView *v) {
     for (size_t i = 0; i < v->n_timeline; i++) {
         const Sav__TimelineEntry *e = v->timeline[i];
         clock_format_paris(e->at_ms, when, sizeof(when));
-        printf("  %s  %-24s %-14s %-13s %s\n", when, e->event, e->state, e->actor, e->detail ? e->detail : "");
+        printf("  %s  %-26s %-14s %-13s %s\n", when, e->event, e->state, e->actor, e->detail ? e->detail : "");
     }
 }
 

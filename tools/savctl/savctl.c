@@ -1,5 +1,6 @@
 /* savctl: dispatches "savctl [global options] COMMAND [SUBCOMMAND] [options]". */
 #include "savctl.h"
+#include "generic.h"
 #include "bus.h"
 #include "clock.h"
 #include "err.h"
@@ -36,8 +37,11 @@ static void savctl_overview(FILE *out) {
             "    --version      print the version\n"
             "    --help         print this page\n\n"
             "COMMANDS\n");
+    size_t ngeneric;
+    const generic_command *generic = generic_commands(&ngeneric);
     for (size_t i = 0; i < SAVCTL_NCOMMANDS; i++)
-        fprintf(out, "    %-14s %s\n", savctl_commands[i].name, savctl_commands[i].summary);
+        fprintf(out, "    %-18s %s\n", savctl_commands[i].name, savctl_commands[i].summary);
+    for (size_t i = 0; i < ngeneric; i++) fprintf(out, "    %-18s %s\n", generic[i].words, generic[i].summary);
     fprintf(out, "\nEXIT STATUS\n"
                  "    0 ok, 1 usage error, 2 input rejected (reason on stderr), 3 not found,\n"
                  "    4 service unavailable (which one on stderr), 5 internal error\n");
@@ -119,20 +123,26 @@ int savctl_request(savctl *ctl, enum service_id service, Sav__MessageType type, 
     return SAVCTL_OK;
 }
 
+/* Returns the number of words of argv that name `name` ("ticket open" = 2), or 0 if they do not. */
+static int savctl_words_match(const char *name, int argc, char **argv) {
+    const char *space = strchr(name, ' ');
+    if (!space) return strcmp(argv[0], name) == 0;
+    if (argc < 2 || strncmp(argv[0], name, (size_t)(space - name)) != 0 || argv[0][space - name] != '\0') return 0;
+    return strcmp(argv[1], space + 1) == 0 ? 2 : 0;
+}
+
 /* Finds the command named by the first one or two words of argv; sets *used to the words consumed. */
 static const savctl_command *savctl_find(int argc, char **argv, int *used) {
-    for (size_t i = 0; i < SAVCTL_NCOMMANDS; i++) {
-        const char *name = savctl_commands[i].name, *space = strchr(name, ' ');
-        if (!space && strcmp(argv[0], name) == 0) {
-            *used = 1;
-            return &savctl_commands[i];
-        }
-        if (space && argc >= 2 && strncmp(argv[0], name, (size_t)(space - name)) == 0 &&
-            argv[0][space - name] == '\0' && strcmp(argv[1], space + 1) == 0) {
-            *used = 2;
-            return &savctl_commands[i];
-        }
-    }
+    for (size_t i = 0; i < SAVCTL_NCOMMANDS; i++)
+        if ((*used = savctl_words_match(savctl_commands[i].name, argc, argv)) > 0) return &savctl_commands[i];
+    return NULL;
+}
+
+static const generic_command *savctl_find_generic(int argc, char **argv, int *used) {
+    size_t n;
+    const generic_command *table = generic_commands(&n);
+    for (size_t i = 0; i < n; i++)
+        if ((*used = savctl_words_match(table[i].words, argc, argv)) > 0) return &table[i];
     return NULL;
 }
 
@@ -167,19 +177,23 @@ int main(int argc, char **argv) {
     }
     int used = 0;
     const savctl_command *cmd = savctl_find(argc - optind, argv + optind, &used);
-    if (!cmd) {
+    const generic_command *gc = cmd ? NULL : savctl_find_generic(argc - optind, argv + optind, &used);
+    if (!cmd && !gc) {
         fprintf(stderr, "savctl: unknown command \"%s\"; 'savctl --help' lists the commands\n", argv[optind]);
         return SAVCTL_USAGE;
     }
     int cmd_argc = argc - optind - used + 1;
     char **cmd_argv = argv + optind + used - 1;
-    if (savctl_wants_help(cmd_argc, cmd_argv)) return savctl_print_help(cmd);
+    if (savctl_wants_help(cmd_argc, cmd_argv)) {
+        if (gc) generic_help(gc, stdout);
+        return cmd ? savctl_print_help(cmd) : SAVCTL_OK;
+    }
     if (settings_load(&ctl.cfg, config) != 0 || clock_init() != 0) {
         fprintf(stderr, "savctl: %s\n", err_get());
         return SAVCTL_USAGE;
     }
-    optind = 1;
-    rc = cmd->run(&ctl, cmd_argc, cmd_argv);
+    optind = 0; /* 0, not 1: glibc re-initialises getopt, dropping the "+" mode of the global parse */
+    rc = cmd ? cmd->run(&ctl, cmd_argc, cmd_argv) : generic_run(&ctl, gc, cmd_argc, cmd_argv);
     bus_shutdown();
     return rc;
 }

@@ -1,0 +1,101 @@
+#include "contact.h"
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Returns the value of field in a flat HGETALL reply, or "" (owned by the reply). */
+static const char *contact_hget(const redisReply *flat, const char *field) {
+    for (size_t i = 0; i + 1 < flat->elements; i += 2) {
+        const redisReply *k = flat->element[i], *v = flat->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING && strcmp(k->str, field) == 0)
+            return v->str;
+    }
+    return "";
+}
+
+static int contact_lang_ok(const char *lang) { return strcmp(lang, "fr") == 0 || strcmp(lang, "en") == 0; }
+
+/* Calls ticket_contact; NULL with reason when Redis is unreachable or refused. */
+static redisReply *contact_fetch(service *svc, const char *ticket_id, char *reason, size_t reason_len) {
+    store *st = service_store(svc);
+    int shard = store_ticket_shard(st, ticket_id);
+    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[64];
+    snprintf(name, sizeof(name), "ticket:%s", ticket_id);
+    store_key(st, shard, name, key);
+    store_shard_prefix(st, shard, prefix);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL_RO"), store_args_add(&a, "ticket_contact"), store_args_add(&a, "1");
+    store_args_add(&a, key), store_args_add(&a, prefix);
+    redisReply *r = store_args_call(st, &a);
+    if (!r) snprintf(reason, reason_len, "redis unavailable: %s", err_get());
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        snprintf(reason, reason_len, "redis refused ticket_contact: %s", r->str);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
+/* Points c's fields into the reply {ticket, customer}. */
+static void contact_fill(contact *c, const redisReply *ticket, const redisReply *customer) {
+    c->customer_id = contact_hget(ticket, "customer_id");
+    c->model = contact_hget(ticket, "model");
+    c->serial = contact_hget(ticket, "serial");
+    c->centre = contact_hget(ticket, "centre");
+    c->name = contact_hget(customer, "name");
+    c->phone = contact_hget(customer, "phone");
+    c->email = contact_hget(customer, "email");
+    c->consent_sms = contact_hget(customer, "consent_sms");
+    c->consent_email = contact_hget(customer, "consent_email");
+    /* The customer's current choice wins; the copy taken at open covers a record saved without one. */
+    c->lang = contact_hget(customer, "lang");
+    if (!contact_lang_ok(c->lang)) c->lang = contact_hget(ticket, "lang");
+}
+
+Sav__Ack__Status contact_read(service *svc, const char *ticket_id, contact *c, char *reason, size_t reason_len) {
+    memset(c, 0, sizeof(*c));
+    c->ticket_id = ticket_id;
+    c->reply = contact_fetch(svc, ticket_id, reason, reason_len);
+    if (!c->reply) return SAV__ACK__STATUS__RETRY;
+    const redisReply *r = c->reply;
+    if (r->type == REDIS_REPLY_NIL) {
+        /* Events of one ticket may overtake its creation: wait for it. */
+        snprintf(reason, reason_len, "ticket %s not found", ticket_id);
+        return SAV__ACK__STATUS__RETRY;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_ARRAY ||
+        r->element[1]->type != REDIS_REPLY_ARRAY) {
+        snprintf(reason, reason_len, "ticket_contact: unexpected reply");
+        return SAV__ACK__STATUS__RETRY;
+    }
+    contact_fill(c, r->element[0], r->element[1]);
+    /* The ticket was opened for an existing customer: waiting will not bring a missing record back. */
+    if (r->element[1]->elements == 0) {
+        snprintf(reason, reason_len, "ticket %s has no customer record (customer_id \"%s\")", ticket_id,
+                 c->customer_id);
+        return SAV__ACK__STATUS__REJECT;
+    }
+    if (!contact_lang_ok(c->lang)) {
+        snprintf(reason, reason_len, "customer %s has no language fr or en", c->customer_id);
+        return SAV__ACK__STATUS__REJECT;
+    }
+    return SAV__ACK__STATUS__ACK;
+}
+
+int contact_routes(const contact *c, contact_route out[CONTACT_MAX_ROUTES]) {
+    int n = 0;
+    if (c->phone[0] && strcmp(c->consent_sms, "1") == 0)
+        out[n++] = (contact_route){"sms", "sms", "recorded", c->phone};
+    if (c->email[0] && strcmp(c->consent_email, "1") == 0)
+        out[n++] = (contact_route){"email", "email", "recorded", c->email};
+    /* A service message must reach the customer: the centre phones and reads the SMS text out. */
+    if (n == 0) out[n++] = (contact_route){"call", "sms", "call_customer", c->customer_id};
+    return n;
+}
+
+void contact_free(contact *c) {
+    if (c->reply) freeReplyObject(c->reply);
+    c->reply = NULL;
+}

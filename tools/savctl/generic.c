@@ -1,0 +1,363 @@
+#include "generic.h"
+#include "err.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GENERIC_MAX_ARGS 64
+#define GENERIC_MAX_OPTIONS 24
+
+#define POS(n, req, mv, h) {n, n, OPT_POSITIONAL, req, mv, h}
+#define VAL(n, a, req, mv, h) {n, a, OPT_VALUE, req, mv, h}
+#define FLAG(n, a, h) {n, a, OPT_FLAG, 0, NULL, h}
+#define END {0}
+
+static const generic_option customer_fields[] = {
+    VAL("name", "name", 1, "NAME", "customer's full name"),
+    VAL("phone", "phone", 0, "PHONE", "mobile number: 06 12 34 56 78, +33 6 12 34 56 78, 0033 6..., or international"),
+    VAL("email", "email", 0, "ADDR", "e-mail address"),
+    VAL("lang", "lang", 0, "fr|en", "language of the customer's messages (default fr)"),
+    VAL("business", "business", 0, "COMPANY_ID", "a business customer, with its SIREN (9 digits) or SIRET (14 digits)"),
+    VAL("consent", "consent", 0, "LIST", "channels the customer agrees to: sms,email for service messages, marketing "
+                                        "for offers; or none (default sms,email)"),
+    END};
+
+static const generic_option customer_update[] = {
+    POS("id", 1, "C-NNNNNN", "the customer"),
+    VAL("name", "name", 0, "NAME", "new name"),
+    VAL("phone", "phone", 0, "PHONE", "new mobile number (\"\" removes it)"),
+    VAL("email", "email", 0, "ADDR", "new e-mail address (\"\" removes it)"),
+    VAL("lang", "lang", 0, "fr|en", "new language"),
+    VAL("business", "business", 0, "COMPANY_ID", "becomes a business customer (\"\" makes it a consumer)"),
+    VAL("consent", "consent", 0, "LIST", "replaces the consents: sms,email,marketing or none"),
+    END};
+
+static const generic_option customer_show[] = {POS("id", 1, "C-NNNNNN", "the customer"), END};
+static const generic_option customer_list[] = {
+    VAL("search", "search", 0, "TEXT", "only customers whose name contains TEXT (any case)"),
+    VAL("limit", "limit", 0, "N", "at most N customers, newest first (default 50)"), END};
+
+static const generic_option product_add[] = {
+    VAL("serial", "serial", 1, "SN", "serial number (unique)"),
+    VAL("model", "model", 1, "MODEL", "model id, as in the catalog"),
+    VAL("customer", "customer", 1, "C-NNNNNN", "owner"),
+    VAL("delivered", "delivered", 1, "YYYY-MM-DD", "delivery date (starts the guarantees)"),
+    FLAG("second-hand", "second_hand", "bought second-hand (12-month presumption instead of 24)"),
+    VAL("bought-at", "bought_at", 0, "TEXT", "where it was bought"),
+    END};
+
+static const generic_option product_show[] = {POS("serial", 1, "SN", "the product's serial number"), END};
+static const generic_option product_transfer[] = {
+    POS("serial", 1, "SN", "the product's serial number"),
+    VAL("to", "to", 1, "C-NNNNNN", "the new owner"),
+    VAL("date", "date", 0, "YYYY-MM-DD", "date of the transfer (default today)"),
+    VAL("note", "note", 0, "TEXT", "why (resale, gift, ...)"),
+    END};
+
+static const generic_option contract_add[] = {
+    POS("serial", 1, "SN", "the product"),
+    VAL("type", "type", 1, "TYPE", "extended_warranty or maintenance"),
+    VAL("start", "start", 1, "YYYY-MM-DD", "first day covered"),
+    VAL("end", "end", 1, "YYYY-MM-DD", "last day covered"),
+    VAL("every", "every", 0, "MONTHS", "maintenance: months between preventive visits (required for maintenance)"),
+    VAL("visits", "visits", 0, "N", "maintenance: number of visits (default: as many as fit)"),
+    VAL("covers", "covers", 0, "LIST", "parts,labour,travel,wear,accident (default parts,labour,travel for an extended "
+                                      "warranty, labour,travel,wear for maintenance)"),
+    VAL("price", "price", 0, "CENTS", "price paid separately, in cents"),
+    FLAG("included", "included", "the price was included in the sale"),
+    END};
+
+static const generic_option catalog_load[] = {
+    {"file", "document", OPT_FILE, 1, "FILE", "the catalog, JSON (format in docs/CATALOG.md); at most bus.max_frame_bytes"},
+    END};
+static const generic_option no_options[] = {END};
+
+static const generic_option ticket_list[] = {
+    VAL("state", "state", 0, "STATE", "received, in_diagnosis, awaiting_approval, waiting_parts, in_repair, ready, "
+                                     "closed or cancelled"),
+    VAL("centre", "centre", 0, "CENTRE", "service centre id"),
+    VAL("customer", "customer", 0, "C-NNNNNN", "one customer's tickets"),
+    VAL("kind", "kind", 0, "KIND", "repair, installation, commissioning, preventive_maintenance, assistance"),
+    FLAG("overdue", "overdue", "only open tickets past their SLA due date"),
+    FLAG("unclaimed", "unclaimed", "only products flagged as unclaimed after a year (judicial procedure)"),
+    VAL("limit", "limit", 0, "N", "at most N tickets, newest first (default 50)"),
+    END};
+
+static const generic_option ticket_cancel[] = {
+    POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
+    VAL("reason", "reason", 1, "TEXT", "why (told to the customer)"),
+    END};
+static const generic_option ticket_pickup[] = {POS("id", 1, "T-YYYY-NNNNNN", "the ticket"), END};
+
+static const generic_option complaint_open[] = {
+    POS("ticket", 1, "T-YYYY-NNNNNN", "the ticket complained about"),
+    VAL("reason", "reason", 1, "REASON", "not_repaired, extra_costs, not_returned or damaged"),
+    VAL("text", "text", 1, "TEXT", "the customer's written complaint"),
+    VAL("notice-deadline", "notice_deadline", 0, "YYYY-MM-DD",
+        "deadline given in the customer's formal notice (default: today + intake.complaint_deadline_days)"),
+    END};
+static const generic_option complaint_show[] = {POS("id", 1, "CMP-NNNNNN", "the complaint"), END};
+static const generic_option complaint_resolve[] = {
+    POS("id", 1, "CMP-NNNNNN", "the complaint"),
+    VAL("resolution", "resolution", 1, "HOW", "repair, goodwill_credit, refund or rejected"),
+    VAL("note", "note", 0, "TEXT", "explanation for the customer (required when rejected)"),
+    VAL("amount", "amount", 0, "CENTS", "amount of a goodwill credit or refund, in cents"),
+    END};
+static const generic_option maintenance_due[] = {
+    VAL("days", "days", 0, "N", "horizon in days (default intake.maintenance_lead_days)"), END};
+
+static const generic_option repair_start[] = {POS("id", 1, "T-YYYY-NNNNNN", "the ticket"), END};
+static const generic_option repair_done[] = {
+    POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
+    VAL("note", "note", 0, "TEXT", "what was done (told to the customer)"),
+    END};
+
+static const char created_output[] = "The new record's id. --json: {\"id\": ..., \"replayed\": false}";
+static const char step_output[] = "The ticket's new state. --json: {\"id\", \"state\", \"previous_state\", \"replayed\"}";
+
+static const generic_command generic_table[] = {
+    {"customer add", "customer.add", SVC_INTAKE, 1, "register a customer",
+     "Registers a customer: consumer, or business with its company id. Phone numbers are stored in E.164 form; what\n"
+     "cannot be normalised is refused with the reason. Consents to service messages (sms, email) and to marketing are\n"
+     "kept separately.", created_output, customer_fields},
+    {"customer update", "customer.update", SVC_INTAKE, 0, "change a customer's details or consents",
+     "Changes only the fields given.", "--json: {\"id\", \"updated\": true}", customer_update},
+    {"customer show", "customer.show", SVC_INTAKE, 0, "show a customer with their products and tickets",
+     "Shows the customer record, the products they own and their tickets.", "The customer as JSON-like text.",
+     customer_show},
+    {"customer list", "customer.list", SVC_INTAKE, 0, "list customers", "Lists customers, newest first.",
+     "--json: {\"customers\": [...], \"count\"}", customer_list},
+    {"product add", "product.add", SVC_INTAKE, 1, "register a product (asset) to its owner",
+     "Registers a unit by its serial number (unique) for an existing customer. The model must be in the catalog;\n"
+     "its commercial warranty follows from the catalog.", "The serial. --json: {\"id\": SN, \"replayed\"}", product_add},
+    {"product show", "product.show", SVC_INTAKE, 0, "show a product's full service history",
+     "Shows the unit, its warranty, its ownership history, its contracts and every ticket about it, including\n"
+     "exchanges (replaced_by / replaces).", "The product as JSON-like text.", product_show},
+    {"product transfer", "product.transfer", SVC_INTAKE, 1, "give a product to another customer",
+     "Changes the owner and keeps the ownership history.", "--json: {\"id\": SN, \"replayed\"}", product_transfer},
+    {"contract add", "contract.add", SVC_INTAKE, 1, "attach an extended warranty or a maintenance contract",
+     "Attaches a contract to a product. A maintenance contract plans its preventive visits every MONTHS from its\n"
+     "start; intake opens each visit's ticket intake.maintenance_lead_days ahead and tells the customer.",
+     created_output, contract_add},
+    {"catalog load", "catalog.load", SVC_INTAKE, 0, "publish a new catalog",
+     "Validates the catalog file and publishes it; every service uses it within catalog.check_ms. Stock given in\n"
+     "the catalog is created only for parts and centres that have none: live stock is never overwritten.",
+     "--json: {\"version\", \"models\"}", catalog_load},
+    {"catalog show", "catalog.show", SVC_INTAKE, 0, "show the catalog in force",
+     "Shows models, service centres, parts and fault codes of the catalog in force.", "The catalog.", no_options},
+    {"ticket list", "ticket.list", SVC_INTAKE, 0, "list tickets with filters",
+     "Lists tickets, newest first, filtered by state, centre, customer, kind, overdue SLA or unclaimed products.",
+     "--json: {\"tickets\": [{id, state, outcome, kind, channel, customer_id, serial, model, centre, created_at,\n"
+     "sla_due_on, requested_on, unclaimed}], \"count\", \"today\"}", ticket_list},
+    {"ticket cancel", "ticket.cancel", SVC_INTAKE, 1, "cancel a ticket (until repair starts)",
+     "Cancels a ticket in received, in_diagnosis, awaiting_approval or waiting_parts; the customer is told why.",
+     step_output, ticket_cancel},
+    {"ticket pickup", "ticket.pickup", SVC_INTAKE, 1, "record that the customer collected the product",
+     "Closes a ticket in ready: the product was collected (or the on-site intervention handed over).", step_output,
+     ticket_pickup},
+    {"complaint open", "complaint.open", SVC_INTAKE, 1, "record a customer's written complaint",
+     "Records a complaint (dispute) about a ticket with its deadline; the customer gets an acknowledgement. Intake\n"
+     "escalates it intake.complaint_escalate_days before the deadline and, for consumers, offers the consumer\n"
+     "mediator's contact when it stays unresolved intake.mediator_after_days.", created_output, complaint_open},
+    {"complaint show", "complaint.show", SVC_INTAKE, 0, "show a complaint", "Shows a complaint and its status.",
+     "The complaint.", complaint_show},
+    {"complaint resolve", "complaint.resolve", SVC_INTAKE, 1, "resolve a complaint",
+     "Closes a complaint with its resolution; the customer is told.", "--json: {\"id\": \"resolved\", \"replayed\"}",
+     complaint_resolve},
+    {"maintenance due", "maintenance.due", SVC_INTAKE, 0, "list due and overdue preventive maintenance visits",
+     "Lists open maintenance visit tickets (overdue when their date is past) and visits planned within the horizon.",
+     "--json: {\"today\", \"until\", \"visits\": [...], \"planned\": [...]}", maintenance_due},
+    {"repair start", "repair.start", SVC_DIAGNOSTICS, 1, "start the repair or intervention",
+     "Moves the ticket to in_repair (from in_diagnosis, or from received for installation, commissioning and\n"
+     "maintenance visits, which skip diagnosis).", step_output, repair_start},
+    {"repair done", "repair.done", SVC_DIAGNOSTICS, 1, "finish the repair: ready for pickup",
+     "Moves the ticket to ready with the outcome repaired; the customer is told where and when to collect it.",
+     step_output, repair_done},
+};
+
+const generic_command *generic_commands(size_t *n) {
+    *n = sizeof(generic_table) / sizeof(generic_table[0]);
+    return generic_table;
+}
+
+void generic_help(const generic_command *gc, FILE *out) {
+    fprintf(out, "NAME\n    savctl %s - %s\n\nSYNOPSIS\n    savctl [--config FILE] [--json] %s", gc->words, gc->summary,
+            gc->words);
+    for (const generic_option *o = gc->options; o->name; o++) {
+        const char *open = o->required ? "" : "[", *close = o->required ? "" : "]";
+        if (o->kind == OPT_POSITIONAL)
+            fprintf(out, " %s%s%s", open, o->metavar, close);
+        else if (o->kind == OPT_FLAG)
+            fprintf(out, " [--%s]", o->name);
+        else
+            fprintf(out, " %s--%s %s%s%s", open, o->name, o->metavar, close, o->kind == OPT_REPEATED ? "..." : "");
+    }
+    if (gc->changes) fprintf(out, " [--request-id ID]");
+    fprintf(out, "\n\nDESCRIPTION\n    ");
+    for (const char *p = gc->description; *p; p++) fputs(*p == '\n' ? "\n    " : (char[]){*p, 0}, out);
+    fprintf(out, "\n\nOPTIONS\n");
+    for (const generic_option *o = gc->options; o->name; o++) {
+        char left[64];
+        if (o->kind == OPT_POSITIONAL)
+            snprintf(left, sizeof(left), "%s", o->metavar);
+        else if (o->kind == OPT_FLAG)
+            snprintf(left, sizeof(left), "--%s", o->name);
+        else
+            snprintf(left, sizeof(left), "--%s %s", o->name, o->metavar);
+        fprintf(out, "    %-28s %s%s\n", left, o->help, o->required ? " (required)" : "");
+    }
+    if (gc->changes)
+        fprintf(out, "    %-28s %s\n", "--request-id ID",
+                "idempotency key: the same id again returns the first answer and changes nothing");
+    fprintf(out, "\nOUTPUT\n    ");
+    for (const char *p = gc->output; *p; p++) fputs(*p == '\n' ? "\n    " : (char[]){*p, 0}, out);
+    fprintf(out, "\n\nEXIT STATUS\n    0 done, 1 usage error, 2 rejected (reason on stderr), 3 not found, 4 %s unavailable.\n",
+            settings_service_name(gc->service));
+}
+
+/* The arguments collected from the command line; file contents are owned here. */
+typedef struct generic_args {
+    Sav__Field cells[GENERIC_MAX_ARGS];
+    Sav__Field *ptrs[GENERIC_MAX_ARGS];
+    size_t n;
+    char *files[4];
+    size_t nfiles;
+} generic_args;
+
+static int generic_add(generic_args *a, const char *name, const char *value) {
+    if (a->n == GENERIC_MAX_ARGS) return -1;
+    sav__field__init(&a->cells[a->n]);
+    a->cells[a->n].name = (char *)name;
+    a->cells[a->n].value = (char *)value;
+    a->ptrs[a->n] = &a->cells[a->n];
+    a->n++;
+    return 0;
+}
+
+static char *generic_read_file(const char *path, size_t max) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        err_set("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(max + 1);
+    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
+    fclose(f);
+    if (!buf || n > max || memchr(buf, 0, n)) {
+        err_set("%s: %s", path, !buf ? "out of memory" : n > max ? "file too large" : "not a text file");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Parses argv into args; returns 0, or the exit code after printing the usage error. */
+static int generic_parse(savctl *ctl, const generic_command *gc, int argc, char **argv, generic_args *a,
+                         const char **request_id) {
+    struct option opts[GENERIC_MAX_OPTIONS + 2];
+    const generic_option *by_index[GENERIC_MAX_OPTIONS + 1];
+    const generic_option *positional = NULL;
+    int n = 0;
+    for (const generic_option *o = gc->options; o->name; o++) {
+        if (o->kind == OPT_POSITIONAL) {
+            positional = o;
+            continue;
+        }
+        opts[n] = (struct option){o->name, o->kind == OPT_FLAG ? no_argument : required_argument, 0, n};
+        by_index[n++] = o;
+    }
+    opts[n] = (struct option){"request-id", required_argument, 0, n};
+    opts[n + 1] = (struct option){0, 0, 0, 0};
+    int c, seen[GENERIC_MAX_OPTIONS + 1] = {0};
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == '?' || c == ':') return savctl_usage_error(gc->words, "bad option");
+        if (c == n) {
+            if (!gc->changes) return savctl_usage_error(gc->words, "--request-id is for commands that change something");
+            *request_id = optarg;
+            continue;
+        }
+        const generic_option *o = by_index[c];
+        if (seen[c]++ && o->kind != OPT_REPEATED) return savctl_usage_error(gc->words, "--%s given twice", o->name);
+        const char *value = o->kind == OPT_FLAG ? "1" : optarg;
+        if (o->kind == OPT_FILE) {
+            char *content = generic_read_file(optarg, (size_t)ctl->cfg.max_frame_bytes - 1024);
+            if (!content) return savctl_usage_error(gc->words, "%s", err_get());
+            a->files[a->nfiles++] = content;
+            value = content;
+        }
+        if (generic_add(a, o->arg, value) != 0) return savctl_usage_error(gc->words, "too many arguments");
+    }
+    for (int i = 0; i < n; i++)
+        if (by_index[i]->required && !seen[i]) return savctl_usage_error(gc->words, "--%s is required", by_index[i]->name);
+    if (positional && optind < argc) generic_add(a, positional->arg, argv[optind++]);
+    else if (positional && positional->required) return savctl_usage_error(gc->words, "%s is required", positional->metavar);
+    if (optind < argc) return savctl_usage_error(gc->words, "unexpected argument \"%s\"", argv[optind]);
+    return 0;
+}
+
+/* Prints a JSON value as indented text: objects as "key: value" lines, arrays of objects as blocks. */
+static void generic_print_text(const json_t *v, int indent, const char *key) {
+    const char *k;
+    json_t *child;
+    size_t i;
+    if (json_is_object(v)) {
+        if (key) printf("%*s%s:\n", indent, "", key);
+        json_object_foreach((json_t *)v, k, child) generic_print_text(child, key ? indent + 2 : indent, k);
+    } else if (json_is_array(v)) {
+        printf("%*s%s: %s\n", indent, "", key ? key : "items", json_array_size(v) ? "" : "(none)");
+        json_array_foreach(v, i, child) {
+            if (json_is_object(child)) {
+                printf("%*s-\n", indent + 2, "");
+                generic_print_text(child, indent + 4, NULL);
+            } else {
+                char *s = json_dumps(child, JSON_ENCODE_ANY);
+                printf("%*s- %s\n", indent + 2, "", json_is_string(child) ? json_string_value(child) : s);
+                free(s);
+            }
+        }
+    } else {
+        char *s = json_is_string(v) ? NULL : json_dumps(v, JSON_ENCODE_ANY);
+        printf("%*s%-22s %s\n", indent, "", key ? key : "", json_is_string(v) ? json_string_value(v) : s ? s : "");
+        free(s);
+    }
+}
+
+int generic_run(savctl *ctl, const generic_command *gc, int argc, char **argv) {
+    generic_args a = {0};
+    const char *request_id = NULL;
+    char fresh_id[ENVELOPE_ID_LEN];
+    int rc = generic_parse(ctl, gc, argc, argv, &a, &request_id);
+    if (rc == 0) {
+        Sav__Command cmd = SAV__COMMAND__INIT;
+        cmd.name = (char *)gc->command;
+        if (gc->changes && !request_id) envelope_new_id(fresh_id), request_id = fresh_id;
+        cmd.request_id = (char *)request_id;
+        cmd.n_args = a.n;
+        cmd.args = a.ptrs;
+        Sav__Envelope *reply;
+        rc = savctl_request(ctl, gc->service, SAV__MESSAGE_TYPE__COMMAND, &cmd.base, NULL, &reply);
+        if (rc == SAVCTL_OK) {
+            Sav__CommandResult *res = reply->type == SAV__MESSAGE_TYPE__COMMAND_RESULT
+                                          ? (Sav__CommandResult *)envelope_body(reply, &sav__command_result__descriptor)
+                                          : NULL;
+            json_t *doc = res ? json_loads(res->json, 0, NULL) : NULL;
+            if (!doc) {
+                fprintf(stderr, "savctl: %s sent an unexpected reply\n", settings_service_name(gc->service));
+                rc = SAVCTL_INTERNAL;
+            } else if (ctl->json) {
+                savctl_print_json(doc);
+            } else {
+                generic_print_text(doc, 0, NULL);
+                json_decref(doc);
+            }
+            if (res) sav__command_result__free_unpacked(res, NULL);
+            envelope_free(reply);
+        }
+    }
+    for (size_t i = 0; i < a.nfiles; i++) free(a.files[i]);
+    return rc;
+}
