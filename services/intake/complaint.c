@@ -29,8 +29,8 @@ static int complaint_deadline(service *svc, const char *given, char out[CLOCK_DA
     return 0;
 }
 
-/* Answers {"id", "status"/"ticket", "replayed"} or the refusal of a complaint Function. */
-static void complaint_answer(redisReply *r, const char *what, service_reply *reply) {
+/* Answers {"id", "replayed"} for the complaint id (or the refusal of a complaint Function). */
+static void complaint_answer(redisReply *r, const char *id, const char *what, service_reply *reply) {
     if (!r)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
     else if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0)
@@ -40,7 +40,8 @@ static void complaint_answer(redisReply *r, const char *what, service_reply *rep
     else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
     else
-        service_reply_json(reply, json_pack("{s:s,s:b}", "id", r->element[0]->str, "replayed", r->element[1]->integer == 1));
+        service_reply_json(reply, json_pack("{s:s,s:b}", "id", id ? id : r->element[0]->str, "replayed",
+                                            r->element[1]->integer == 1));
     if (r) freeReplyObject(r);
 }
 
@@ -108,7 +109,7 @@ void complaint_open_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store_args_add(&a, t.customer_id), store_args_add(&a, "customer_type"), store_args_add(&a, type);
     char what[64];
     snprintf(what, sizeof(what), "ticket %s", tid);
-    complaint_answer(store_args_call(st, &a), what, reply);
+    complaint_answer(store_args_call(st, &a), NULL, what, reply);
     envelope_buf_free(&body);
     relay_poke(service_relay(svc, SVC_NOTIFICATION));
 }
@@ -152,7 +153,7 @@ void complaint_resolve_cmd(service *svc, const Sav__Command *cmd, service_reply 
     store_args_add(&a, "amount_cents"), store_args_addf(&a, "%ld", amount);
     char what[64];
     snprintf(what, sizeof(what), "complaint %s", id);
-    complaint_answer(store_args_call(st, &a), what, reply);
+    complaint_answer(store_args_call(st, &a), id, what, reply);
     envelope_buf_free(&body);
     relay_poke(service_relay(svc, SVC_NOTIFICATION));
 }
@@ -172,13 +173,9 @@ void complaint_show_cmd(service *svc, const Sav__Command *cmd, service_reply *re
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no complaint %s", id);
-    } else {
-        json_t *o = json_object();
-        for (size_t i = 0; i + 1 < r->elements; i += 2)
-            json_object_set_new(o, r->element[i]->str, command_json_str(r->element[i + 1]->str));
-        service_reply_json(reply, o);
-    }
+    else
+        service_reply_json(reply, views_object(r, NULL));
     freeReplyObject(r);
 }

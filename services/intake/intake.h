@@ -34,6 +34,9 @@ void complaint_resolve_cmd(service *svc, const Sav__Command *cmd, service_reply 
 void complaint_show_cmd(service *svc, const Sav__Command *cmd, service_reply *reply);
 void sched_maintenance_due(service *svc, const Sav__Command *cmd, service_reply *reply);
 
+/* Returns a flat HGETALL reply (names NULL) or HMGET reply (names: its field names) as a typed JSON object. */
+json_t *views_object(const redisReply *flat, const redisReply *names);
+
 /* Timers: pickup reminders, unclaimed flag, complaint escalation and mediator, maintenance visits. */
 void intake_tick(service *svc);
 

@@ -16,9 +16,9 @@
 
 /* Fields stored as "0"/"1" shown as booleans, and as integers. */
 static const char *const view_bools[] = {"second_hand", "consent_sms", "consent_email", "consent_marketing",
-                                         "price_included", NULL};
-static const char *const view_ints[] = {"price_cents", "every_months", "visits", "visits_done", NULL};
-static const char *const view_times[] = {"created_at", "updated_at", "state_since", NULL};
+                                         "price_included", "unclaimed", "escalated", "mediator_offered", NULL};
+static const char *const view_ints[] = {"price_cents", "every_months", "visits", "visits_done", "amount_cents", NULL};
+static const char *const view_times[] = {"created_at", "updated_at", "state_since", "resolved_at", NULL};
 
 static int view_in(const char *name, const char *const *list) {
     for (; *list; list++)
@@ -26,8 +26,7 @@ static int view_in(const char *name, const char *const *list) {
     return 0;
 }
 
-/* A flat HGETALL/HMGET reply as a JSON object with typed values; names: NULL for HGETALL pairs. */
-static json_t *view_object(const redisReply *flat, const redisReply *names) {
+json_t *views_object(const redisReply *flat, const redisReply *names) {
     json_t *o = json_object();
     size_t n = names ? names->elements : flat->elements / 2;
     for (size_t i = 0; i < n; i++) {
@@ -49,7 +48,7 @@ static json_t *view_object(const redisReply *flat, const redisReply *names) {
 
 static json_t *view_list(const redisReply *items, const redisReply *names) {
     json_t *arr = json_array();
-    for (size_t i = 0; i < items->elements; i++) json_array_append_new(arr, view_object(items->element[i], names));
+    for (size_t i = 0; i < items->elements; i++) json_array_append_new(arr, views_object(items->element[i], names));
     return arr;
 }
 
@@ -90,7 +89,7 @@ void views_customer_show(service *svc, const Sav__Command *cmd, service_reply *r
     snprintf(what, sizeof(what), "customer %s", id);
     redisReply *r = view_call(svc, "customer_view", name, what, NULL, reply);
     if (!r) return;
-    json_t *o = view_object(r->element[0], NULL);
+    json_t *o = views_object(r->element[0], NULL);
     json_object_set_new(o, "products", view_list(r->element[1], NULL));
     json_object_set_new(o, "tickets", view_list(r->element[2], r->element[3]));
     service_reply_json(reply, o);
@@ -119,10 +118,14 @@ void views_product_show(service *svc, const Sav__Command *cmd, service_reply *re
     snprintf(what, sizeof(what), "product with serial %s", serial);
     redisReply *r = view_call(svc, "product_view", name, what, NULL, reply);
     if (!r) return;
-    json_t *o = view_object(r->element[0], NULL), *history = json_array();
+    json_t *o = views_object(r->element[0], NULL), *history = json_array();
     for (size_t i = 0; i < r->element[1]->elements; i++) {
         json_t *h = json_loads(r->element[1]->element[i]->str, 0, NULL);
-        if (h) json_array_append_new(history, h);
+        if (!h) continue;
+        char when[40];
+        clock_format_utc((int64_t)json_number_value(json_object_get(h, "at")), when, sizeof(when));
+        json_object_set_new(h, "at", json_string(when));
+        json_array_append_new(history, h);
     }
     views_warranty(svc, o);
     json_object_set_new(o, "ownership", history);
@@ -214,7 +217,7 @@ void views_customer_list(service *svc, const Sav__Command *cmd, service_reply *r
         size_t hlens[] = {7, strlen(key)};
         redisReply *h = store_call(service_store(svc), 2, hargv, hlens);
         if (!h) break;
-        json_t *c = view_object(h, NULL);
+        json_t *c = views_object(h, NULL);
         freeReplyObject(h);
         const char *cname = json_string_value(json_object_get(c, "name"));
         if (!search || (cname && strcasestr(cname, search)))

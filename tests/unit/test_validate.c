@@ -427,8 +427,24 @@ static void test_token_rejects_other_characters(void **state) {
     assert_err_equal("serial may contain only letters, digits and . _ : - (got \"a b\")");
 }
 
+static void test_company_id_siren_and_siret(void **state) {
+    (void)state;
+    assert_int_equal(0, validate_company_id("732829320"));
+    assert_int_equal(0, validate_company_id("73282932000074"));
+    unit_err_clear();
+    assert_int_equal(-1, validate_company_id("732829321"));
+    assert_err_contains("check digit");
+    unit_err_clear();
+    assert_int_equal(-1, validate_company_id("73282932"));
+    assert_err_contains("SIREN (9 digits) or SIRET (14 digits)");
+    unit_err_clear();
+    assert_int_equal(-1, validate_company_id("7328293A0"));
+    assert_err_contains("SIREN");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_company_id_siren_and_siret),
         cmocka_unit_test(test_utf8_accepts_ascii_and_multibyte),
         cmocka_unit_test(test_utf8_rejects_overlong),
         cmocka_unit_test(test_utf8_rejects_surrogates),
