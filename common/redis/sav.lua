@@ -488,6 +488,37 @@ local function ticket_mark(keys, args)
   return 'applied'
 end
 
+--[[
+coverage_facts (read-only): what the coverage rules need about a ticket, in one round trip.
+KEYS: 1 ticket hash
+ARGV: 1 shard prefix
+Returns nil if absent, else {ticket, product, {contract...}, {{ticket id, basis, outcome, immobilisation_days}...}}
+where the last list holds the unit's earlier tickets (and those of the unit it replaced).
+]]
+local function coverage_facts(keys, args)
+  local prefix = args[1]
+  local ticket = redis.call('HGETALL', keys[1])
+  if #ticket == 0 then return nil end
+  local tid = redis.call('HGET', keys[1], 'id')
+  local serial = redis.call('HGET', keys[1], 'serial')
+  local pkey = prefix .. 'product:' .. serial
+  local history = {}
+  local unit = serial
+  for _ = 1, 5 do
+    for _, other in ipairs(redis.call('ZRANGE', prefix .. 'product:' .. unit .. ':tickets', 0, -1)) do
+      if other ~= tid then
+        history[#history + 1] = {other, redis.call('HGET', prefix .. 'coverage:' .. other, 'basis') or '',
+          redis.call('HGET', prefix .. 'ticket:' .. other, 'outcome') or '',
+          redis.call('HGET', prefix .. 'ticket:' .. other, 'immobilisation_days') or '0'}
+      end
+    end
+    unit = redis.call('HGET', prefix .. 'product:' .. unit, 'replaces')
+    if not unit then break end
+  end
+  return {ticket, redis.call('HGETALL', pkey),
+    hashes_of(prefix, 'contract', redis.call('LRANGE', pkey .. ':contracts', 0, -1)), history}
+end
+
 local function version() return LIB_VERSION end
 
 redis.register_function('ticket_open', ticket_open)
@@ -507,6 +538,7 @@ redis.register_function('complaint_resolve', complaint_resolve)
 redis.register_function('maintenance_advance', maintenance_advance)
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}
 redis.register_function{function_name = 'product_view', callback = product_view, flags = {'no-writes'}}
+redis.register_function{function_name = 'coverage_facts', callback = coverage_facts, flags = {'no-writes'}}
 redis.register_function{function_name = 'ticket_list', callback = ticket_list, flags = {'no-writes'}}
 redis.register_function('ticket_mark', ticket_mark)
 redis.register_function('outbox_dead', outbox_dead)

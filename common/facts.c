@@ -1,0 +1,88 @@
+#include "facts.h"
+#include "err.h"
+#include "ticket.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *facts_get(const redisReply *flat, const char *name) {
+    for (size_t i = 0; i + 1 < flat->elements; i += 2)
+        if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
+    return "";
+}
+
+static void facts_contracts(coverage_facts *f, const redisReply *list) {
+    for (size_t i = 0; i < list->elements && f->in.ncontracts < COVERAGE_MAX_CONTRACTS; i++) {
+        const redisReply *c = list->element[i];
+        coverage_contract *k = &f->contracts[f->in.ncontracts++];
+        k->type = facts_get(c, "type");
+        k->start = facts_get(c, "start");
+        k->end = facts_get(c, "end");
+        k->covers = facts_get(c, "covers");
+    }
+    f->in.contracts = f->contracts;
+}
+
+static void facts_history(coverage_facts *f, const redisReply *list) {
+    for (size_t i = 0; i < list->elements && f->in.nhistory < COVERAGE_MAX_HISTORY; i++) {
+        const redisReply *h = list->element[i];
+        coverage_past *p = &f->history[f->in.nhistory++];
+        p->basis = h->element[1]->str;
+        p->outcome = h->element[2]->str;
+        p->immobilisation_days = atoi(h->element[3]->str);
+    }
+    f->in.history = f->history;
+}
+
+/* Fills the rule inputs from the ticket, product and catalog. */
+static int facts_fill(service *svc, coverage_facts *f) {
+    const redisReply *t = f->reply->element[0], *p = f->reply->element[1];
+    const catalog *cat = service_catalog(svc);
+    const catalog_model *m = catalog_model_find(cat, facts_get(p, "model"));
+    const catalog_centre *c = catalog_centre_find(cat, facts_get(t, "centre"));
+    if (!m || !c) {
+        err_set("the catalog has no %s \"%s\"", m ? "centre" : "model", m ? facts_get(t, "centre") : facts_get(p, "model"));
+        return -1;
+    }
+    f->centre = c->id;
+    f->customer_id = facts_get(t, "customer_id");
+    f->serial = facts_get(t, "serial");
+    f->state = facts_get(t, "state");
+    f->in.kind = facts_get(t, "kind");
+    f->in.business = strcmp(facts_get(t, "business"), "1") == 0;
+    f->in.second_hand = strcmp(facts_get(p, "second_hand"), "1") == 0;
+    f->in.delivered_on = facts_get(p, "delivered_on");
+    f->in.replacement_after_repair_request = strcmp(facts_get(p, "replacement_after_repair_request"), "1") == 0;
+    f->in.requested_on = facts_get(t, "requested_on");
+    f->in.commercial_warranty_months = m->commercial_warranty_months;
+    f->in.cause = "";
+    f->in.labour_rate_cents = c->labour_rate_cents;
+    f->in.vat_basis_points = service_settings(svc)->vat_basis_points;
+    f->in.lang = facts_get(t, "lang");
+    facts_contracts(f, f->reply->element[2]);
+    facts_history(f, f->reply->element[3]);
+    return 0;
+}
+
+int facts_load(service *svc, const char *ticket_id, coverage_facts *f) {
+    memset(f, 0, sizeof(*f));
+    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
+    ticket_keys(svc, ticket_id, key, prefix);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL_RO"), store_args_add(&a, "coverage_facts"), store_args_add(&a, "1");
+    store_args_add(&a, key), store_args_add(&a, prefix);
+    f->reply = store_args_call(service_store(svc), &a);
+    if (!f->reply) return -1;
+    if (f->reply->type == REDIS_REPLY_NIL) return 1;
+    if (f->reply->type != REDIS_REPLY_ARRAY || f->reply->elements != 4) {
+        err_set("coverage_facts: %s", f->reply->type == REDIS_REPLY_ERROR ? f->reply->str : "unexpected reply");
+        return -1;
+    }
+    return facts_fill(svc, f);
+}
+
+void facts_free(coverage_facts *f) {
+    if (f->reply) freeReplyObject(f->reply);
+    f->reply = NULL;
+}
