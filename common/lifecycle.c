@@ -9,7 +9,7 @@ static const char *const lifecycle_states[] = {"received", "in_diagnosis", "awai
 
 static const char *const lifecycle_event_names[LC_EVENT_COUNT] = {
     "diagnosis.start", "quote.sent", "quote.accepted", "quote.refused", "parts.missing", "parts.arrived",
-    "repair.start", "repair.done", "no_fault", "pickup", "cancel"};
+    "repair.start", "repair.done", "no_fault", "pickup", "cancel", "verdict.corrected"};
 
 /* One allowed transition. kind_filter: 0 any kind, 1 only kinds with diagnosis, 2 only kinds without. */
 typedef struct lifecycle_rule {
@@ -37,6 +37,8 @@ static const lifecycle_rule lifecycle_rules[] = {
     {"in_diagnosis", LC_CANCEL, "cancelled", 0},
     {"awaiting_approval", LC_CANCEL, "cancelled", 0},
     {"waiting_parts", LC_CANCEL, "cancelled", 0},
+    {"awaiting_approval", LC_VERDICT_CORRECTED, "in_diagnosis", 1},
+    {"waiting_parts", LC_VERDICT_CORRECTED, "in_diagnosis", 1},
 };
 
 const char *lifecycle_event_name(enum lifecycle_event ev) {

@@ -22,6 +22,7 @@ enum lifecycle_event {
     LC_NO_FAULT,            /* diagnosis found nothing: -> ready */
     LC_PICKUP,              /* -> closed */
     LC_CANCEL,              /* -> cancelled */
+    LC_VERDICT_CORRECTED,   /* a corrected verdict takes the ticket back to in_diagnosis */
     LC_EVENT_COUNT
 };
 

@@ -12,7 +12,8 @@
 #define TICKET_STEP_TRIES 3
 
 static const char *const ticket_fact_names[] = {"id", "state", "kind", "channel", "customer_id", "serial", "centre",
-                                                "outcome"};
+                                                "outcome", "verdict_version", "created_at"};
+#define TICKET_NFACTS 10
 
 void ticket_keys(service *svc, const char *ticket_id, char key[STORE_KEY_LEN], char prefix[STORE_KEY_LEN]) {
     store *st = service_store(svc);
@@ -33,11 +34,11 @@ int ticket_read(service *svc, const char *ticket_id, ticket_facts *out) {
     store_args a;
     store_args_init(&a);
     store_args_add(&a, "HMGET"), store_args_add(&a, key);
-    for (size_t i = 0; i < 8; i++) store_args_add(&a, ticket_fact_names[i]);
+    for (size_t i = 0; i < TICKET_NFACTS; i++) store_args_add(&a, ticket_fact_names[i]);
     redisReply *r = store_args_call(service_store(svc), &a);
     if (!r) return -1;
     int rc = 1;
-    if (r->type == REDIS_REPLY_ARRAY && r->elements == 8 && r->element[0]->type == REDIS_REPLY_STRING) {
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == TICKET_NFACTS && r->element[0]->type == REDIS_REPLY_STRING) {
         ticket_copy(out->id, sizeof(out->id), r->element[0]);
         ticket_copy(out->state, sizeof(out->state), r->element[1]);
         ticket_copy(out->kind, sizeof(out->kind), r->element[2]);
@@ -46,6 +47,8 @@ int ticket_read(service *svc, const char *ticket_id, ticket_facts *out) {
         ticket_copy(out->serial, sizeof(out->serial), r->element[5]);
         ticket_copy(out->centre, sizeof(out->centre), r->element[6]);
         ticket_copy(out->outcome, sizeof(out->outcome), r->element[7]);
+        out->verdict_version = r->element[8]->type == REDIS_REPLY_STRING ? atoi(r->element[8]->str) : 0;
+        out->created_at = r->element[9]->type == REDIS_REPLY_STRING ? atoll(r->element[9]->str) : 0;
         rc = 0;
     } else if (r->type == REDIS_REPLY_ERROR) {
         err_set("HMGET %s: %s", key, r->str);
@@ -53,6 +56,14 @@ int ticket_read(service *svc, const char *ticket_id, ticket_facts *out) {
     }
     freeReplyObject(r);
     return rc;
+}
+
+int ticket_immobilisation_days(const ticket_facts *t, const char *requested_on) {
+    char handed[CLOCK_DATE_LEN], today[CLOCK_DATE_LEN];
+    clock_date_paris(t->created_at, handed);
+    clock_date_paris(clock_now_ms(), today);
+    const char *from = clock_date_valid(requested_on) == 0 && strcmp(requested_on, handed) > 0 ? requested_on : handed;
+    return clock_date_diff_days(from, today);
 }
 
 int ticket_notice_pack(const ticket_notice *n, envelope_buf *out) {
@@ -83,15 +94,13 @@ int ticket_notice_pack(const ticket_notice *n, envelope_buf *out) {
 }
 
 /* One attempt: returns the reply of ticket_step (NULL: Redis unavailable). */
-static redisReply *ticket_step_call(service *svc, const char *request_id, const ticket_facts *t, const char *next,
-                                    enum lifecycle_event ev, const char *actor, const char *detail,
-                                    const ticket_notice *notice, const envelope_buf *body, const char **fields,
-                                    size_t nfields) {
+static redisReply *ticket_step_call(service *svc, const ticket_step *step, const ticket_facts *t, const char *next,
+                                    const envelope_buf *body) {
     store *st = service_store(svc);
     int shard = store_ticket_shard(st, t->id);
     char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], name[128];
     ticket_keys(svc, t->id, key, prefix);
-    snprintf(name, sizeof(name), "req:%s", request_id);
+    snprintf(name, sizeof(name), "req:%s", step->request_id);
     store_key(st, shard, name, req);
     store_key(st, shard, "outbox:notification", outbox);
     store_args a;
@@ -101,34 +110,19 @@ static redisReply *ticket_step_call(service *svc, const char *request_id, const 
     store_args_add(&a, prefix), store_args_add(&a, t->id);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
-    store_args_add(&a, t->state), store_args_add(&a, next), store_args_add(&a, lifecycle_event_name(ev));
-    store_args_add(&a, actor), store_args_add(&a, detail);
-    if (notice && notice->event)
-        store_args_addf(&a, "%s/%s/%u", t->id, notice->event, notice->version);
+    store_args_add(&a, t->state), store_args_add(&a, next), store_args_add(&a, lifecycle_event_name(step->ev));
+    store_args_add(&a, step->actor), store_args_add(&a, step->detail ? step->detail : "");
+    if (step->notice && step->notice->event)
+        store_args_addf(&a, "%s/%s/%u", t->id, step->notice->event, step->notice->version);
     else
         store_args_add(&a, "");
     store_args_addb(&a, body->data, body->len);
-    for (size_t i = 0; i < 2 * nfields; i++) store_args_add(&a, fields[i]);
+    store_args_add(&a, step->parts ? step->parts : "");
+    for (size_t i = 0; i < 2 * step->nfields; i++) store_args_add(&a, step->fields[i]);
     return store_args_call(st, &a);
 }
 
-/* Interprets ticket_step's answer; returns 1 when the caller should re-read and try again. */
-static int ticket_step_answer(service *svc, redisReply *r, const ticket_facts *t, service_reply *reply) {
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CONFLICT", 8) == 0) return 1;
-    if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no ticket %s", t->id);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-        log_error(t->id, NULL, "ticket_step: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "the step could not be recorded");
-    } else {
-        service_reply_json(reply, json_pack("{s:s,s:s,s:s,s:b}", "id", t->id, "state", r->element[0]->str,
-                                            "previous_state", t->state, "replayed", r->element[1]->integer == 1));
-        if (service_relay(svc, SVC_NOTIFICATION)) relay_poke(service_relay(svc, SVC_NOTIFICATION));
-    }
-    return 0;
-}
-
-/* Returns the stored answer of an earlier identical request (malloc'd state), NULL if none; -1 in *failed. */
+/* Returns the stored answer of an earlier identical request (malloc'd state), NULL if none; *failed on error. */
 static char *ticket_replayed(service *svc, const char *request_id, const char *ticket_id, int *failed) {
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], name[128];
@@ -143,61 +137,118 @@ static char *ticket_replayed(service *svc, const char *request_id, const char *t
     return state;
 }
 
-/* Makes one attempt; returns 1 when a concurrent step moved the ticket and the caller should try again. */
-static int ticket_step_once(service *svc, const char *request_id, const char *ticket_id, enum lifecycle_event ev,
-                            const char *actor, const char *detail, const ticket_notice *notice,
-                            const envelope_buf *body, const char **fields, size_t nfields, service_reply *reply) {
+/* Result codes of one attempt besides the error codes. */
+#define TICKET_AGAIN -1
+
+static int ticket_apply_once(service *svc, const ticket_step *step, const envelope_buf *body, json_t **result) {
     ticket_facts t;
-    int failed, found = ticket_read(svc, ticket_id, &t);
+    int failed, found = ticket_read(svc, step->ticket_id, &t);
     if (found != 0) {
-        if (found < 0)
-            service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        else
-            service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no ticket %s", ticket_id);
-        return 0;
+        if (found > 0) err_set("no ticket %s", step->ticket_id);
+        return found < 0 ? SAV__ERROR_CODE__ERR_UNAVAILABLE : SAV__ERROR_CODE__ERR_NOT_FOUND;
     }
-    char *replayed = ticket_replayed(svc, request_id, ticket_id, &failed);
-    if (failed || replayed) {
-        if (failed)
-            service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        else
-            service_reply_json(reply, json_pack("{s:s,s:s,s:n,s:b}", "id", t.id, "state", replayed, "previous_state",
-                                                "replayed", 1));
+    char *replayed = ticket_replayed(svc, step->request_id, step->ticket_id, &failed);
+    if (failed) return SAV__ERROR_CODE__ERR_UNAVAILABLE;
+    if (replayed) {
+        *result = json_pack("{s:s,s:s,s:n,s:b}", "id", t.id, "state", replayed, "previous_state", "replayed", 1);
         free(replayed);
         return 0;
     }
-    const char *next = lifecycle_next(t.kind, t.state, ev);
+    const char *next = lifecycle_next(t.kind, t.state, step->ev);
     if (!next) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s: %s", ticket_id, err_get());
-        return 0;
+        char why[384];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("%s: %s", t.id, why);
+        return SAV__ERROR_CODE__ERR_REJECTED;
     }
-    redisReply *r = ticket_step_call(svc, request_id, &t, next, ev, actor, detail, notice, body, fields, nfields);
-    if (!r) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        return 0;
+    redisReply *r = ticket_step_call(svc, step, &t, next, body);
+    if (!r) return SAV__ERROR_CODE__ERR_UNAVAILABLE;
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CONFLICT", 8) == 0) {
+        rc = TICKET_AGAIN;
+    } else if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0) {
+        err_set("no ticket %s", t.id);
+        rc = SAV__ERROR_CODE__ERR_NOT_FOUND;
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+        err_set("the step could not be recorded: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        log_error(t.id, NULL, "ticket_step: %s", err_get());
+        rc = SAV__ERROR_CODE__ERR_INTERNAL;
+    } else {
+        *result = json_pack("{s:s,s:s,s:s,s:b}", "id", t.id, "state", r->element[0]->str, "previous_state", t.state,
+                            "replayed", r->element[1]->integer == 1);
+        ticket_resume_parts(svc, r->element[2]);
+        if (service_relay(svc, SVC_NOTIFICATION)) relay_poke(service_relay(svc, SVC_NOTIFICATION));
     }
-    int again = ticket_step_answer(svc, r, &t, reply);
     freeReplyObject(r);
-    return again;
+    return rc;
 }
 
-void ticket_step_reply(service *svc, const char *request_id, const char *ticket_id, enum lifecycle_event ev,
-                       const char *actor, const char *detail, const ticket_notice *notice, const char **fields,
-                       size_t nfields, service_reply *reply) {
-    if (validate_ticket_id(ticket_id) != 0 || validate_token("request id", request_id) != 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
-        return;
-    }
+int ticket_apply(service *svc, const ticket_step *step, json_t **result) {
+    *result = NULL;
+    if (validate_ticket_id(step->ticket_id) != 0 || validate_token("request id", step->request_id) != 0)
+        return SAV__ERROR_CODE__ERR_REJECTED;
     envelope_buf body = {0};
-    if (notice && notice->event && ticket_notice_pack(notice, &body) != 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", err_get());
-        return;
+    if (step->notice && step->notice->event && ticket_notice_pack(step->notice, &body) != 0)
+        return SAV__ERROR_CODE__ERR_INTERNAL;
+    int rc = TICKET_AGAIN;
+    for (int attempt = 0; attempt < TICKET_STEP_TRIES && rc == TICKET_AGAIN; attempt++)
+        rc = ticket_apply_once(svc, step, &body, result);
+    if (rc == TICKET_AGAIN) {
+        err_set("%s is changing concurrently: try again", step->ticket_id);
+        rc = SAV__ERROR_CODE__ERR_REJECTED;
     }
-    int attempt = 0;
-    while (ticket_step_once(svc, request_id, ticket_id, ev, actor, detail, notice, &body, fields, nfields, reply) &&
-           ++attempt < TICKET_STEP_TRIES)
-        ;
-    if (attempt == TICKET_STEP_TRIES)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s is changing concurrently: try again", ticket_id);
     envelope_buf_free(&body);
+    return rc;
+}
+
+void ticket_step_reply(service *svc, const ticket_step *step, service_reply *reply) {
+    json_t *result;
+    int rc = ticket_apply(svc, step, &result);
+    if (rc == 0)
+        service_reply_json(reply, result);
+    else if (rc == SAV__ERROR_CODE__ERR_UNAVAILABLE)
+        service_reply_error(reply, rc, "redis unavailable: %s", err_get());
+    else
+        service_reply_error(reply, rc, "%s", err_get());
+}
+
+/* 1 if every part the ticket needs is reserved for it. */
+static int ticket_parts_complete(service *svc, const char *tid) {
+    char need[STORE_KEY_LEN], held[STORE_KEY_LEN], name[64];
+    snprintf(name, sizeof(name), "parts_need:%s", tid), store_key(service_store(svc), 0, name, need);
+    snprintf(name, sizeof(name), "parts_held:%s", tid), store_key(service_store(svc), 0, name, held);
+    const char *a1[] = {"HGETALL", need}, *a2[] = {"HGETALL", held};
+    size_t l1[] = {7, strlen(need)}, l2[] = {7, strlen(held)};
+    const int argc[] = {2, 2};
+    const char **argv[] = {a1, a2};
+    const size_t *lens[] = {l1, l2};
+    redisReply *r[2];
+    if (store_pipeline(service_store(svc), 2, argc, argv, lens, r) != 0) return 0;
+    int complete = r[0]->type == REDIS_REPLY_ARRAY && r[1]->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; complete && i + 1 < r[0]->elements; i += 2) {
+        int got = 0;
+        for (size_t j = 0; j + 1 < r[1]->elements; j += 2)
+            if (strcmp(r[1]->element[j]->str, r[0]->element[i]->str) == 0) got = atoi(r[1]->element[j + 1]->str);
+        complete = got >= atoi(r[0]->element[i + 1]->str);
+    }
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    return complete;
+}
+
+void ticket_resume_parts(service *svc, const redisReply *tickets) {
+    for (size_t i = 0; tickets && tickets->type == REDIS_REPLY_ARRAY && i < tickets->elements; i++) {
+        const char *tid = tickets->element[i]->str;
+        ticket_facts t;
+        if (ticket_read(svc, tid, &t) != 0 || strcmp(t.state, "waiting_parts") != 0 || !ticket_parts_complete(svc, tid))
+            continue;
+        char rid[96];
+        snprintf(rid, sizeof(rid), "parts-arrived-%s-v%d", tid, t.verdict_version);
+        ticket_step step = {rid, tid, LC_PARTS_ARRIVED, "stock", "all parts reserved", NULL, "", NULL, 0};
+        json_t *result;
+        if (ticket_apply(svc, &step, &result) == 0)
+            json_decref(result);
+        else
+            log_warn(tid, NULL, "parts arrived, ticket not moved on: %s", err_get());
+    }
 }

@@ -20,6 +20,8 @@ typedef struct ticket_facts {
     char serial[65];
     char centre[65];
     char outcome[24];
+    int verdict_version;
+    int64_t created_at;
 } ticket_facts;
 
 /* Reads a ticket's core facts: 0 found, 1 no such ticket, -1 Redis unavailable (err set). */
@@ -36,12 +38,32 @@ typedef struct ticket_notice {
 /* Packs a CustomerNotice body; caller frees out. 0 or -1 with err. */
 int ticket_notice_pack(const ticket_notice *n, envelope_buf *out);
 
-/* Applies lifecycle event ev to a ticket for a client request (request_id makes it idempotent), with extra
- * ticket fields (name/value pairs) and an optional notice; answers reply with {"id","state","previous_state",
- * "replayed"} or an error naming the current state. */
-void ticket_step_reply(service *svc, const char *request_id, const char *ticket_id, enum lifecycle_event ev,
-                       const char *actor, const char *detail, const ticket_notice *notice, const char **fields,
-                       size_t nfields, service_reply *reply);
+/* A lifecycle step to apply. */
+typedef struct ticket_step {
+    const char *request_id;     /* makes it idempotent */
+    const char *ticket_id;
+    enum lifecycle_event ev;
+    const char *actor;
+    const char *detail;         /* timeline detail */
+    const ticket_notice *notice; /* NULL: none */
+    const char *parts;          /* "" untouched, "consume" or "release" the ticket's reserved parts */
+    const char **fields;        /* extra ticket fields, nfields name/value pairs */
+    size_t nfields;
+} ticket_step;
+
+/* Applies a step: 0 with *result = {"id","state","previous_state","replayed"} (caller decrefs), or an error
+ * code (Sav__ErrorCode) with err set to a sentence naming the current state. Tickets whose parts became
+ * complete are moved on (ticket_resume_parts). */
+int ticket_apply(service *svc, const ticket_step *step, json_t **result);
+
+/* Applies a step for a client request and answers reply with the result or the error. */
+void ticket_step_reply(service *svc, const ticket_step *step, service_reply *reply);
+
+/* Moves each listed ticket (a Redis array of ids) that waits for parts and now holds them all on to in_repair. */
+void ticket_resume_parts(service *svc, const redisReply *tickets);
+
+/* Days the product has been immobilised: from the request (or the hand-over, if later) to today (C6). */
+int ticket_immobilisation_days(const ticket_facts *t, const char *requested_on);
 
 /* Returns the ticket's key and its shard prefix (same hash tag). */
 void ticket_keys(service *svc, const char *ticket_id, char key[STORE_KEY_LEN], char prefix[STORE_KEY_LEN]);

@@ -12,7 +12,7 @@ Rules every function follows:
   * an input message is applied once: its dedup key is checked first and set last.
 ]]
 
-local LIB_VERSION = '2'
+local LIB_VERSION = '3'
 
 -- Appends one timeline entry to a ticket.
 local function timeline_add(prefix, tid, at, event, state, actor, detail)
@@ -37,6 +37,79 @@ local function set_state(prefix, tid, tkey, old, new, now)
     local okey = prefix .. 'product:' .. serial .. ':open_repair'
     if serial and redis.call('GET', okey) == tid then redis.call('DEL', okey) end
   end
+end
+
+-- Spare parts. Per centre and part: stock:<c> (on hand, free), stock:<c>:reserved, :received, :consumed, :adjusted,
+-- so that received + adjusted - consumed - reserved = on hand at all times. Per ticket: parts_need:<T> and
+-- parts_held:<T> (part -> quantity). Tickets short of a part wait in backorder:<c>:<part>, scored by the ticket's
+-- creation time: stock is handed out first come, first served.
+
+-- Hands out free stock of one part at one centre to the waiting tickets in order; returns the tickets served.
+local function parts_serve(prefix, centre, ref)
+  local skey, queue = prefix .. 'stock:' .. centre, prefix .. 'backorder:' .. centre .. ':' .. ref
+  local served = {}
+  for _, tid in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+    local on_hand = tonumber(redis.call('HGET', skey, ref) or 0)
+    if on_hand <= 0 then break end
+    local need = tonumber(redis.call('HGET', prefix .. 'parts_need:' .. tid, ref) or 0)
+    local held = tonumber(redis.call('HGET', prefix .. 'parts_held:' .. tid, ref) or 0)
+    local take = math.min(need - held, on_hand)
+    if take > 0 then
+      redis.call('HINCRBY', skey, ref, -take)
+      redis.call('HINCRBY', skey .. ':reserved', ref, take)
+      redis.call('HINCRBY', prefix .. 'parts_held:' .. tid, ref, take)
+    end
+    if held + take >= need then
+      redis.call('ZREM', queue, tid)
+      served[#served + 1] = tid
+    end
+  end
+  return served
+end
+
+-- 1 if every part a ticket needs is held.
+local function parts_complete(prefix, tid)
+  local need = redis.call('HGETALL', prefix .. 'parts_need:' .. tid)
+  for i = 1, #need, 2 do
+    if tonumber(redis.call('HGET', prefix .. 'parts_held:' .. tid, need[i]) or 0) < tonumber(need[i + 1]) then
+      return 0
+    end
+  end
+  return 1
+end
+
+-- Serves the waiting tickets of each listed part; returns the tickets (other than skip) that became complete.
+local function parts_serve_all(prefix, centre, refs, skip)
+  local completed = {}
+  for _, ref in ipairs(refs) do
+    for _, t in ipairs(parts_serve(prefix, centre, ref)) do
+      if t ~= skip and parts_complete(prefix, t) == 1 then completed[#completed + 1] = t end
+    end
+  end
+  return completed
+end
+
+-- Gives a ticket's reservations back to stock (used = 0) or records them as consumed (used = 1) and forgets
+-- its needs. Returns the parts it held; the caller serves the waiting tickets once it has queued any new need,
+-- so that a corrected verdict keeps its place in line.
+local function parts_settle(prefix, tid, centre, used)
+  local held = redis.call('HGETALL', prefix .. 'parts_held:' .. tid)
+  local need = redis.call('HGETALL', prefix .. 'parts_need:' .. tid)
+  local skey = prefix .. 'stock:' .. centre
+  for i = 1, #held, 2 do
+    local ref, q = held[i], tonumber(held[i + 1])
+    redis.call('HINCRBY', skey .. ':reserved', ref, -q)
+    if used == 1 then
+      redis.call('HINCRBY', skey .. ':consumed', ref, q)
+    else
+      redis.call('HINCRBY', skey, ref, q)
+    end
+  end
+  for i = 1, #need, 2 do redis.call('ZREM', prefix .. 'backorder:' .. centre .. ':' .. need[i], tid) end
+  redis.call('DEL', prefix .. 'parts_held:' .. tid, prefix .. 'parts_need:' .. tid)
+  local refs = {}
+  for i = 1, #held, 2 do refs[#refs + 1] = held[i] end
+  return refs
 end
 
 -- Collects ARGV[from..] as a flat field/value list.
@@ -291,7 +364,10 @@ local function catalog_store(keys, args)
   redis.call('SET', keys[1], args[2])
   local v = redis.call('INCR', keys[2])
   for i = 4, #args, 3 do
-    redis.call('HSETNX', args[1] .. 'stock:' .. args[i], args[i + 1], args[i + 2])
+    local skey = args[1] .. 'stock:' .. args[i]
+    if redis.call('HSETNX', skey, args[i + 1], args[i + 2]) == 1 then
+      redis.call('HINCRBY', skey .. ':received', args[i + 1], args[i + 2])
+    end
   end
   return v
 end
@@ -440,8 +516,10 @@ ticket_step: a lifecycle step decided by the caller (common/lifecycle.c), applie
 in the state the decision was made on (compare-and-set), with its timeline entry and an optional notice.
 KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification
 ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 expected state, 6 new state, 7 timeline event,
-      8 actor, 9 detail, 10 notice message id ('' = none), 11 notice body, 12.. extra ticket field/value pairs
-Returns {new state, replayed} or "CONFLICT <current state>" / "NOTFOUND".
+      8 actor, 9 detail, 10 notice message id ('' = none), 11 notice body,
+      12 parts: '' (untouched), 'consume' (repair done) or 'release' (cancelled, refused, impossible, exchanged),
+      13.. extra ticket field/value pairs
+Returns {new state, replayed, tickets whose parts became complete} or "CONFLICT <current state>" / "NOTFOUND".
 ]]
 local function ticket_step(keys, args)
   local prev = redis.call('GET', keys[1])
@@ -450,13 +528,18 @@ local function ticket_step(keys, args)
   local state = redis.call('HGET', keys[2], 'state')
   if not state then return redis.error_reply('NOTFOUND') end
   if state ~= args[5] then return redis.error_reply('CONFLICT ' .. state) end
-  local extra = tail(args, 12)
+  local extra = tail(args, 13)
   if #extra > 0 then redis.call('HSET', keys[2], unpack(extra)) end
+  local completed = {}
+  if args[12] ~= '' then
+    local centre = redis.call('HGET', keys[2], 'centre')
+    completed = parts_serve_all(prefix, centre, parts_settle(prefix, tid, centre, args[12] == 'consume' and 1 or 0), tid)
+  end
   set_state(prefix, tid, keys[2], state, args[6], now)
   timeline_add(prefix, tid, now, args[7], args[6], args[8], args[9])
   if args[10] ~= '' then outbox_add(keys[3], args[10], '103', tid, now, args[8], args[11]) end
   redis.call('SET', keys[1], args[6], 'EX', tonumber(args[4]))
-  return {args[6], 0}
+  return {args[6], 0, completed}
 end
 
 --[[
@@ -519,6 +602,112 @@ local function coverage_facts(keys, args)
     hashes_of(prefix, 'contract', redis.call('LRANGE', pkey .. ':contracts', 0, -1)), history}
 end
 
+--[[
+verdict_record: the technician's verdict (version n) with its coverage decision, its parts reserved (or
+backordered), the ticket's next state and the customer's notice, in one step. A corrected verdict first gives
+the previous reservations back.
+KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification
+ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 expected "state:verdict version" (a verdict may
+      leave the state as it is, so the version is compared too), 6 state if every part is held,
+      7 state if a part is missing, 8 actor, 9 timeline detail, 10 notice body if every part is held,
+      11 notice body if a part is missing, 12 score in legal_repairs ('' = not under the legal guarantee),
+      13 number of parts n, then n pairs part, quantity,
+      then verdict field/value pairs, '--', coverage pairs, '--', ticket pairs
+Returns {state, replayed, version, {part, short}..., tickets whose parts became complete}.
+]]
+local function verdict_record(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then return {prev, 1, 0, {}, {}} end
+  local prefix, tid, now = args[1], args[2], args[3]
+  local state = redis.call('HGET', keys[2], 'state')
+  if not state then return redis.error_reply('NOTFOUND') end
+  local current = state .. ':' .. (redis.call('HGET', keys[2], 'verdict_version') or '0')
+  if current ~= args[5] then return redis.error_reply('CONFLICT ' .. current) end
+  local centre = redis.call('HGET', keys[2], 'centre')
+  local refs = parts_settle(prefix, tid, centre, 0)
+  local created = redis.call('HGET', keys[2], 'created_at')
+  local n = tonumber(args[13])
+  for i = 0, n - 1 do
+    local ref, q = args[14 + 2 * i], tonumber(args[15 + 2 * i])
+    redis.call('HINCRBY', prefix .. 'parts_need:' .. tid, ref, q)
+    redis.call('ZADD', prefix .. 'backorder:' .. centre .. ':' .. ref, created, tid)
+    refs[#refs + 1] = ref
+  end
+  local completed = parts_serve_all(prefix, centre, refs, tid)
+  local missing = {}
+  for i = 0, n - 1 do
+    local ref = args[14 + 2 * i]
+    local short = tonumber(redis.call('HGET', prefix .. 'parts_need:' .. tid, ref)) -
+      tonumber(redis.call('HGET', prefix .. 'parts_held:' .. tid, ref) or 0)
+    if short > 0 then missing[#missing + 1] = {ref, short} end
+  end
+  local sections, current, i = {{}, {}, {}}, 1, 14 + 2 * n
+  while i <= #args do
+    if args[i] == '--' then current = current + 1 else table.insert(sections[current], args[i]) end
+    i = i + 1
+  end
+  local version = redis.call('HINCRBY', keys[2], 'verdict_version', 1)
+  redis.call('DEL', prefix .. 'verdict:' .. tid)
+  redis.call('HSET', prefix .. 'verdict:' .. tid, 'version', version, 'at', now, 'by', args[8], unpack(sections[1]))
+  redis.call('RPUSH', prefix .. 'verdicts:' .. tid, cjson.encode({version = version, at = tonumber(now), by = args[8],
+    fields = sections[1]}))
+  redis.call('DEL', prefix .. 'coverage:' .. tid)
+  redis.call('HSET', prefix .. 'coverage:' .. tid, 'status', 'decided', 'at', now, unpack(sections[2]))
+  if #sections[3] > 0 then redis.call('HSET', keys[2], unpack(sections[3])) end
+  if args[12] ~= '' then
+    redis.call('ZADD', prefix .. 'legal_repairs', args[12], tid)
+  else
+    redis.call('ZREM', prefix .. 'legal_repairs', tid)
+  end
+  local new = #missing > 0 and args[7] or args[6]
+  if new ~= state then set_state(prefix, tid, keys[2], state, new, now) end
+  timeline_add(prefix, tid, now, 'verdict.recorded', new, args[8], 'v' .. version .. ' ' .. args[9])
+  outbox_add(keys[3], tid .. '/diagnosis_done/' .. version, '103', tid, now, args[8], #missing > 0 and args[11] or args[10])
+  redis.call('SET', keys[1], new, 'EX', tonumber(args[4]))
+  return {new, 0, version, missing, completed}
+end
+
+--[[
+parts_move: stock received (delta > 0, counted as received) or adjusted (counted as adjusted) at a centre;
+the stock never goes negative; freed stock goes to the waiting tickets in order.
+KEYS: 1 request dedup key, 2 the centre's stock hash
+ARGV: 1 shard prefix, 2 centre, 3 part, 4 delta, 5 'received' or 'adjusted', 6 dedup ttl s, 7 now ms, 8 reason
+Returns {on hand, replayed, tickets whose parts became complete} or "REFUSED <reason>".
+]]
+local function parts_move(keys, args)
+  local prefix, centre, ref, delta = args[1], args[2], args[3], tonumber(args[4])
+  if redis.call('GET', keys[1]) then return {tonumber(redis.call('HGET', keys[2], ref) or 0), 1, {}} end
+  local on_hand = tonumber(redis.call('HGET', keys[2], ref) or 0)
+  if on_hand + delta < 0 then
+    return redis.error_reply('REFUSED only ' .. on_hand .. ' free ' .. ref .. ' at ' .. centre ..
+      ' (reserved parts cannot be adjusted away)')
+  end
+  redis.call('HINCRBY', keys[2], ref, delta)
+  redis.call('HINCRBY', keys[2] .. ':' .. args[5], ref, delta)
+  redis.call('RPUSH', keys[2] .. ':moves', cjson.encode({at = tonumber(args[7]), part = ref, delta = delta,
+    kind = args[5], reason = args[8]}))
+  local completed = parts_serve_all(prefix, centre, {ref}, '')
+  redis.call('SET', keys[1], '1', 'EX', tonumber(args[6]))
+  return {tonumber(redis.call('HGET', keys[2], ref)), 0, completed}
+end
+
+--[[
+parts_stock (read-only): a centre's stock: per part on hand, reserved, received, consumed, adjusted, waiting.
+KEYS: 1 the centre's stock hash
+ARGV: 1 shard prefix, 2 centre, then the part references to report
+]]
+local function parts_stock(keys, args)
+  local out = {}
+  for i = 3, #args do
+    local ref = args[i]
+    out[#out + 1] = {ref, redis.call('HGET', keys[1], ref) or '0', redis.call('HGET', keys[1] .. ':reserved', ref) or '0',
+      redis.call('HGET', keys[1] .. ':received', ref) or '0', redis.call('HGET', keys[1] .. ':consumed', ref) or '0',
+      redis.call('HGET', keys[1] .. ':adjusted', ref) or '0',
+      redis.call('ZCARD', args[1] .. 'backorder:' .. args[2] .. ':' .. ref)}
+  end
+  return out
+end
+
 local function version() return LIB_VERSION end
 
 redis.register_function('ticket_open', ticket_open)
@@ -536,6 +725,9 @@ redis.register_function('ticket_step', ticket_step)
 redis.register_function('complaint_open', complaint_open)
 redis.register_function('complaint_resolve', complaint_resolve)
 redis.register_function('maintenance_advance', maintenance_advance)
+redis.register_function('verdict_record', verdict_record)
+redis.register_function('parts_move', parts_move)
+redis.register_function{function_name = 'parts_stock', callback = parts_stock, flags = {'no-writes'}}
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}
 redis.register_function{function_name = 'product_view', callback = product_view, flags = {'no-writes'}}
 redis.register_function{function_name = 'coverage_facts', callback = coverage_facts, flags = {'no-writes'}}

@@ -1,7 +1,11 @@
-/* sav-diagnostics: pre-diagnosis of every new ticket, and the technician's repair steps. */
+/* sav-diagnostics: pre-diagnosis of every new ticket, the technician's verdict and its coverage decision,
+ * spare parts, repair steps, and the 30-day deadline of legal-guarantee repairs. */
+#include "deadline.h"
+#include "parts.h"
 #include "prediag.h"
 #include "repair.h"
 #include "service.h"
+#include "verdict.h"
 
 static const service_route diagnostics_routes[] = {
     {SAV__MESSAGE_TYPE__TICKET_RECEIVED, NULL, prediag_on_ticket_received},
@@ -10,8 +14,14 @@ static const service_route diagnostics_routes[] = {
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static const service_command diagnostics_commands[] = {
+    {"diagnose", ARGS("id", "cause", "action", "part", "labour", "tech", "note"), verdict_diagnose},
     {"repair.start", ARGS("id", "tech"), repair_start},
     {"repair.done", ARGS("id", "tech", "note"), repair_done},
+    {"repair.exchange", ARGS("id", "tech", "new_serial", "model"), repair_exchange},
+    {"repair.impossible", ARGS("id", "tech", "reason"), repair_impossible},
+    {"parts.stock", ARGS("centre"), parts_stock_cmd},
+    {"parts.receive", ARGS("centre", "part", "quantity", "reason"), parts_receive_cmd},
+    {"parts.adjust", ARGS("centre", "part", "delta", "reason"), parts_adjust_cmd},
 };
 
 static const enum service_id diagnostics_destinations[] = {SVC_BILLING, SVC_NOTIFICATION};
@@ -26,6 +36,7 @@ int main(int argc, char **argv) {
         .destinations = diagnostics_destinations,
         .ndestinations = 2,
         .uses_catalog = 1,
+        .tick = deadline_tick,
     };
     return service_main(&def, argc, argv);
 }

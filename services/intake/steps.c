@@ -25,14 +25,16 @@ void steps_ticket_cancel(service *svc, const Sav__Command *cmd, service_reply *r
     const char *vars[] = {"reason", reason};
     ticket_notice notice = {"ticket_cancelled", 1, vars, 1};
     const char *fields[] = {"outcome", "cancelled", "cancel_reason", reason};
-    ticket_step_reply(svc, cmd->request_id ? cmd->request_id : "", command_arg(cmd, "id") ?: "", LC_CANCEL,
-                      steps_actor(cmd), reason, &notice, fields, 2, reply);
+    ticket_step step = {cmd->request_id ? cmd->request_id : "", command_arg(cmd, "id") ?: "", LC_CANCEL,
+                        steps_actor(cmd), reason, &notice, "release", fields, 2};
+    ticket_step_reply(svc, &step, reply);
 }
 
 void steps_ticket_pickup(service *svc, const Sav__Command *cmd, service_reply *reply) {
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)clock_now_ms());
     const char *fields[] = {"picked_up_at", now};
-    ticket_step_reply(svc, cmd->request_id ? cmd->request_id : "", command_arg(cmd, "id") ?: "", LC_PICKUP,
-                      steps_actor(cmd), "collected by the customer", NULL, fields, 1, reply);
+    ticket_step step = {cmd->request_id ? cmd->request_id : "", command_arg(cmd, "id") ?: "", LC_PICKUP,
+                        steps_actor(cmd), "collected by the customer", NULL, "", fields, 1};
+    ticket_step_reply(svc, &step, reply);
 }

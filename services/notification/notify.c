@@ -31,6 +31,9 @@ static const char *const nf_complaint_ack[] = {NOTIFY_COMMON_FIELDS, "complaint_
 static const char *const nf_complaint_esc[] = {NOTIFY_COMMON_FIELDS, "complaint_id", "deadline", NULL};
 static const char *const nf_complaint_res[] = {NOTIFY_COMMON_FIELDS, "complaint_id", "resolution", "note", NULL};
 static const char *const nf_mediator[] = {NOTIFY_COMMON_FIELDS, "complaint_id", "mediator", NULL};
+static const char *const nf_diagnosis[] = {NOTIFY_COMMON_FIELDS, "cause", "action", "basis", "customer_pays",
+                                           "coverage", "estimate", "waiting_parts", NULL};
+static const char *const nf_deadline[] = {NOTIFY_COMMON_FIELDS, "requested_on", "deadline", "days", NULL};
 static const char *const nf_maintenance[] = {NOTIFY_COMMON_FIELDS, "visit_date", "contract_id", "visit_number",
                                              NULL};
 
@@ -49,6 +52,8 @@ static const template_event notify_events[] = {
     {"complaint_resolved", nf_complaint_res},
     {"mediator_info", nf_mediator},
     {"maintenance_due", nf_maintenance},
+    {"diagnosis_done", nf_diagnosis},
+    {"repair_deadline_breached", nf_deadline},
 };
 #define NOTIFY_NEVENTS (sizeof(notify_events) / sizeof(notify_events[0]))
 
@@ -61,6 +66,9 @@ static const struct {
     {"outcome", NK_CODE},        {"resolution", NK_CODE},        {"deadline", NK_DATE},
     {"visit_date", NK_DATE},     {"days_waiting", NK_NUMBER},    {"reminder_number", NK_NUMBER},
     {"visit_number", NK_NUMBER},
+    {"cause", NK_CODE},          {"action", NK_CODE},            {"basis", NK_CODE},
+    {"customer_pays", NK_CODE},  {"waiting_parts", NK_CODE},     {"requested_on", NK_DATE},
+    {"days", NK_NUMBER},
 };
 
 /* Value codes as the customer reads them: a code never reaches a customer. */
@@ -76,6 +84,28 @@ static const notify_label notify_labels[] = {
     {"resolution", "goodwill_credit", "geste commercial (avoir)", "goodwill credit"},
     {"resolution", "refund", "remboursement", "refund"},
     {"resolution", "rejected", "réclamation non retenue", "complaint not upheld"},
+    {"cause", "manufacturing", "défaut de fabrication", "manufacturing defect"},
+    {"cause", "wear", "usure normale", "normal wear"},
+    {"cause", "misuse", "mauvaise utilisation", "misuse"},
+    {"cause", "accident", "accident", "accident"},
+    {"cause", "external", "cause extérieure (surtension, chute, eau)", "external cause (surge, fall, water)"},
+    {"cause", "no_fault", "aucune panne constatée", "no fault found"},
+    {"action", "repair", "réparation", "repair"},
+    {"action", "replace_parts", "remplacement de pièces", "replacement of parts"},
+    {"action", "exchange", "échange de l'appareil", "exchange of the appliance"},
+    {"action", "none", "aucune intervention nécessaire", "no work needed"},
+    {"basis", "legal_conformity", "garantie légale de conformité", "legal guarantee of conformity"},
+    {"basis", "commercial_warranty", "garantie commerciale du fabricant", "manufacturer's warranty"},
+    {"basis", "extended_warranty", "extension de garantie", "extended warranty"},
+    {"basis", "maintenance_contract", "contrat d'entretien", "maintenance contract"},
+    {"basis", "goodwill", "geste commercial", "goodwill gesture"},
+    {"basis", "none", "hors garantie", "not covered"},
+    {"customer_pays", "0", "Cette intervention ne vous sera pas facturée.", "You will not be charged for this work."},
+    {"customer_pays", "1", "Un devis détaillé vous sera soumis : rien ne sera facturé sans votre accord.",
+     "You will receive a detailed quote: nothing is charged without your agreement."},
+    {"waiting_parts", "0", "", ""},
+    {"waiting_parts", "1", "Une pièce est en commande : nous vous préviendrons dès son arrivée.",
+     "A part is on order: we will tell you as soon as it arrives."},
 };
 
 static const char *const notify_months_fr[12] = {"janvier", "février", "mars", "avril", "mai", "juin", "juillet",

@@ -40,6 +40,8 @@ static const expected allowed[] = {
     {"in_diagnosis", LC_CANCEL, "cancelled", "cancelled"},
     {"awaiting_approval", LC_CANCEL, "cancelled", "cancelled"},
     {"waiting_parts", LC_CANCEL, "cancelled", "cancelled"},
+    {"awaiting_approval", LC_VERDICT_CORRECTED, "in_diagnosis", NULL},
+    {"waiting_parts", LC_VERDICT_CORRECTED, "in_diagnosis", NULL},
 };
 
 static const expected *find(const char *from, enum lifecycle_event ev) {

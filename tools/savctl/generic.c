@@ -115,6 +115,40 @@ static const generic_option repair_done[] = {
     VAL("note", "note", 0, "TEXT", "what was done (told to the customer)"),
     END};
 
+static const generic_option diagnose[] = {
+    POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
+    VAL("cause", "cause", 1, "CAUSE", "manufacturing, wear, misuse, accident, external or no_fault"),
+    VAL("action", "action", 1, "ACTION", "repair, replace_parts, exchange or none (none only with no_fault)"),
+    {"part", "part", OPT_REPEATED, 0, "REF[:QTY]", "a spare part needed (repeat for several; QTY defaults to 1)"},
+    VAL("labour", "labour", 0, "MINUTES", "labour the repair takes"),
+    VAL("tech", "tech", 0, "ID", "the technician"),
+    VAL("note", "note", 0, "TEXT", "the technician's findings"),
+    END};
+static const generic_option repair_exchange[] = {
+    POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
+    VAL("new-serial", "new_serial", 1, "SN", "serial number of the replacement unit"),
+    VAL("model", "model", 0, "MODEL", "the replacement's model, if not the same"),
+    VAL("tech", "tech", 0, "ID", "the technician"),
+    END};
+static const generic_option repair_impossible[] = {
+    POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
+    VAL("reason", "reason", 1, "TEXT", "why it cannot be repaired (told to the customer)"),
+    VAL("tech", "tech", 0, "ID", "the technician"),
+    END};
+static const generic_option parts_stock[] = {POS("centre", 1, "CENTRE", "the service centre"), END};
+static const generic_option parts_receive[] = {
+    POS("centre", 1, "CENTRE", "the service centre"),
+    POS("part", 1, "REF", "the part's reference"),
+    POS("quantity", 1, "QTY", "how many were received"),
+    VAL("reason", "reason", 0, "TEXT", "delivery note or origin"),
+    END};
+static const generic_option parts_adjust[] = {
+    POS("centre", 1, "CENTRE", "the service centre"),
+    POS("part", 1, "REF", "the part's reference"),
+    VAL("by", "delta", 1, "+N|-N", "change of the free stock, e.g. --by -2"),
+    VAL("reason", "reason", 1, "TEXT", "why (inventory count, damaged part, ...)"),
+    END};
+
 static const char created_output[] = "The new record's id. --json: {\"id\": ..., \"replayed\": false}";
 static const char step_output[] = "The ticket's new state. --json: {\"id\", \"state\", \"previous_state\", \"replayed\"}";
 
@@ -170,6 +204,34 @@ static const generic_command generic_table[] = {
     {"maintenance due", "maintenance.due", SVC_INTAKE, 0, "list due and overdue preventive maintenance visits",
      "Lists open maintenance visit tickets (overdue when their date is past) and visits planned within the horizon.",
      "--json: {\"today\", \"until\", \"visits\": [...], \"planned\": [...]}", maintenance_due},
+    {"diagnose", "diagnose", SVC_DIAGNOSTICS, 1, "record the technician's verdict and decide who pays",
+     "Records the verdict (cause, action, parts, labour) and decides the coverage under French law: exclusions,\n"
+     "legal guarantee of conformity, commercial warranty, extended warranty, maintenance contract, or billable.\n"
+     "The parts are reserved at the ticket's centre; a missing part is backordered and the ticket waits in\n"
+     "waiting_parts (when the repair is free) until stock arrives, first come first served. A chargeable repair\n"
+     "waits in awaiting_approval for its quote. A verdict can be corrected until repair starts: each version\n"
+     "stays in the timeline and the reservations follow the new verdict.",
+     "The new state and the coverage decision. --json: {\"id\", \"state\", \"version\", \"replayed\",\n"
+     "\"coverage\": {basis, customer_pays, burden_of_proof, legal_until, commercial_until, extended_until, rule,\n"
+     "estimate_cents, reason}, \"missing_parts\": [{part, short}]}", diagnose},
+    {"repair exchange", "repair.exchange", SVC_DIAGNOSTICS, 1, "replace the product by a new unit",
+     "Registers the replacement unit to the customer (delivered today, linked to the unit it replaces, with its own\n"
+     "guarantees: a new two-year legal guarantee when the customer had asked for a repair, C4) and makes the ticket\n"
+     "ready with the outcome exchanged. Parts reserved for the repair are given back.", step_output, repair_exchange},
+    {"repair impossible", "repair.impossible", SVC_DIAGNOSTICS, 1, "the product cannot be repaired",
+     "Makes the ticket ready with the outcome unrepaired; reserved parts are given back; the customer is told why.",
+     step_output, repair_impossible},
+    {"parts stock", "parts.stock", SVC_DIAGNOSTICS, 0, "show a centre's spare-parts stock",
+     "Per part of the catalog: free stock on hand, reserved for tickets, received, consumed, adjusted, and tickets\n"
+     "waiting for it. received + adjusted - consumed - reserved = on hand.",
+     "--json: {\"centre\", \"parts\": [{part, name, on_hand, reserved, received, consumed, adjusted, tickets_waiting}]}",
+     parts_stock},
+    {"parts receive", "parts.receive", SVC_DIAGNOSTICS, 1, "record parts received at a centre",
+     "Adds stock; waiting tickets get it first come, first served, and move on when they hold every part.",
+     "--json: {\"centre\", \"part\", \"on_hand\", \"replayed\", \"tickets_completed\"}", parts_receive},
+    {"parts adjust", "parts.adjust", SVC_DIAGNOSTICS, 1, "correct a centre's free stock",
+     "Inventory correction of the free stock; it never goes below zero and reserved parts cannot be adjusted away.",
+     "--json: as parts receive", parts_adjust},
     {"repair start", "repair.start", SVC_DIAGNOSTICS, 1, "start the repair or intervention",
      "Moves the ticket to in_repair (from in_diagnosis, or from received for installation, commissioning and\n"
      "maintenance visits, which skip diagnosis).", step_output, repair_start},
@@ -259,12 +321,11 @@ static char *generic_read_file(const char *path, size_t max) {
 static int generic_parse(savctl *ctl, const generic_command *gc, int argc, char **argv, generic_args *a,
                          const char **request_id) {
     struct option opts[GENERIC_MAX_OPTIONS + 2];
-    const generic_option *by_index[GENERIC_MAX_OPTIONS + 1];
-    const generic_option *positional = NULL;
-    int n = 0;
+    const generic_option *by_index[GENERIC_MAX_OPTIONS + 1], *positionals[4];
+    int n = 0, npositional = 0;
     for (const generic_option *o = gc->options; o->name; o++) {
         if (o->kind == OPT_POSITIONAL) {
-            positional = o;
+            if (npositional < 4) positionals[npositional++] = o;
             continue;
         }
         opts[n] = (struct option){o->name, o->kind == OPT_FLAG ? no_argument : required_argument, 0, n};
@@ -293,8 +354,12 @@ static int generic_parse(savctl *ctl, const generic_command *gc, int argc, char 
     }
     for (int i = 0; i < n; i++)
         if (by_index[i]->required && !seen[i]) return savctl_usage_error(gc->words, "--%s is required", by_index[i]->name);
-    if (positional && optind < argc) generic_add(a, positional->arg, argv[optind++]);
-    else if (positional && positional->required) return savctl_usage_error(gc->words, "%s is required", positional->metavar);
+    for (int i = 0; i < npositional; i++) {
+        if (optind < argc)
+            generic_add(a, positionals[i]->arg, argv[optind++]);
+        else if (positionals[i]->required)
+            return savctl_usage_error(gc->words, "%s is required", positionals[i]->metavar);
+    }
     if (optind < argc) return savctl_usage_error(gc->words, "unexpected argument \"%s\"", argv[optind]);
     return 0;
 }
