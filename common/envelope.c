@@ -193,6 +193,8 @@ const char *envelope_type_name(int type) {
     case SAV__MESSAGE_TYPE__PREDIAGNOSIS_DONE: return "prediagnosis.done";
     case SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED: return "coverage.estimated";
     case SAV__MESSAGE_TYPE__CUSTOMER_NOTICE: return "customer.notice";
+    case SAV__MESSAGE_TYPE__VERDICT_RECORDED: return "verdict.recorded";
+    case SAV__MESSAGE_TYPE__TICKET_READY: return "ticket.ready";
     case SAV__MESSAGE_TYPE__COMMAND: return "command";
     case SAV__MESSAGE_TYPE__COMMAND_RESULT: return "command.result";
     default: return NULL;

@@ -45,6 +45,20 @@ typedef struct settings {
     char templates_dir[SETTINGS_STR];
     char log_level[16];
     int vat_basis_points;             /* 2000 = 20 % */
+    int quote_validity_days;          /* a quote stands this long */
+    int quote_reminder_days;          /* the customer is reminded this many days before it expires */
+    int business_payment_days;        /* businesses pay this many days after the invoice (B3: at most 60) */
+    settings_days payment_reminders;  /* days past due of each reminder; after the last, the formal notice */
+    int ecb_rate_bp;                  /* ECB refinancing rate, for B2B late penalties */
+    int late_penalty_points_bp;       /* added to it (B3: 10 points = 1000) */
+    int recovery_indemnity_cents;     /* B3: EUR 40 per late business invoice */
+    int legal_interest_bp;            /* consumers: legal interest rate, owed from the formal notice (B4) */
+    int warranty_labour_rate_cents;   /* per hour, paid by the manufacturer for warranty repairs */
+    int diagnostic_fee_waived;        /* 1: the diagnostic fee is not charged when the quote is accepted */
+    char company_name[SETTINGS_STR];  /* the seller on quotes and invoices */
+    char company_address[SETTINGS_STR];
+    char company_siret[32];
+    char company_vat[32];
     char default_centre[64];          /* centre of a ticket opened without --centre */
     int sla_days[5];                  /* per kind: repair, installation, commissioning, preventive_maintenance, assistance */
     settings_days pickup_reminders;   /* days in `ready` after which the customer is reminded */

@@ -12,8 +12,8 @@
 #define TICKET_STEP_TRIES 3
 
 static const char *const ticket_fact_names[] = {"id", "state", "kind", "channel", "customer_id", "serial", "centre",
-                                                "outcome", "verdict_version", "created_at"};
-#define TICKET_NFACTS 10
+                                                "outcome", "verdict_version", "created_at", "model"};
+#define TICKET_NFACTS 11
 
 void ticket_keys(service *svc, const char *ticket_id, char key[STORE_KEY_LEN], char prefix[STORE_KEY_LEN]) {
     store *st = service_store(svc);
@@ -49,6 +49,7 @@ int ticket_read(service *svc, const char *ticket_id, ticket_facts *out) {
         ticket_copy(out->outcome, sizeof(out->outcome), r->element[7]);
         out->verdict_version = r->element[8]->type == REDIS_REPLY_STRING ? atoi(r->element[8]->str) : 0;
         out->created_at = r->element[9]->type == REDIS_REPLY_STRING ? atoll(r->element[9]->str) : 0;
+        ticket_copy(out->model, sizeof(out->model), r->element[10]);
         rc = 0;
     } else if (r->type == REDIS_REPLY_ERROR) {
         err_set("HMGET %s: %s", key, r->str);
@@ -93,20 +94,41 @@ int ticket_notice_pack(const ticket_notice *n, envelope_buf *out) {
     return 0;
 }
 
+/* Packs the TicketReady event of a step into `ready` (outcome from the step's fields); caller frees out. */
+static int ticket_ready_pack(const ticket_step *step, envelope_buf *out) {
+    Sav__TicketReady ready = SAV__TICKET_READY__INIT;
+    ready.outcome = "";
+    ready.step = (char *)lifecycle_event_name(step->ev);
+    for (size_t i = 0; i < step->nfields; i++)
+        if (strcmp(step->fields[2 * i], "outcome") == 0) ready.outcome = (char *)step->fields[2 * i + 1];
+    out->len = sav__ticket_ready__get_packed_size(&ready);
+    out->data = malloc(out->len ? out->len : 1);
+    if (!out->data) {
+        err_set("out of memory");
+        return -1;
+    }
+    sav__ticket_ready__pack(&ready, out->data);
+    return 0;
+}
+
 /* One attempt: returns the reply of ticket_step (NULL: Redis unavailable). */
 static redisReply *ticket_step_call(service *svc, const ticket_step *step, const ticket_facts *t, const char *next,
                                     const envelope_buf *body) {
     store *st = service_store(svc);
     int shard = store_ticket_shard(st, t->id);
-    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], name[128];
+    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], billing[STORE_KEY_LEN];
+    char name[128];
+    envelope_buf ready = {0};
+    if (strcmp(next, "ready") == 0 && ticket_ready_pack(step, &ready) != 0) return NULL;
     ticket_keys(svc, t->id, key, prefix);
     snprintf(name, sizeof(name), "req:%s", step->request_id);
     store_key(st, shard, name, req);
     store_key(st, shard, "outbox:notification", outbox);
+    store_key(st, shard, "outbox:billing", billing);
     store_args a;
     store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_step"), store_args_add(&a, "3");
-    store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, outbox);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_step"), store_args_add(&a, "4");
+    store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, billing);
     store_args_add(&a, prefix), store_args_add(&a, t->id);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
@@ -118,8 +140,16 @@ static redisReply *ticket_step_call(service *svc, const ticket_step *step, const
         store_args_add(&a, "");
     store_args_addb(&a, body->data, body->len);
     store_args_add(&a, step->parts ? step->parts : "");
+    store_args_addb(&a, ready.data, ready.len);
+    store_args_add(&a, step->aux_hash ? step->aux_hash : "");
     for (size_t i = 0; i < 2 * step->nfields; i++) store_args_add(&a, step->fields[i]);
-    return store_args_call(st, &a);
+    if (step->aux_hash) {
+        store_args_add(&a, "--");
+        for (size_t i = 0; i < 2 * step->naux; i++) store_args_add(&a, step->aux_fields[i]);
+    }
+    redisReply *r = store_args_call(st, &a);
+    envelope_buf_free(&ready);
+    return r;
 }
 
 /* Returns the stored answer of an earlier identical request (malloc'd state), NULL if none; *failed on error. */
@@ -178,6 +208,7 @@ static int ticket_apply_once(service *svc, const ticket_step *step, const envelo
                             "replayed", r->element[1]->integer == 1);
         ticket_resume_parts(svc, r->element[2]);
         if (service_relay(svc, SVC_NOTIFICATION)) relay_poke(service_relay(svc, SVC_NOTIFICATION));
+        if (service_relay(svc, SVC_BILLING)) relay_poke(service_relay(svc, SVC_BILLING));
     }
     freeReplyObject(r);
     return rc;
@@ -212,8 +243,7 @@ void ticket_step_reply(service *svc, const ticket_step *step, service_reply *rep
         service_reply_error(reply, rc, "%s", err_get());
 }
 
-/* 1 if every part the ticket needs is reserved for it. */
-static int ticket_parts_complete(service *svc, const char *tid) {
+int ticket_parts_complete(service *svc, const char *tid) {
     char need[STORE_KEY_LEN], held[STORE_KEY_LEN], name[64];
     snprintf(name, sizeof(name), "parts_need:%s", tid), store_key(service_store(svc), 0, name, need);
     snprintf(name, sizeof(name), "parts_held:%s", tid), store_key(service_store(svc), 0, name, held);
@@ -244,7 +274,7 @@ void ticket_resume_parts(service *svc, const redisReply *tickets) {
             continue;
         char rid[96];
         snprintf(rid, sizeof(rid), "parts-arrived-%s-v%d", tid, t.verdict_version);
-        ticket_step step = {rid, tid, LC_PARTS_ARRIVED, "stock", "all parts reserved", NULL, "", NULL, 0};
+        ticket_step step = {rid, tid, LC_PARTS_ARRIVED, "stock", "all parts reserved", NULL, "", NULL, 0, NULL, NULL, 0};
         json_t *result;
         if (ticket_apply(svc, &step, &result) == 0)
             json_decref(result);

@@ -22,6 +22,7 @@ typedef struct ticket_facts {
     char outcome[24];
     int verdict_version;
     int64_t created_at;
+    char model[65];
 } ticket_facts;
 
 /* Reads a ticket's core facts: 0 found, 1 no such ticket, -1 Redis unavailable (err set). */
@@ -49,15 +50,22 @@ typedef struct ticket_step {
     const char *parts;          /* "" untouched, "consume" or "release" the ticket's reserved parts */
     const char **fields;        /* extra ticket fields, nfields name/value pairs */
     size_t nfields;
+    const char *aux_hash;       /* another hash of the ticket's shard written in the same step ("quote:T"), or NULL */
+    const char **aux_fields;    /* its naux name/value pairs */
+    size_t naux;
 } ticket_step;
 
-/* Applies a step: 0 with *result = {"id","state","previous_state","replayed"} (caller decrefs), or an error
+/* A step into `ready` also tells billing (TicketReady with the step's "outcome" field), in the same atomic call.
+ * Applies a step: 0 with *result = {"id","state","previous_state","replayed"} (caller decrefs), or an error
  * code (Sav__ErrorCode) with err set to a sentence naming the current state. Tickets whose parts became
  * complete are moved on (ticket_resume_parts). */
 int ticket_apply(service *svc, const ticket_step *step, json_t **result);
 
 /* Applies a step for a client request and answers reply with the result or the error. */
 void ticket_step_reply(service *svc, const ticket_step *step, service_reply *reply);
+
+/* Returns 1 if every part the ticket needs is reserved for it (0 also when Redis fails). */
+int ticket_parts_complete(service *svc, const char *ticket_id);
 
 /* Moves each listed ticket (a Redis array of ids) that waits for parts and now holds them all on to in_repair. */
 void ticket_resume_parts(service *svc, const redisReply *tickets);

@@ -12,7 +12,7 @@ Rules every function follows:
   * an input message is applied once: its dedup key is checked first and set last.
 ]]
 
-local LIB_VERSION = '3'
+local LIB_VERSION = '4'
 
 -- Appends one timeline entry to a ticket.
 local function timeline_add(prefix, tid, at, event, state, actor, detail)
@@ -514,11 +514,12 @@ end
 --[[
 ticket_step: a lifecycle step decided by the caller (common/lifecycle.c), applied only if the ticket is still
 in the state the decision was made on (compare-and-set), with its timeline entry and an optional notice.
-KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification
+KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification, 4 outbox to billing
 ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 expected state, 6 new state, 7 timeline event,
       8 actor, 9 detail, 10 notice message id ('' = none), 11 notice body,
       12 parts: '' (untouched), 'consume' (repair done) or 'release' (cancelled, refused, impossible, exchanged),
-      13.. extra ticket field/value pairs
+      13 TicketReady body for billing ('' = none), 14 auxiliary hash written in the same step ('' = none),
+      15.. extra ticket field/value pairs, then '--' and the auxiliary hash's field/value pairs
 Returns {new state, replayed, tickets whose parts became complete} or "CONFLICT <current state>" / "NOTFOUND".
 ]]
 local function ticket_step(keys, args)
@@ -528,8 +529,13 @@ local function ticket_step(keys, args)
   local state = redis.call('HGET', keys[2], 'state')
   if not state then return redis.error_reply('NOTFOUND') end
   if state ~= args[5] then return redis.error_reply('CONFLICT ' .. state) end
-  local extra = tail(args, 13)
+  local extra, aux, current = {}, {}, nil
+  current = extra
+  for i = 15, #args do
+    if args[i] == '--' then current = aux else current[#current + 1] = args[i] end
+  end
   if #extra > 0 then redis.call('HSET', keys[2], unpack(extra)) end
+  if args[14] ~= '' and #aux > 0 then redis.call('HSET', prefix .. args[14], unpack(aux)) end
   local completed = {}
   if args[12] ~= '' then
     local centre = redis.call('HGET', keys[2], 'centre')
@@ -538,6 +544,7 @@ local function ticket_step(keys, args)
   set_state(prefix, tid, keys[2], state, args[6], now)
   timeline_add(prefix, tid, now, args[7], args[6], args[8], args[9])
   if args[10] ~= '' then outbox_add(keys[3], args[10], '103', tid, now, args[8], args[11]) end
+  if args[13] ~= '' then outbox_add(keys[4], tid .. '/ready/' .. now, '105', tid, now, args[8], args[13]) end
   redis.call('SET', keys[1], args[6], 'EX', tonumber(args[4]))
   return {args[6], 0, completed}
 end
@@ -606,12 +613,12 @@ end
 verdict_record: the technician's verdict (version n) with its coverage decision, its parts reserved (or
 backordered), the ticket's next state and the customer's notice, in one step. A corrected verdict first gives
 the previous reservations back.
-KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification
+KEYS: 1 request dedup key, 2 ticket hash, 3 outbox to notification, 4 outbox to billing
 ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 expected "state:verdict version" (a verdict may
       leave the state as it is, so the version is compared too), 6 state if every part is held,
       7 state if a part is missing, 8 actor, 9 timeline detail, 10 notice body if every part is held,
       11 notice body if a part is missing, 12 score in legal_repairs ('' = not under the legal guarantee),
-      13 number of parts n, then n pairs part, quantity,
+      13 number of parts n, then n pairs part, quantity, then the VerdictRecorded body for billing,
       then verdict field/value pairs, '--', coverage pairs, '--', ticket pairs
 Returns {state, replayed, version, {part, short}..., tickets whose parts became complete}.
 ]]
@@ -641,7 +648,8 @@ local function verdict_record(keys, args)
       tonumber(redis.call('HGET', prefix .. 'parts_held:' .. tid, ref) or 0)
     if short > 0 then missing[#missing + 1] = {ref, short} end
   end
-  local sections, current, i = {{}, {}, {}}, 1, 14 + 2 * n
+  local billing_body = args[14 + 2 * n]
+  local sections, current, i = {{}, {}, {}}, 1, 15 + 2 * n
   while i <= #args do
     if args[i] == '--' then current = current + 1 else table.insert(sections[current], args[i]) end
     i = i + 1
@@ -663,6 +671,7 @@ local function verdict_record(keys, args)
   if new ~= state then set_state(prefix, tid, keys[2], state, new, now) end
   timeline_add(prefix, tid, now, 'verdict.recorded', new, args[8], 'v' .. version .. ' ' .. args[9])
   outbox_add(keys[3], tid .. '/diagnosis_done/' .. version, '103', tid, now, args[8], #missing > 0 and args[11] or args[10])
+  outbox_add(keys[4], tid .. '/verdict/' .. version, '104', tid, now, args[8], billing_body)
   redis.call('SET', keys[1], new, 'EX', tonumber(args[4]))
   return {new, 0, version, missing, completed}
 end
@@ -708,6 +717,176 @@ local function parts_stock(keys, args)
   return out
 end
 
+--[[
+quote_create: the quote (devis) of a verdict version, once; a newer version supersedes the pending one.
+KEYS: 1 dedup key of the input message, 2 ticket hash, 3 outbox to notification
+ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 version, 6 expiry score (yyyymmdd), 7 notice body,
+      8.. quote field/value pairs (the frozen document)
+Returns 'applied', 'duplicate' or "NOTFOUND".
+]]
+local function quote_create(keys, args)
+  if redis.call('EXISTS', keys[1]) == 1 then return 'duplicate' end
+  local prefix, tid, now, version = args[1], args[2], args[3], tonumber(args[5])
+  local state = redis.call('HGET', keys[2], 'state')
+  if not state then return redis.error_reply('NOTFOUND') end
+  local qkey = prefix .. 'quote:' .. tid
+  local current = tonumber(redis.call('HGET', qkey, 'version') or 0)
+  if current >= version then
+    redis.call('SET', keys[1], '1', 'EX', tonumber(args[4]))
+    return 'duplicate'
+  end
+  if current > 0 then
+    redis.call('HSET', qkey, 'status', 'superseded')
+    redis.call('RPUSH', prefix .. 'quotes:' .. tid, cjson.encode(redis.call('HGETALL', qkey)))
+    redis.call('DEL', qkey)
+  end
+  redis.call('HSET', qkey, 'ticket', tid, 'version', version, 'status', 'pending', 'created_at', now, unpack(tail(args, 8)))
+  redis.call('ZADD', prefix .. 'quotes:pending', args[6], tid)
+  timeline_add(prefix, tid, now, 'quote.sent', state, 'billing', 'v' .. version)
+  outbox_add(keys[3], tid .. '/quote_sent/' .. version, '103', tid, now, 'billing', args[7])
+  redis.call('SET', keys[1], '1', 'EX', tonumber(args[4]))
+  return 'applied'
+end
+
+--[[
+invoice_issue: issue an invoice once per (ticket, kind), numbered FAC-<year>-NNNNNN in one continuous series per
+year: the number is drawn in the same atomic call that writes the invoice, so there is no gap and no duplicate
+(B2). An invoice is never changed afterwards except its payment status; corrections are credit notes.
+KEYS: 1 key naming this invoice's purpose (invoice_for:<ticket>:<kind>), 2 the year's sequence, 3 ticket hash,
+      4 outbox to notification, 5 dedup key of the input message ('' when issued by a command)
+ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 year, 5 due score (yyyymmdd), 6 customer id, 7 gross cents,
+      8 notice body template marker, 9 dedup ttl s, 10.. invoice field/value pairs
+Returns {invoice id, replayed}.
+]]
+local function invoice_issue(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then
+    if keys[5] ~= '' then redis.call('SET', keys[5], '1', 'EX', tonumber(args[9])) end
+    return {prev, 1}
+  end
+  local prefix, tid, now = args[1], args[2], args[3]
+  local id = string.format('FAC-%s-%06d', args[4], redis.call('INCR', keys[2]))
+  local ikey = prefix .. 'invoice:' .. id
+  redis.call('HSET', ikey, 'id', id, 'ticket', tid, 'customer_id', args[6], 'issued_at', now, 'total_cents', args[7],
+    'paid_cents', 0, 'credited_cents', 0, 'balance_cents', args[7], 'status', 'unpaid', unpack(tail(args, 10)))
+  redis.call('ZADD', prefix .. 'invoices', now, id)
+  redis.call('ZADD', prefix .. 'invoices:unpaid', args[5], id)
+  redis.call('RPUSH', prefix .. 'customer:' .. args[6] .. ':invoices', id)
+  redis.call('HSET', keys[3], 'invoice_id', id)
+  local state = redis.call('HGET', keys[3], 'state') or ''
+  timeline_add(prefix, tid, now, 'invoice.issued', state, 'billing', id)
+  outbox_add(keys[4], tid .. '/invoice_issued/' .. id, '103', tid, now, 'billing', args[8])
+  redis.call('SET', keys[1], id)
+  if keys[5] ~= '' then redis.call('SET', keys[5], '1', 'EX', tonumber(args[9])) end
+  return {id, 0}
+end
+
+-- Recomputes an invoice's balance and status after a payment or a credit note.
+local function invoice_settle(prefix, ikey)
+  local f = redis.call('HMGET', ikey, 'id', 'total_cents', 'paid_cents', 'credited_cents')
+  local balance = tonumber(f[2]) - tonumber(f[3]) - tonumber(f[4])
+  local status = balance <= 0 and (tonumber(f[4]) >= tonumber(f[2]) and 'credited' or 'paid')
+    or (tonumber(f[3]) > 0 and 'partially_paid' or 'unpaid')
+  redis.call('HSET', ikey, 'balance_cents', balance, 'status', status)
+  if balance <= 0 then redis.call('ZREM', prefix .. 'invoices:unpaid', f[1]) end
+  return balance, status
+end
+
+--[[
+payment_record: a payment on an invoice; partial payments add up; an overpayment is refused.
+KEYS: 1 request dedup key, 2 invoice hash
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 amount cents, 5 method, 6 reference
+Returns {balance, status, replayed} or "REFUSED <reason>" / "NOTFOUND".
+]]
+local function payment_record(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then
+    local f = redis.call('HMGET', keys[2], 'balance_cents', 'status')
+    return {tonumber(f[1]), f[2], 1}
+  end
+  local f = redis.call('HMGET', keys[2], 'id', 'balance_cents', 'ticket')
+  if not f[1] then return redis.error_reply('NOTFOUND') end
+  local amount = tonumber(args[4])
+  if amount > tonumber(f[2]) then
+    return redis.error_reply('REFUSED ' .. amount .. ' cents is more than the balance of ' .. f[2] .. ' cents of ' .. f[1])
+  end
+  redis.call('HINCRBY', keys[2], 'paid_cents', amount)
+  redis.call('RPUSH', keys[2] .. ':payments', cjson.encode({at = tonumber(args[2]), amount_cents = amount,
+    method = args[5], ref = args[6]}))
+  local balance, status = invoice_settle(args[1], keys[2])
+  local state = redis.call('HGET', args[1] .. 'ticket:' .. f[3], 'state') or ''
+  timeline_add(args[1], f[3], args[2], 'payment.recorded', state, 'billing', f[1] .. ' ' .. amount)
+  redis.call('SET', keys[1], '1', 'EX', tonumber(args[3]))
+  return {balance, status, 0}
+end
+
+--[[
+credit_issue: a credit note (avoir) on an invoice, numbered AV-<year>-NNNNNN in its own continuous series.
+KEYS: 1 request dedup key, 2 the year's credit-note sequence, 3 invoice hash
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 year, 5 amount cents (0 = the whole uncredited rest), 6 reason
+Returns {credit note id, amount, replayed} or "REFUSED <reason>" / "NOTFOUND".
+]]
+local function credit_issue(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then return {prev, tonumber(redis.call('HGET', args[1] .. 'credit:' .. prev, 'amount_cents')), 1} end
+  local f = redis.call('HMGET', keys[3], 'id', 'total_cents', 'credited_cents', 'ticket', 'customer_id')
+  if not f[1] then return redis.error_reply('NOTFOUND') end
+  local room = tonumber(f[2]) - tonumber(f[3])
+  local amount = tonumber(args[5])
+  if amount == 0 then amount = room end
+  if amount <= 0 or amount > room then
+    return redis.error_reply('REFUSED ' .. f[1] .. ' can be credited at most ' .. room .. ' cents more')
+  end
+  local id = string.format('AV-%s-%06d', args[4], redis.call('INCR', keys[2]))
+  redis.call('HSET', args[1] .. 'credit:' .. id, 'id', id, 'invoice', f[1], 'ticket', f[4], 'customer_id', f[5],
+    'amount_cents', amount, 'reason', args[6], 'issued_at', args[2])
+  redis.call('ZADD', args[1] .. 'credits', args[2], id)
+  redis.call('HINCRBY', keys[3], 'credited_cents', amount)
+  redis.call('RPUSH', keys[3] .. ':credits', id)
+  invoice_settle(args[1], keys[3])
+  local state = redis.call('HGET', args[1] .. 'ticket:' .. f[4], 'state') or ''
+  timeline_add(args[1], f[4], args[2], 'credit.issued', state, 'billing', id .. ' ' .. amount)
+  redis.call('SET', keys[1], id, 'EX', tonumber(args[3]))
+  return {id, amount, 0}
+end
+
+--[[
+claim_create: the warranty claim of a free repair, once per ticket, to the manufacturer.
+KEYS: 1 key naming the claim's purpose (claim_for:<ticket>), 2 claim sequence, 3 dedup key of the input message
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4.. claim field/value pairs
+Returns {claim id, replayed}.
+]]
+local function claim_create(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if not prev then
+    prev = string.format('WC-%06d', redis.call('INCR', keys[2]))
+    redis.call('HSET', args[1] .. 'claim:' .. prev, 'id', prev, 'status', 'submitted', 'created_at', args[2],
+      unpack(tail(args, 4)))
+    redis.call('ZADD', args[1] .. 'claims', args[2], prev)
+    redis.call('SET', keys[1], prev)
+  end
+  redis.call('SET', keys[3], '1', 'EX', tonumber(args[3]))
+  return {prev, 0}
+end
+
+--[[
+claim_status: move a warranty claim on: submitted -> approved|rejected, approved -> paid.
+KEYS: 1 claim hash
+ARGV: 1 new status, 2 now ms, 3.. field/value pairs
+Returns the new status or "REFUSED <reason>" / "NOTFOUND".
+]]
+local function claim_status(keys, args)
+  local status = redis.call('HGET', keys[1], 'status')
+  if not status then return redis.error_reply('NOTFOUND') end
+  local allowed = {submitted = {approved = true, rejected = true}, approved = {paid = true}}
+  if status == args[1] then return status end
+  if not (allowed[status] and allowed[status][args[1]]) then
+    return redis.error_reply('REFUSED the claim is ' .. status .. ': it cannot become ' .. args[1])
+  end
+  redis.call('HSET', keys[1], 'status', args[1], args[1] .. '_at', args[2], unpack(tail(args, 3)))
+  return args[1]
+end
+
 local function version() return LIB_VERSION end
 
 redis.register_function('ticket_open', ticket_open)
@@ -726,6 +905,12 @@ redis.register_function('complaint_open', complaint_open)
 redis.register_function('complaint_resolve', complaint_resolve)
 redis.register_function('maintenance_advance', maintenance_advance)
 redis.register_function('verdict_record', verdict_record)
+redis.register_function('quote_create', quote_create)
+redis.register_function('invoice_issue', invoice_issue)
+redis.register_function('payment_record', payment_record)
+redis.register_function('credit_issue', credit_issue)
+redis.register_function('claim_create', claim_create)
+redis.register_function('claim_status', claim_status)
 redis.register_function('parts_move', parts_move)
 redis.register_function{function_name = 'parts_stock', callback = parts_stock, flags = {'no-writes'}}
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}

@@ -24,7 +24,7 @@ static const char *repair_request(const Sav__Command *cmd) {
 void repair_start(service *svc, const Sav__Command *cmd, service_reply *reply) {
     ticket_notice notice = {"repair_started", 1, NULL, 0};
     ticket_step step = {repair_request(cmd), command_arg(cmd, "id") ?: "", LC_REPAIR_START, repair_actor(cmd), "",
-                        &notice, "", NULL, 0};
+                        &notice, "", NULL, 0, NULL, NULL, 0};
     ticket_step_reply(svc, &step, reply);
 }
 
@@ -51,7 +51,7 @@ static void repair_finish(service *svc, const Sav__Command *cmd, const char *out
     for (size_t i = 0; i < nextra && nfields < 4; i++, nfields++)
         fields[2 * nfields] = extra[2 * i], fields[2 * nfields + 1] = extra[2 * i + 1];
     ticket_step step = {repair_request(cmd), tid, LC_REPAIR_DONE, repair_actor(cmd), note ? note : outcome, &notice,
-                        parts, fields, nfields};
+                        parts, fields, nfields, NULL, NULL, 0};
     ticket_step_reply(svc, &step, reply);
 }
 

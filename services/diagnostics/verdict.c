@@ -140,20 +140,23 @@ static int verdict_notice(const char *tid, const verdict *v, const coverage_deci
 /* Builds and runs verdict_record. */
 static redisReply *verdict_call(service *svc, const Sav__Command *cmd, const ticket_facts *t, const coverage_facts *f,
                                 const verdict *v, const coverage_decision *d, const char *complete,
-                                const char *missing, const envelope_buf *notices) {
+                                const char *missing, const envelope_buf *notices, const envelope_buf *billing_body) {
     store *st = service_store(svc);
-    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], name[128];
+    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], billing[STORE_KEY_LEN];
+    char name[128];
     ticket_keys(svc, t->id, key, prefix);
     snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
     store_key(st, 0, "outbox:notification", outbox);
+    store_key(st, 0, "outbox:billing", billing);
     char cents[24], labour[16], immob[16];
     snprintf(cents, sizeof(cents), "%lld", (long long)d->estimate_cents);
     snprintf(labour, sizeof(labour), "%ld", v->labour);
     snprintf(immob, sizeof(immob), "%d", ticket_immobilisation_days(t, f->in.requested_on));
     store_args a;
     store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "verdict_record"), store_args_add(&a, "3");
-    store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, prefix);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "verdict_record"), store_args_add(&a, "4");
+    store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, billing);
+    store_args_add(&a, prefix);
     store_args_add(&a, t->id), store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%s:%d", t->state, t->verdict_version);
@@ -164,6 +167,7 @@ static redisReply *verdict_call(service *svc, const Sav__Command *cmd, const tic
     else store_args_add(&a, "");
     store_args_addf(&a, "%d", v->nparts);
     for (int i = 0; i < v->nparts; i++) store_args_add(&a, v->parts[i].ref), store_args_addf(&a, "%d", v->parts[i].quantity);
+    store_args_addb(&a, billing_body->data, billing_body->len);
     store_args_add(&a, "cause"), store_args_add(&a, v->cause), store_args_add(&a, "action"), store_args_add(&a, v->action);
     store_args_add(&a, "labour_minutes"), store_args_add(&a, labour), store_args_add(&a, "note"), store_args_add(&a, v->note);
     store_args_add(&a, "parts");
@@ -185,6 +189,34 @@ static redisReply *verdict_call(service *svc, const Sav__Command *cmd, const tic
     return store_args_call(st, &a);
 }
 
+/* Packs the VerdictRecorded event billing turns into a quote; caller frees out. */
+static int verdict_billing_event(const verdict *v, const coverage_decision *d, int version, envelope_buf *out) {
+    Sav__PartLine lines[VERDICT_MAX_PARTS], *ptrs[VERDICT_MAX_PARTS];
+    for (int i = 0; i < v->nparts; i++) {
+        sav__part_line__init(&lines[i]);
+        lines[i].reference = (char *)v->parts[i].ref;
+        lines[i].quantity = (uint32_t)v->parts[i].quantity;
+        ptrs[i] = &lines[i];
+    }
+    Sav__VerdictRecorded ev = SAV__VERDICT_RECORDED__INIT;
+    ev.version = (uint32_t)version;
+    ev.cause = (char *)v->cause;
+    ev.action = (char *)v->action;
+    ev.basis = (char *)d->basis;
+    ev.customer_pays = d->customer_pays;
+    ev.n_parts = (size_t)v->nparts;
+    ev.parts = ptrs;
+    ev.labour_minutes = (uint32_t)v->labour;
+    out->len = sav__verdict_recorded__get_packed_size(&ev);
+    out->data = malloc(out->len ? out->len : 1);
+    if (!out->data) {
+        err_set("out of memory");
+        return -1;
+    }
+    sav__verdict_recorded__pack(&ev, out->data);
+    return 0;
+}
+
 /* Answers the client with the state, the coverage and any missing parts. */
 static void verdict_answer(service *svc, redisReply *r, const ticket_facts *t, const coverage_decision *d,
                            service_reply *reply) {
@@ -203,6 +235,7 @@ static void verdict_answer(service *svc, redisReply *r, const ticket_facts *t, c
                                                  "short", (json_int_t)r->element[3]->element[i]->element[1]->integer));
     ticket_resume_parts(svc, r->element[4]);
     relay_poke(service_relay(svc, SVC_NOTIFICATION));
+    relay_poke(service_relay(svc, SVC_BILLING));
     service_reply_json(reply, json_pack("{s:s,s:s,s:I,s:b,s:{s:s,s:b,s:s,s:o,s:o,s:o,s:s,s:I,s:s},s:o}", "id", t->id,
                                         "state", r->element[0]->str, "version", (json_int_t)r->element[2]->integer,
                                         "replayed", r->element[1]->integer == 1, "coverage", "basis", d->basis,
@@ -225,12 +258,13 @@ static void verdict_apply(service *svc, const Sav__Command *cmd, const ticket_fa
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s: %s", t->id, err_get());
         return;
     }
-    envelope_buf notices[2] = {{0}};
+    envelope_buf notices[2] = {{0}}, billing = {0};
     if (verdict_notice(t->id, v, &d, f->in.lang, t->verdict_version + 1, 0, &notices[0]) != 0 ||
-        verdict_notice(t->id, v, &d, f->in.lang, t->verdict_version + 1, 1, &notices[1]) != 0) {
+        verdict_notice(t->id, v, &d, f->in.lang, t->verdict_version + 1, 1, &notices[1]) != 0 ||
+        verdict_billing_event(v, &d, t->verdict_version + 1, &billing) != 0) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", err_get());
     } else {
-        redisReply *r = verdict_call(svc, cmd, t, f, v, &d, complete, missing, notices);
+        redisReply *r = verdict_call(svc, cmd, t, f, v, &d, complete, missing, notices, &billing);
         if (!r)
             service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
         else
@@ -238,6 +272,7 @@ static void verdict_apply(service *svc, const Sav__Command *cmd, const ticket_fa
     }
     envelope_buf_free(&notices[0]);
     envelope_buf_free(&notices[1]);
+    envelope_buf_free(&billing);
 }
 
 void verdict_diagnose(service *svc, const Sav__Command *cmd, service_reply *reply) {

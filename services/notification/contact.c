@@ -43,6 +43,7 @@ static void contact_fill(contact *c, const redisReply *ticket, const redisReply 
     c->customer_id = contact_hget(ticket, "customer_id");
     c->model = contact_hget(ticket, "model");
     c->serial = contact_hget(ticket, "serial");
+    c->invoice_id = contact_hget(ticket, "invoice_id");
     c->centre = contact_hget(ticket, "centre");
     c->name = contact_hget(customer, "name");
     c->phone = contact_hget(customer, "phone");

@@ -17,6 +17,7 @@ typedef struct contact {
     redisReply *reply; /* owns every string below */
     const char *ticket_id, *customer_id, *name, *phone, *email, *lang;
     const char *model, *serial, *centre;
+    const char *invoice_id; /* the ticket's latest invoice, drawn by billing inside Redis */
     const char *consent_sms, *consent_email;
 } contact;
 

@@ -13,8 +13,9 @@
 
 /* Fields every template may use, filled from the ticket, its customer and its centre, in this order. */
 #define NOTIFY_COMMON_FIELDS \
-    "customer_name", "ticket_id", "model", "serial", "centre_name", "centre_address", "opening_hours"
-enum { NF_NAME, NF_TICKET, NF_MODEL, NF_SERIAL, NF_CENTRE_NAME, NF_CENTRE_ADDRESS, NF_OPENING_HOURS, NF_COMMON };
+    "customer_name", "ticket_id", "model", "serial", "centre_name", "centre_address", "opening_hours", "invoice_number"
+enum { NF_NAME, NF_TICKET, NF_MODEL, NF_SERIAL, NF_CENTRE_NAME, NF_CENTRE_ADDRESS, NF_OPENING_HOURS, NF_INVOICE,
+       NF_COMMON };
 
 #define NOTIFY_MAX_FIELDS 16
 #define NOTIFY_VALUE_LEN 160
@@ -34,6 +35,12 @@ static const char *const nf_mediator[] = {NOTIFY_COMMON_FIELDS, "complaint_id", 
 static const char *const nf_diagnosis[] = {NOTIFY_COMMON_FIELDS, "cause", "action", "basis", "customer_pays",
                                            "coverage", "estimate", "waiting_parts", NULL};
 static const char *const nf_deadline[] = {NOTIFY_COMMON_FIELDS, "requested_on", "deadline", "days", NULL};
+static const char *const nf_quote[] = {NOTIFY_COMMON_FIELDS, "total", "valid_until", "quote_version", NULL};
+static const char *const nf_quote_exp[] = {NOTIFY_COMMON_FIELDS, "total", "valid_until", NULL};
+static const char *const nf_invoice[] = {NOTIFY_COMMON_FIELDS, "total", "due_on", NULL};
+static const char *const nf_pay_reminder[] = {NOTIFY_COMMON_FIELDS, "invoice_id", "balance", "due_on", "reminder_number",
+                                              NULL};
+static const char *const nf_formal[] = {NOTIFY_COMMON_FIELDS, "invoice_id", "balance", "due_on", NULL};
 static const char *const nf_maintenance[] = {NOTIFY_COMMON_FIELDS, "visit_date", "contract_id", "visit_number",
                                              NULL};
 
@@ -53,6 +60,11 @@ static const template_event notify_events[] = {
     {"mediator_info", nf_mediator},
     {"maintenance_due", nf_maintenance},
     {"diagnosis_done", nf_diagnosis},
+    {"quote_sent", nf_quote},
+    {"quote_expiring", nf_quote_exp},
+    {"invoice_issued", nf_invoice},
+    {"payment_reminder", nf_pay_reminder},
+    {"formal_notice", nf_formal},
     {"repair_deadline_breached", nf_deadline},
 };
 #define NOTIFY_NEVENTS (sizeof(notify_events) / sizeof(notify_events[0]))
@@ -69,6 +81,7 @@ static const struct {
     {"cause", NK_CODE},          {"action", NK_CODE},            {"basis", NK_CODE},
     {"customer_pays", NK_CODE},  {"waiting_parts", NK_CODE},     {"requested_on", NK_DATE},
     {"days", NK_NUMBER},
+    {"valid_until", NK_DATE},    {"due_on", NK_DATE},            {"quote_version", NK_NUMBER},
 };
 
 /* Value codes as the customer reads them: a code never reaches a customer. */
@@ -295,6 +308,7 @@ static void notify_fill_common(const contact *c, const catalog_centre *centre, n
     nv->v[NF_CENTRE_NAME] = centre ? centre->name : "";
     nv->v[NF_CENTRE_ADDRESS] = centre ? centre->address : "";
     nv->v[NF_OPENING_HOURS] = centre ? centre->opening_hours : "";
+    nv->v[NF_INVOICE] = c->invoice_id ? c->invoice_id : "";
 }
 
 /* One rendered notification. */

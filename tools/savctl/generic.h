@@ -32,6 +32,9 @@ typedef struct generic_command {
     const char *description;
     const char *output;
     const generic_option *options; /* terminated by a zero entry */
+    const char *fixed_arg;     /* an argument always sent with this value ("status" for claim approve), or NULL */
+    const char *fixed_value;
+    const char *text_field;    /* text mode prints this result field as it is (a document), or NULL */
 } generic_command;
 
 /* Returns the table of generic commands and its size. */
