@@ -55,7 +55,7 @@ static const char *export_rate(int bp, char *out, size_t len) {
 static void export_lines(export_text *t, const json_t *doc) {
     json_t *line;
     size_t i;
-    char unit[48], amount[48], rate[16];
+    char unit[48], amount[48], pct_line[16];
     export_add(t, "\nDésignation                                            Qté      PU HT        Total HT   TVA\n");
     json_array_foreach(json_object_get(doc, "lines"), i, line) {
         const char *kind = json_string_value(json_object_get(line, "kind"));
@@ -64,11 +64,11 @@ static void export_lines(export_text *t, const json_t *doc) {
         if (kind && strcmp(kind, "labour") == 0)
             export_add(t, "%-50s %5lld min  %10s/h %12s  %s\n", json_string_value(json_object_get(line, "label")),
                        (long long)json_integer_value(json_object_get(line, "quantity")), unit, amount,
-                       export_rate((int)json_integer_value(json_object_get(line, "vat_bp")), rate, sizeof(rate)));
+                       export_rate((int)json_integer_value(json_object_get(line, "vat_bp")), pct_line, sizeof(pct_line)));
         else
             export_add(t, "%-50s %8lld  %12s %12s  %s\n", json_string_value(json_object_get(line, "label")),
                        (long long)json_integer_value(json_object_get(line, "quantity")), unit, amount,
-                       export_rate((int)json_integer_value(json_object_get(line, "vat_bp")), rate, sizeof(rate)));
+                       export_rate((int)json_integer_value(json_object_get(line, "vat_bp")), pct_line, sizeof(pct_line)));
     }
     json_t *rate;
     char base[48], vat[48], net[48], gross[48];
