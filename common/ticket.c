@@ -196,7 +196,7 @@ static int ticket_apply_once(service *svc, const ticket_step *step, const envelo
     int rc = 0;
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CONFLICT", 8) == 0) {
         rc = TICKET_AGAIN;
-    } else if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0) {
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0) {
         err_set("no ticket %s", t.id);
         rc = SAV__ERROR_CODE__ERR_NOT_FOUND;
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {

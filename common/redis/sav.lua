@@ -406,7 +406,7 @@ local function complaint_open(keys, args)
   if prev then return {prev, 1} end
   local prefix, tid, now, id = args[1], args[2], args[3], args[8]
   local state = redis.call('HGET', keys[2], 'state')
-  if not state then return redis.error_reply('NOTFOUND') end
+  if not state then return redis.error_reply('NOTFOUND no such record') end
   redis.call('HSET', prefix .. 'complaint:' .. id, 'id', id, 'ticket', tid, 'status', 'open', 'created_at', now,
     'updated_at', now, unpack(tail(args, 9)))
   redis.call('RPUSH', keys[2] .. ':complaints', id)
@@ -428,7 +428,7 @@ local function complaint_resolve(keys, args)
   if prev then return {prev, 1} end
   local prefix, now = args[1], args[2]
   local c = redis.call('HMGET', keys[2], 'id', 'ticket', 'status')
-  if not c[1] then return redis.error_reply('NOTFOUND') end
+  if not c[1] then return redis.error_reply('NOTFOUND no such record') end
   if c[3] == 'resolved' then return redis.error_reply('CONFLICT resolved') end
   redis.call('HSET', keys[2], 'status', 'resolved', 'resolved_at', now, 'updated_at', now, unpack(tail(args, 6)))
   redis.call('ZREM', prefix .. 'complaints:open', c[1])
@@ -527,7 +527,7 @@ local function ticket_step(keys, args)
   if prev then return {prev, 1} end
   local prefix, tid, now = args[1], args[2], args[3]
   local state = redis.call('HGET', keys[2], 'state')
-  if not state then return redis.error_reply('NOTFOUND') end
+  if not state then return redis.error_reply('NOTFOUND no such record') end
   if state ~= args[5] then return redis.error_reply('CONFLICT ' .. state) end
   local extra, aux, current = {}, {}, nil
   current = extra
@@ -562,7 +562,7 @@ local function ticket_mark(keys, args)
   if redis.call('EXISTS', keys[1]) == 1 then return 'duplicate' end
   local prefix, tid, now = args[1], args[2], args[3]
   local state = redis.call('HGET', keys[2], 'state')
-  if not state then return redis.error_reply('NOTFOUND') end
+  if not state then return redis.error_reply('NOTFOUND no such record') end
   local fields = tail(args, 13)
   if #fields > 0 then
     redis.call('HSET', args[12] ~= '' and prefix .. args[12] or keys[2], unpack(fields))
@@ -627,7 +627,7 @@ local function verdict_record(keys, args)
   if prev then return {prev, 1, 0, {}, {}} end
   local prefix, tid, now = args[1], args[2], args[3]
   local state = redis.call('HGET', keys[2], 'state')
-  if not state then return redis.error_reply('NOTFOUND') end
+  if not state then return redis.error_reply('NOTFOUND no such record') end
   local current = state .. ':' .. (redis.call('HGET', keys[2], 'verdict_version') or '0')
   if current ~= args[5] then return redis.error_reply('CONFLICT ' .. current) end
   local centre = redis.call('HGET', keys[2], 'centre')
@@ -728,7 +728,7 @@ local function quote_create(keys, args)
   if redis.call('EXISTS', keys[1]) == 1 then return 'duplicate' end
   local prefix, tid, now, version = args[1], args[2], args[3], tonumber(args[5])
   local state = redis.call('HGET', keys[2], 'state')
-  if not state then return redis.error_reply('NOTFOUND') end
+  if not state then return redis.error_reply('NOTFOUND no such record') end
   local qkey = prefix .. 'quote:' .. tid
   local current = tonumber(redis.call('HGET', qkey, 'version') or 0)
   if current >= version then
@@ -805,7 +805,7 @@ local function payment_record(keys, args)
     return {tonumber(f[1]), f[2], 1}
   end
   local f = redis.call('HMGET', keys[2], 'id', 'balance_cents', 'ticket')
-  if not f[1] then return redis.error_reply('NOTFOUND') end
+  if not f[1] then return redis.error_reply('NOTFOUND no such record') end
   local amount = tonumber(args[4])
   if amount > tonumber(f[2]) then
     return redis.error_reply('REFUSED ' .. amount .. ' cents is more than the balance of ' .. f[2] .. ' cents of ' .. f[1])
@@ -830,7 +830,7 @@ local function credit_issue(keys, args)
   local prev = redis.call('GET', keys[1])
   if prev then return {prev, tonumber(redis.call('HGET', args[1] .. 'credit:' .. prev, 'amount_cents')), 1} end
   local f = redis.call('HMGET', keys[3], 'id', 'total_cents', 'credited_cents', 'ticket', 'customer_id')
-  if not f[1] then return redis.error_reply('NOTFOUND') end
+  if not f[1] then return redis.error_reply('NOTFOUND no such record') end
   local room = tonumber(f[2]) - tonumber(f[3])
   local amount = tonumber(args[5])
   if amount == 0 then amount = room end
@@ -854,7 +854,7 @@ end
 claim_create: the warranty claim of a free repair, once per ticket, to the manufacturer.
 KEYS: 1 key naming the claim's purpose (claim_for:<ticket>), 2 claim sequence, 3 dedup key of the input message
 ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4.. claim field/value pairs
-Returns {claim id, replayed}.
+Returns 'applied' (also when the claim already existed: the input is then a duplicate).
 ]]
 local function claim_create(keys, args)
   local prev = redis.call('GET', keys[1])
@@ -866,7 +866,7 @@ local function claim_create(keys, args)
     redis.call('SET', keys[1], prev)
   end
   redis.call('SET', keys[3], '1', 'EX', tonumber(args[3]))
-  return {prev, 0}
+  return 'applied'
 end
 
 --[[
@@ -877,7 +877,7 @@ Returns the new status or "REFUSED <reason>" / "NOTFOUND".
 ]]
 local function claim_status(keys, args)
   local status = redis.call('HGET', keys[1], 'status')
-  if not status then return redis.error_reply('NOTFOUND') end
+  if not status then return redis.error_reply('NOTFOUND no such record') end
   local allowed = {submitted = {approved = true, rejected = true}, approved = {paid = true}}
   if status == args[1] then return status end
   if not (allowed[status] and allowed[status][args[1]]) then

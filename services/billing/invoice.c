@@ -379,7 +379,7 @@ void payment_record_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     redisReply *r = store_args_call(st, &a);
     if (!r)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0)
+    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no invoice %s", id);
     else if (r->type == REDIS_REPLY_ERROR)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", strncmp(r->str, "REFUSED ", 8) ? r->str : r->str + 8);
@@ -417,7 +417,7 @@ void invoice_credit_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     redisReply *r = store_args_call(st, &a);
     if (!r)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0)
+    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no invoice %s", id);
     else if (r->type == REDIS_REPLY_ERROR)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", strncmp(r->str, "REFUSED ", 8) ? r->str : r->str + 8);
@@ -477,7 +477,7 @@ void claim_decide_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
     redisReply *r = store_args_call(service_store(svc), &a);
     if (!r)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strcmp(r->str, "NOTFOUND") == 0)
+    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no claim %s", id);
     else if (r->type == REDIS_REPLY_ERROR)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", strncmp(r->str, "REFUSED ", 8) ? r->str : r->str + 8);
