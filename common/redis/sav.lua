@@ -243,7 +243,8 @@ end
 ticket_view (read-only): everything `ticket show` displays, in one round trip.
 KEYS: 1 ticket hash
 ARGV: 1 shard prefix, 2 ticket id
-Returns nil if absent, else {ticket, prediagnosis, coverage, timeline, {notification...}, customer, {complaint...}}.
+Returns nil if absent, else {ticket, prediagnosis, coverage, timeline, {notification...}, customer, {complaint...},
+verdict, quote, invoice} (quote and invoice without their documents).
 ]]
 local function ticket_view(keys, args)
   local ticket = redis.call('HGETALL', keys[1])
@@ -254,7 +255,11 @@ local function ticket_view(keys, args)
     redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
     hashes_of(prefix, 'notif', redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)),
     redis.call('HGETALL', prefix .. 'customer:' .. customer),
-    hashes_of(prefix, 'complaint', redis.call('LRANGE', keys[1] .. ':complaints', 0, -1))}
+    hashes_of(prefix, 'complaint', redis.call('LRANGE', keys[1] .. ':complaints', 0, -1)),
+    redis.call('HGETALL', prefix .. 'verdict:' .. tid),
+    redis.call('HMGET', prefix .. 'quote:' .. tid, 'version', 'status', 'valid_until', 'gross_cents'),
+    redis.call('HMGET', prefix .. 'invoice:' .. (redis.call('HGET', keys[1], 'invoice_id') or ''), 'id', 'status',
+      'total_cents', 'balance_cents', 'due_on')}
 end
 
 -- The fields of a ticket shown in lists.

@@ -103,9 +103,29 @@ static void view_sections_free(Sav__Section **s, size_t n) {
     free(s);
 }
 
+/* HMGET values paired with their names as Fields; nil values are left out. */
+static Sav__Field **view_named(const redisReply *values, const char *const *names, size_t *n) {
+    *n = 0;
+    Sav__Field **out = calloc(values->elements + 1, sizeof(*out) + sizeof(Sav__Field));
+    if (!out) return NULL;
+    Sav__Field *cells = (Sav__Field *)(out + values->elements + 1);
+    for (size_t i = 0; i < values->elements && names[i]; i++) {
+        if (values->element[i]->type != REDIS_REPLY_STRING) continue;
+        sav__field__init(&cells[*n]);
+        cells[*n].name = (char *)names[i];
+        cells[*n].value = values->element[i]->str;
+        out[*n] = &cells[*n];
+        (*n)++;
+    }
+    return out;
+}
+
+static const char *const view_quote_names[] = {"version", "status", "valid_until", "gross_cents", NULL};
+static const char *const view_invoice_names[] = {"id", "status", "total_cents", "balance_cents", "due_on", NULL};
+
 static int view_reply_ok(const redisReply *r) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) return 0;
-    for (size_t i = 0; i < 7; i++)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 10) return 0;
+    for (size_t i = 0; i < 10; i++)
         if (r->element[i]->type != REDIS_REPLY_ARRAY) return 0;
     return 1;
 }
@@ -120,7 +140,10 @@ static void view_build(const redisReply *r, service_reply *reply) {
     v.notifications = view_notifications(r->element[4], &v.n_notifications);
     v.customer = view_fields(r->element[5], &v.n_customer);
     v.complaints = view_sections(r->element[6], "complaint", &v.n_complaints);
-    if ((!v.ticket && v.n_ticket) || !v.timeline || !v.notifications || !v.complaints)
+    v.verdict = view_fields(r->element[7], &v.n_verdict);
+    v.quote = view_named(r->element[8], view_quote_names, &v.n_quote);
+    v.invoice = view_named(r->element[9], view_invoice_names, &v.n_invoice);
+    if ((!v.ticket && v.n_ticket) || !v.timeline || !v.notifications || !v.complaints || !v.quote || !v.invoice)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "out of memory");
     else
         service_reply_msg(reply, SAV__MESSAGE_TYPE__TICKET_VIEW, &v.base);
@@ -130,6 +153,9 @@ static void view_build(const redisReply *r, service_reply *reply) {
     free(v.timeline);
     free(v.notifications);
     free(v.customer);
+    free(v.verdict);
+    free(v.quote);
+    free(v.invoice);
     view_sections_free(v.complaints, v.n_complaints);
     json_decref(timeline_json);
 }

@@ -156,7 +156,8 @@ static json_t *ticket_section(Sav__Field **fields, size_t n) {
         if (strcmp(k, "customer_pays") == 0 || strcmp(k, "matched") == 0)
             json_object_set_new(o, k, json_boolean(strcmp(v, "1") == 0));
         else if (strcmp(k, "estimate_cents") == 0 || strcmp(k, "labour_minutes") == 0 ||
-                 strcmp(k, "parts_availability_years") == 0)
+                 strcmp(k, "parts_availability_years") == 0 || strcmp(k, "gross_cents") == 0 ||
+                 strcmp(k, "total_cents") == 0 || strcmp(k, "balance_cents") == 0 || strcmp(k, "version") == 0)
             json_object_set_new(o, k, json_integer(atoll(v)));
         else
             json_object_set_new(o, k, ticket_opt_string(v));
@@ -180,6 +181,8 @@ static json_t *ticket_complaints(const Sav__TicketView *v) {
         json_array_append_new(arr, ticket_section(v->complaints[i]->fields, v->complaints[i]->n_fields));
     return arr;
 }
+
+#define TF2(name) ticket_field(v->ticket, v->n_ticket, name)
 
 static json_t *ticket_json(const Sav__TicketView *v) {
     Sav__Field **f = v->ticket, **c = v->customer;
@@ -205,10 +208,12 @@ static json_t *ticket_json(const Sav__TicketView *v) {
 #undef TF
 #undef CF
     json_object_set_new(o, "prediagnosis", ticket_section(v->prediagnosis, v->n_prediagnosis));
-    json_object_set_new(o, "diagnosis", json_null());
+    json_object_set_new(o, "diagnosis", ticket_section(v->verdict, v->n_verdict));
     json_object_set_new(o, "coverage", ticket_section(v->coverage, v->n_coverage));
-    json_object_set_new(o, "quote", json_null());
-    json_object_set_new(o, "invoice", json_null());
+    json_object_set_new(o, "quote", ticket_section(v->quote, v->n_quote));
+    json_object_set_new(o, "invoice", ticket_section(v->invoice, v->n_invoice));
+    json_object_set_new(o, "immobilisation_days", TF2("immobilisation_days")[0] ? json_integer(atoi(TF2("immobilisation_days")))
+                                                                               : json_null());
     json_object_set_new(o, "complaints", ticket_complaints(v));
     json_t *notifs = json_array();
     for (size_t i = 0; i < v->n_notifications; i++) {
@@ -243,7 +248,10 @@ static void ticket_print_section(const char *title, Sav__Field **fields, size_t 
     for (size_t i = 0; i < n; i++) {
         const char *const *k = order;
         while (*k && strcmp(*k, fields[i]->name) != 0) k++;
-        if (!*k && fields[i]->value[0]) printf("  %-26s %s\n", fields[i]->name, fields[i]->value);
+        /* Times are stored in milliseconds: shown by the ticket's timeline, not here. */
+        if (!*k && fields[i]->value[0] && strcmp(fields[i]->name, "at") != 0 && strcmp(fields[i]->name, "created_at") != 0 &&
+            strcmp(fields[i]->name, "updated_at") != 0 && strcmp(fields[i]->name, "resolved_at") != 0)
+            printf("  %-26s %s\n", fields[i]->name, fields[i]->value);
     }
 }
 
@@ -259,9 +267,11 @@ static void ticket_print_body(const char *body) {
 
 static const char *const ticket_prediag_order[] = {"family", "matched", "fault_code", "symptom", "likely_cause", "parts",
                                                    "labour_minutes", "parts_availability_years", NULL};
-static const char *const ticket_coverage_order[] = {"status", "basis", "customer_pays", "estimate_cents",
-                                                    "burden_of_proof", "legal_until", "commercial_until", "reason",
-                                                    NULL};
+static const char *const ticket_coverage_order[] = {"status", "basis", "rule", "customer_pays", "estimate_cents",
+                                                    "burden_of_proof", "legal_until", "commercial_until",
+                                                    "extended_until", "reason", NULL};
+static const char *const ticket_verdict_order[] = {"version", "cause", "action", "parts", "labour_minutes", "by", "note",
+                                                   NULL};
 
 static void ticket_print_header(const Sav__TicketView *v) {
     Sav__Field **f = v->ticket, **c = v->customer;
@@ -290,7 +300,14 @@ static void ticket_print(const Sav__TicketView *v) {
     char when[48];
     ticket_print_header(v);
     ticket_print_section("Pre-diagnosis (diagnostics)", v->prediagnosis, v->n_prediagnosis, ticket_prediag_order);
-    ticket_print_section("Coverage estimate (billing)", v->coverage, v->n_coverage, ticket_coverage_order);
+    if (v->n_verdict) ticket_print_section("Diagnosis (technician)", v->verdict, v->n_verdict, ticket_verdict_order);
+    ticket_print_section(strcmp(ticket_field(v->coverage, v->n_coverage, "status"), "decided") == 0
+                             ? "Coverage decision (diagnostics)" : "Coverage estimate (billing)",
+                         v->coverage, v->n_coverage, ticket_coverage_order);
+    static const char *const quote_order[] = {"version", "status", "gross_cents", "valid_until", NULL};
+    static const char *const invoice_order[] = {"id", "status", "total_cents", "balance_cents", "due_on", NULL};
+    if (v->n_quote) ticket_print_section("Quote (billing)", v->quote, v->n_quote, quote_order);
+    if (v->n_invoice) ticket_print_section("Invoice (billing)", v->invoice, v->n_invoice, invoice_order);
     static const char *const complaint_order[] = {"id", "status", "reason", "deadline", "text", "resolution", NULL};
     for (size_t i = 0; i < v->n_complaints; i++)
         ticket_print_section("Complaint", v->complaints[i]->fields, v->complaints[i]->n_fields, complaint_order);
