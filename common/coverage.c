@@ -59,7 +59,7 @@ static const coverage_contract *coverage_contract_for(const coverage_input *in, 
 }
 
 static int64_t coverage_price(const coverage_input *in) {
-    int64_t net = in->parts_cents + money_labour(in->labour_minutes, in->labour_rate_cents);
+    int64_t net = in->parts_cents + money_labour(in->labour_minutes, in->labour_rate_cents) + in->travel_cents;
     return net + money_apply_rate(net, in->vat_basis_points);
 }
 

@@ -52,6 +52,7 @@ typedef struct coverage_input {
     int64_t parts_cents;            /* parts excluding VAT, for the price of a billable repair */
     int labour_minutes;
     int64_t labour_rate_cents;
+    int64_t travel_cents;           /* on-site work: the centre's travel fee, excluding VAT */
     int vat_basis_points;
     const char *lang;               /* fr or en: the language of the reason */
 } coverage_input;

@@ -57,6 +57,7 @@ static int facts_fill(service *svc, coverage_facts *f) {
     f->in.commercial_warranty_months = m->commercial_warranty_months;
     f->in.cause = "";
     f->in.labour_rate_cents = c->labour_rate_cents;
+    f->in.travel_cents = strcmp(facts_get(t, "channel"), "on_site") == 0 ? c->travel_fee_cents : 0;
     f->in.vat_basis_points = service_settings(svc)->vat_basis_points;
     f->in.lang = facts_get(t, "lang");
     facts_contracts(f, f->reply->element[2]);

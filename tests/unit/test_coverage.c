@@ -156,6 +156,10 @@ static void billable_price_in_cents_with_vat_and_english_reason(void **state) {
     assert_int_equal(out.estimate_cents, 11358);
     assert_non_null(strstr(out.reason, "€113.58"));
     assert_non_null(strstr(out.reason, "Civil Code 1641"));
+    /* On-site work adds the travel fee: 94.65 + 45.00 = 139.65 net, 27.93 VAT -> 167.58 */
+    in.travel_cents = 4500;
+    assert_int_equal(coverage_decide(&in, &out), 0);
+    assert_int_equal(out.estimate_cents, 16758);
 }
 
 static void extended_until_is_reported(void **state) {
