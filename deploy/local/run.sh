@@ -57,7 +57,9 @@ done
 sleep 0.5
 "$bin/savctl" ping || echo "(some services are not up yet: see $var/log/)"
 echo
-echo "SAV is running. Logs in $var/log/. Try, in another terminal:"
-echo "  $bin/savctl ticket open --customer 'Jeanne Martin' --phone '06 12 34 56 78' --serial SN-1 --model WM-7000 --kind repair --symptom 'ne chauffe plus' --fault E21"
+echo "SAV is running. Logs in $var/log/. Try, in another terminal (the README has the whole tour):"
+echo "  $bin/savctl customer add --name 'Jeanne Martin' --phone '06 12 34 56 78'"
+echo "  $bin/savctl product add --serial SN-1 --model WM-7000 --customer C-000001 --delivered 2025-06-14"
+echo "  $bin/savctl ticket open --customer C-000001 --serial SN-1 --kind repair --symptom 'ne chauffe plus' --fault E21"
 echo "Press Ctrl-C to stop."
 wait
