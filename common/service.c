@@ -318,6 +318,20 @@ void service_reply_json(service_reply *reply, json_t *result) {
     free(text);
 }
 
+int service_reply_failure(service_reply *reply, const redisReply *r, const char *what) {
+    if (!r)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
+    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no %s", what);
+    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED ", 8) == 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", r->str + 8);
+    else if (r->type == REDIS_REPLY_ERROR)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", r->str);
+    else
+        return 0;
+    return 1;
+}
+
 static void service_on_command(service *svc, const Sav__Envelope *env, service_reply *reply) {
     Sav__Command *cmd = (Sav__Command *)envelope_body(env, &sav__command__descriptor);
     if (!cmd) {

@@ -96,6 +96,11 @@ void service_reply_msg(service_reply *reply, Sav__MessageType type, const Protob
 /* Makes the reply a CommandResult holding result (the reference is taken over). */
 void service_reply_json(service_reply *reply, json_t *result);
 
+/* Answers reply with the failure a Function's reply stands for: NULL (Redis unavailable), "NOTFOUND ..." (no
+ * <what>), "REFUSED <reason>" (rejected with the reason), any other error (internal). Returns 1 if it answered,
+ * 0 when r is a normal reply the caller answers itself. */
+int service_reply_failure(service_reply *reply, const redisReply *r, const char *what);
+
 /* Makes the reply an ErrorReply with a code and a sentence. */
 void service_reply_error(service_reply *reply, Sav__ErrorCode code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -282,3 +282,41 @@ void ticket_resume_parts(service *svc, const redisReply *tickets) {
             log_warn(tid, NULL, "parts arrived, ticket not moved on: %s", err_get());
     }
 }
+
+int ticket_mark_once(service *svc, const ticket_mark *m) {
+    store *st = service_store(svc);
+    char dedup[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], outbox[STORE_KEY_LEN];
+    store_key(st, store_ticket_shard(st, m->ticket), m->dedup, dedup);
+    ticket_keys(svc, m->ticket, key, prefix);
+    store_key(st, store_ticket_shard(st, m->ticket), "outbox:notification", outbox);
+    envelope_buf body = {0};
+    if (m->notice && ticket_notice_pack(m->notice, &body) != 0) return -1;
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_mark"), store_args_add(&a, "3");
+    store_args_add(&a, dedup), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, prefix);
+    store_args_add(&a, m->ticket), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, "0");
+    store_args_add(&a, m->event), store_args_add(&a, m->actor), store_args_add(&a, m->detail);
+    /* The dedup name is unique per mark, so the notice's message id is too. */
+    if (m->notice) store_args_addf(&a, "%s/%s/%u/%s", m->ticket, m->notice->event, m->notice->version, m->dedup);
+    else store_args_add(&a, "");
+    store_args_addb(&a, body.data, body.len);
+    store_args_add(&a, m->zset ? m->zset : ""), store_args_addf(&a, "%lld", m->score);
+    store_args_add(&a, m->hash ? m->hash : "");
+    for (size_t i = 0; i < 2 * m->nfields; i++) store_args_add(&a, m->fields[i]);
+    redisReply *r = store_args_call(st, &a);
+    envelope_buf_free(&body);
+    int rc = -1;
+    if (!r)
+        log_warn(m->ticket, NULL, "%s not recorded: %s", m->event, err_get());
+    else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        rc = strcmp(r->str, "applied") == 0;
+    else
+        log_error(m->ticket, NULL, "%s: %s", m->event, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (r) freeReplyObject(r);
+    if (rc == 1) {
+        log_info(m->ticket, NULL, "%s (%s)", m->event, m->detail);
+        if (m->notice && service_relay(svc, SVC_NOTIFICATION)) relay_poke(service_relay(svc, SVC_NOTIFICATION));
+    }
+    return rc;
+}

@@ -73,6 +73,24 @@ void ticket_resume_parts(service *svc, const redisReply *tickets);
 /* Days the product has been immobilised: from the request (or the hand-over, if later) to today (C6). */
 int ticket_immobilisation_days(const ticket_facts *t, const char *requested_on);
 
+/* Something that happens to a ticket once, without changing its state (a reminder, a flag, a deadline). */
+typedef struct ticket_mark {
+    const char *ticket;
+    const char *dedup;           /* key name (without prefix) that makes it happen once, e.g. done:<T>:unclaimed */
+    const char *event;           /* timeline event */
+    const char *actor;
+    const char *detail;
+    const ticket_notice *notice; /* NULL: none */
+    const char *zset;            /* index to add the ticket to, or NULL */
+    long long score;
+    const char *hash;            /* hash (name without prefix) to write the fields to; NULL = the ticket */
+    const char **fields;         /* nfields name/value pairs */
+    size_t nfields;
+} ticket_mark;
+
+/* Applies a mark once (ticket_mark Function): 1 applied now, 0 applied before, -1 failed (logged). */
+int ticket_mark_once(service *svc, const ticket_mark *m);
+
 /* Returns the ticket's key and its shard prefix (same hash tag). */
 void ticket_keys(service *svc, const char *ticket_id, char key[STORE_KEY_LEN], char prefix[STORE_KEY_LEN]);
 

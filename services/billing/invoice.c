@@ -377,13 +377,9 @@ void payment_record_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%ld", amount), store_args_add(&a, method), store_args_add(&a, ref ? ref : "");
     redisReply *r = store_args_call(st, &a);
-    if (!r)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no invoice %s", id);
-    else if (r->type == REDIS_REPLY_ERROR)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", strncmp(r->str, "REFUSED ", 8) ? r->str : r->str + 8);
-    else
+    char what[64];
+    snprintf(what, sizeof(what), "invoice %s", id);
+    if (!service_reply_failure(reply, r, what))
         service_reply_json(reply, json_pack("{s:s,s:I,s:s,s:b}", "invoice", id, "balance_cents", (json_int_t)r->element[0]->integer,
                                             "status", r->element[1]->str, "replayed", r->element[2]->integer == 1));
     if (r) freeReplyObject(r);
@@ -415,13 +411,9 @@ void invoice_credit_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store_args_addf(&a, "%lld", (long long)now), store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%d", clock_year_paris(now)), store_args_addf(&a, "%ld", full ? 0L : amount), store_args_add(&a, why);
     redisReply *r = store_args_call(st, &a);
-    if (!r)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no invoice %s", id);
-    else if (r->type == REDIS_REPLY_ERROR)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", strncmp(r->str, "REFUSED ", 8) ? r->str : r->str + 8);
-    else
+    char what[64];
+    snprintf(what, sizeof(what), "invoice %s", id);
+    if (!service_reply_failure(reply, r, what))
         service_reply_json(reply, json_pack("{s:s,s:s,s:I,s:b}", "id", r->element[0]->str, "invoice", id, "amount_cents",
                                             (json_int_t)r->element[1]->integer, "replayed", r->element[2]->integer == 1));
     if (r) freeReplyObject(r);
@@ -475,13 +467,9 @@ void claim_decide_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
     store_args_add(&a, to), store_args_addf(&a, "%lld", (long long)clock_now_ms());
     if (why) store_args_add(&a, "reason"), store_args_add(&a, why);
     redisReply *r = store_args_call(service_store(svc), &a);
-    if (!r)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no claim %s", id);
-    else if (r->type == REDIS_REPLY_ERROR)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", strncmp(r->str, "REFUSED ", 8) ? r->str : r->str + 8);
-    else
+    char what[64];
+    snprintf(what, sizeof(what), "claim %s", id);
+    if (!service_reply_failure(reply, r, what))
         service_reply_json(reply, json_pack("{s:s,s:s}", "id", id, "status", r->str));
     if (r) freeReplyObject(r);
 }

@@ -11,36 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Marks a ticket once (ticket_mark) with an optional notice; hash: another hash to write, or NULL. */
-static void reminders_mark(service *svc, const char *tid, const char *dedup_name, const char *event, const char *detail,
+static void reminders_mark(service *svc, const char *tid, const char *dedup, const char *event, const char *detail,
                            const ticket_notice *notice, const char *hash, const char **fields, size_t nfields) {
-    store *st = service_store(svc);
-    char dedup[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], outbox[STORE_KEY_LEN];
-    store_key(st, 0, dedup_name, dedup);
-    ticket_keys(svc, tid, key, prefix);
-    store_key(st, 0, "outbox:notification", outbox);
-    envelope_buf body = {0};
-    if (notice && ticket_notice_pack(notice, &body) != 0) return;
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_mark"), store_args_add(&a, "3");
-    store_args_add(&a, dedup), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, prefix);
-    store_args_add(&a, tid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, "0");
-    store_args_add(&a, event), store_args_add(&a, "billing"), store_args_add(&a, detail);
-    if (notice) store_args_addf(&a, "%s/%s/%u/%s", tid, notice->event, notice->version, detail);
-    else store_args_add(&a, "");
-    store_args_addb(&a, body.data, body.len);
-    store_args_add(&a, ""), store_args_add(&a, "0"), store_args_add(&a, hash ? hash : "");
-    for (size_t i = 0; i < 2 * nfields; i++) store_args_add(&a, fields[i]);
-    redisReply *r = store_args_call(st, &a);
-    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "applied") == 0) {
-        log_info(tid, NULL, "%s %s", event, detail);
-        relay_poke(service_relay(svc, SVC_NOTIFICATION));
-    } else if (!r || r->type == REDIS_REPLY_ERROR) {
-        log_warn(tid, NULL, "%s not recorded: %s", event, r ? r->str : err_get());
-    }
-    if (r) freeReplyObject(r);
-    envelope_buf_free(&body);
+    ticket_mark m = {tid, dedup, event, "billing", detail, notice, NULL, 0, hash, fields, nfields};
+    ticket_mark_once(svc, &m);
 }
 
 static redisReply *reminders_index(service *svc, const char *name, const char *max) {

@@ -21,36 +21,12 @@ static redisReply *deadline_index(service *svc, const char *name) {
     return r;
 }
 
-/* Marks a ticket once (ticket_mark under dedup), with an optional notice. */
 static void deadline_mark(service *svc, const char *tid, const char *what, const char *detail, const ticket_notice *notice,
                           const char **fields, size_t nfields) {
-    store *st = service_store(svc);
-    char dedup[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], outbox[STORE_KEY_LEN], name[96];
-    snprintf(name, sizeof(name), "done:%s:%s", tid, what), store_key(st, 0, name, dedup);
-    ticket_keys(svc, tid, key, prefix);
-    store_key(st, 0, "outbox:notification", outbox);
-    envelope_buf body = {0};
-    if (notice && ticket_notice_pack(notice, &body) != 0) return;
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_mark"), store_args_add(&a, "3");
-    store_args_add(&a, dedup), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, prefix);
-    store_args_add(&a, tid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, "0");
-    store_args_add(&a, what), store_args_add(&a, "diagnostics"), store_args_add(&a, detail);
-    if (notice) store_args_addf(&a, "%s/%s/1", tid, notice->event);
-    else store_args_add(&a, "");
-    store_args_addb(&a, body.data, body.len);
-    store_args_add(&a, ""), store_args_add(&a, "0"), store_args_add(&a, "");
-    for (size_t i = 0; i < 2 * nfields; i++) store_args_add(&a, fields[i]);
-    redisReply *r = store_args_call(st, &a);
-    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) && strcmp(r->str, "applied") == 0) {
-        log_warn(tid, NULL, "%s: %s", what, detail);
-        relay_poke(service_relay(svc, SVC_NOTIFICATION));
-    } else if (!r || r->type == REDIS_REPLY_ERROR) {
-        log_warn(tid, NULL, "%s not recorded: %s", what, r ? r->str : err_get());
-    }
-    if (r) freeReplyObject(r);
-    envelope_buf_free(&body);
+    char dedup[96];
+    snprintf(dedup, sizeof(dedup), "done:%s:%s", tid, what);
+    ticket_mark m = {tid, dedup, what, "diagnostics", detail, notice, NULL, 0, NULL, fields, nfields};
+    if (ticket_mark_once(svc, &m) == 1) log_warn(tid, NULL, "%s: %s", what, detail);
 }
 
 /* C5 for one ticket repaired under the legal guarantee. */

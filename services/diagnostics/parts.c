@@ -77,13 +77,11 @@ static void parts_move(service *svc, const Sav__Command *cmd, long delta, const 
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, reason);
     redisReply *r = store_args_call(st, &a);
-    if (!r) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
+    if (service_reply_failure(reply, r, "such part")) {
+        if (r) freeReplyObject(r);
         return;
     }
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED ", 8) == 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", r->str + 8);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
     } else {
         json_t *served = json_array();

@@ -31,12 +31,10 @@ static int complaint_deadline(service *svc, const char *given, char out[CLOCK_DA
 
 /* Answers {"id", "replayed"} for the complaint id (or the refusal of a complaint Function). */
 static void complaint_answer(redisReply *r, const char *id, const char *what, service_reply *reply) {
-    if (!r)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOTFOUND", 8) == 0)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no %s", what);
-    else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CONFLICT", 8) == 0)
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "CONFLICT", 8) == 0)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s is already resolved", what);
+    else if (service_reply_failure(reply, r, what))
+        ;
     else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
     else

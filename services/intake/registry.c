@@ -85,20 +85,18 @@ static int registry_customer_fields(const Sav__Command *cmd, int adding, custome
 
 /* Answers a create: {"id": ..., "replayed": ...}, or the refusal. */
 static void registry_created(redisReply *r, service_reply *reply) {
-    if (!r) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        return;
-    }
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED ", 8) == 0)
-        service_reply_error(reply, strstr(r->str, " no ") ? SAV__ERROR_CODE__ERR_NOT_FOUND : SAV__ERROR_CODE__ERR_REJECTED,
-                            "%s", r->str + 8);
+    /* "REFUSED no customer C-..." names a record that does not exist: not found rather than rejected. */
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED no ", 11) == 0)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "%s", r->str + 8);
+    else if (service_reply_failure(reply, r, "record"))
+        ;
     else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "%s",
                             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     else
         service_reply_json(reply, json_pack("{s:s,s:b}", "id", r->element[0]->str, "replayed",
                                             r->element[1]->integer == 1));
-    freeReplyObject(r);
+    if (r) freeReplyObject(r);
 }
 
 /* The request id of a command that creates something; NULL after replying with the error. */

@@ -18,62 +18,6 @@
 #define SCHED_BATCH "10000" /* entries examined per index and run */
 #define DAY_MS 86400000LL
 
-/* One once-only effect on a ticket (see ticket_mark in sav.lua). */
-typedef struct sched_mark {
-    const char *ticket;
-    const char *dedup;      /* key name, without prefix */
-    const char *event;      /* timeline */
-    const char *detail;
-    const ticket_notice *notice;
-    const char *zset;       /* index to add the ticket to, or NULL */
-    long long score;
-    const char *hash;       /* hash to write, NULL = the ticket */
-    const char **fields;
-    size_t nfields;
-} sched_mark;
-
-/* Applies a mark; returns 1 applied, 0 already done, -1 failed (logged). */
-static int sched_apply(service *svc, const sched_mark *m) {
-    store *st = service_store(svc);
-    char dedup[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], outbox[STORE_KEY_LEN];
-    store_key(st, 0, m->dedup, dedup);
-    ticket_keys(svc, m->ticket, key, prefix);
-    store_key(st, 0, "outbox:notification", outbox);
-    envelope_buf body = {0};
-    if (m->notice && ticket_notice_pack(m->notice, &body) != 0) return -1;
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "ticket_mark"), store_args_add(&a, "3");
-    store_args_add(&a, dedup), store_args_add(&a, key), store_args_add(&a, outbox);
-    store_args_add(&a, prefix), store_args_add(&a, m->ticket);
-    store_args_addf(&a, "%lld", (long long)clock_now_ms());
-    store_args_add(&a, "0"), store_args_add(&a, m->event), store_args_add(&a, "scheduler"), store_args_add(&a, m->detail);
-    if (m->notice)
-        store_args_addf(&a, "%s/%s/%u", m->ticket, m->notice->event, m->notice->version);
-    else
-        store_args_add(&a, "");
-    store_args_addb(&a, body.data, body.len);
-    store_args_add(&a, m->zset ? m->zset : "");
-    store_args_addf(&a, "%lld", m->score);
-    store_args_add(&a, m->hash ? m->hash : "");
-    for (size_t i = 0; i < 2 * m->nfields; i++) store_args_add(&a, m->fields[i]);
-    redisReply *r = store_args_call(st, &a);
-    envelope_buf_free(&body);
-    int rc = -1;
-    if (!r)
-        log_warn(m->ticket, NULL, "%s not applied: %s", m->event, err_get());
-    else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-        rc = strcmp(r->str, "applied") == 0;
-    else
-        log_error(m->ticket, NULL, "%s: %s", m->event, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    if (r) freeReplyObject(r);
-    if (rc == 1) {
-        log_info(m->ticket, NULL, "%s (%s)", m->event, m->detail);
-        relay_poke(service_relay(svc, SVC_NOTIFICATION));
-    }
-    return rc;
-}
-
 /* Reads an index with scores: ZRANGE key 0 N WITHSCORES, or ZRANGEBYSCORE key -inf max. */
 static redisReply *sched_index(service *svc, const char *name, const char *max_score) {
     char key[STORE_KEY_LEN];
@@ -134,18 +78,18 @@ static void sched_pickup_one(service *svc, const char *tid, long long ready_ms, 
         const char *vars[] = {"days_waiting", days_s, "reminder_number", level_s};
         ticket_notice notice = {"pickup_reminder", (unsigned)due, vars, 2};
         const char *fields[] = {"pickup_reminder_level", level_s};
-        sched_mark m = {tid, dedup, "pickup.reminder", level_s, &notice, NULL, 0, NULL, fields, 1};
-        sched_apply(svc, &m);
+        ticket_mark m = {tid, dedup, "pickup.reminder", "scheduler", level_s, &notice, NULL, 0, NULL, fields, 1};
+        ticket_mark_once(svc, &m);
     }
     if (days >= cfg->unclaimed_days && !unclaimed) {
         snprintf(dedup, sizeof(dedup), "done:%s:unclaimed", tid);
         const char *vars[] = {"days_waiting", days_s};
         ticket_notice notice = {"unclaimed_notice", 1, vars, 1};
         const char *fields[] = {"unclaimed", "1", "unclaimed_since", now_s};
-        sched_mark m = {tid, dedup, "unclaimed.flagged",
-                        "uncollected for a year: keep it; only a judge may order its sale (loi du 31/12/1903)",
-                        &notice, "unclaimed", now, NULL, fields, 2};
-        sched_apply(svc, &m);
+        ticket_mark m = {tid, dedup, "unclaimed.flagged", "scheduler",
+                         "uncollected for a year: keep it; only a judge may order its sale (loi du 31/12/1903)",
+                         &notice, "unclaimed", now, NULL, fields, 2};
+        ticket_mark_once(svc, &m);
     }
 }
 
@@ -174,8 +118,8 @@ static void sched_complaint_one(service *svc, const char *cid, const char *today
         const char *vars[] = {"complaint_id", cid, "deadline", deadline};
         ticket_notice notice = {"complaint_escalated", 1, vars, 2};
         const char *fields[] = {"escalated", "1", "status", "escalated"};
-        sched_mark m = {tid, dedup, "complaint.escalated", cid, &notice, NULL, 0, hash, fields, 2};
-        sched_apply(svc, &m);
+        ticket_mark m = {tid, dedup, "complaint.escalated", "scheduler", cid, &notice, NULL, 0, hash, fields, 2};
+        ticket_mark_once(svc, &m);
     }
     long long opened = atoll(sched_str(c, 3));
     if (strcmp(sched_str(c, 2), "consumer") == 0 && strcmp(sched_str(c, 5), "1") != 0 &&
@@ -184,8 +128,8 @@ static void sched_complaint_one(service *svc, const char *cid, const char *today
         const char *vars[] = {"complaint_id", cid, "mediator", cfg->mediator};
         ticket_notice notice = {"mediator_info", 1, vars, 2};
         const char *fields[] = {"mediator_offered", "1"};
-        sched_mark m = {tid, dedup, "complaint.mediator_offered", cid, &notice, NULL, 0, hash, fields, 1};
-        sched_apply(svc, &m);
+        ticket_mark m = {tid, dedup, "complaint.mediator_offered", "scheduler", cid, &notice, NULL, 0, hash, fields, 1};
+        ticket_mark_once(svc, &m);
     }
     freeReplyObject(c);
 }
@@ -228,9 +172,9 @@ static void sched_visit_recorded(service *svc, const char *kid, const redisReply
     const char *vars[] = {"visit_date", visit_on, "contract_id", kid, "visit_number", n_s};
     ticket_notice notice = {"maintenance_due", (unsigned)n, vars, 3};
     const char *fields[] = {"maintenance_contract", kid, "visit_number", n_s, "visit_date", visit_on};
-    sched_mark m = {tid, dedup, "maintenance.visit_planned", visit_on, &notice, "maintenance:visits",
-                    clock_date_score(visit_on), NULL, fields, 3};
-    if (sched_apply(svc, &m) < 0) return;
+    ticket_mark m = {tid, dedup, "maintenance.visit_planned", "scheduler", visit_on, &notice, "maintenance:visits",
+                     clock_date_score(visit_on), NULL, fields, 3};
+    if (ticket_mark_once(svc, &m) < 0) return;
     if (n < atoi(sched_str(k, 3))) clock_date_add_months(sched_str(k, 4), (n + 1) * atoi(sched_str(k, 5)), next);
     char key[STORE_KEY_LEN], zkey[STORE_KEY_LEN];
     snprintf(contract, sizeof(contract), "contract:%s", kid);
