@@ -200,7 +200,8 @@ notification_record: store the rendered messages of one notification event, once
 (ticket, event, channel, version).
 KEYS: 1 dedup key of the input message
 ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 event, 6 count of notifications,
-      then per notification 8 values: id, channel, status, recipient, subject, body, lang, version
+      then per notification 10 values: id, channel, status, recipient, subject, body, lang, version,
+      SMS coding (gsm7, ucs2 or ''), SMS parts ('' for e-mail)
 Returns 'applied' or 'duplicate'.
 ]]
 local function notification_record(keys, args)
@@ -212,7 +213,7 @@ local function notification_record(keys, args)
   local count = tonumber(args[6])
   local recorded = {}
   for i = 0, count - 1 do
-    local b = 7 + i * 8
+    local b = 7 + i * 10
     local nid = args[b]
     local nkey = prefix .. 'notif:' .. nid
     -- The notification id is (ticket, event, channel, version): a second event
@@ -220,7 +221,7 @@ local function notification_record(keys, args)
     if redis.call('EXISTS', nkey) == 0 then
       redis.call('HSET', nkey, 'id', nid, 'ticket', tid, 'event', event, 'channel', args[b + 1],
         'status', args[b + 2], 'recipient', args[b + 3], 'subject', args[b + 4], 'body', args[b + 5],
-        'lang', args[b + 6], 'version', args[b + 7], 'at', now)
+        'lang', args[b + 6], 'version', args[b + 7], 'sms_coding', args[b + 8], 'sms_parts', args[b + 9], 'at', now)
       redis.call('RPUSH', prefix .. 'notifs:' .. tid, nid)
       recorded[#recorded + 1] = args[b + 1]
     end

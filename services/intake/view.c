@@ -78,6 +78,10 @@ static Sav__NotificationView **view_notifications(const redisReply *list, size_t
         v->at_ms = atoll(view_lookup(h, "at"));
         v->event = (char *)view_lookup(h, "event");
         v->lang = (char *)view_lookup(h, "lang");
+        if (view_lookup(h, "sms_coding")[0]) {
+            v->sms_coding = (char *)view_lookup(h, "sms_coding");
+            v->has_sms_parts = 1, v->sms_parts = (uint32_t)atoi(view_lookup(h, "sms_parts"));
+        }
         out[(*n)++] = v;
     }
     return out;

@@ -4,6 +4,7 @@
 #include "err.h"
 #include "log.h"
 #include "money.h"
+#include "gsm.h"
 #include "template.h"
 
 #include <limits.h>
@@ -366,6 +367,14 @@ static Sav__Ack__Status notify_record(service *svc, const Sav__Envelope *ev, con
         store_args_add(&a, m->id), store_args_add(&a, m->route.channel), store_args_add(&a, m->route.status);
         store_args_add(&a, m->route.recipient), store_args_add(&a, m->subject ? m->subject : "");
         store_args_add(&a, m->body), store_args_add(&a, b->lang), store_args_add(&a, b->version);
+        /* What an SMS will cost on the air: its coding and number of parts. */
+        gsm_message sms;
+        if (strcmp(m->route.template_channel, "sms") == 0 && gsm_encode(m->body, strlen(m->body), 0, &sms) == 0) {
+            store_args_add(&a, sms.coding == GSM_CODING_GSM7 ? "gsm7" : "ucs2");
+            store_args_addf(&a, "%d", sms.nparts);
+        } else {
+            store_args_add(&a, ""), store_args_add(&a, "");
+        }
     }
     return service_ack_status(svc, ev, store_args_call(st, &a), reason, reason_len);
 }

@@ -222,6 +222,10 @@ static json_t *ticket_json(const Sav__TicketView *v) {
                               nv->channel, "status", nv->status, "recipient", nv->recipient, "subject",
                               ticket_opt_string(nv->subject), "body", nv->body, "lang", nv->lang);
         json_object_set_new(j, "at", ticket_time(nv->at_ms));
+        if (nv->sms_coding) {
+            json_object_set_new(j, "sms_coding", json_string(nv->sms_coding));
+            json_object_set_new(j, "sms_parts", json_integer(nv->sms_parts));
+        }
         json_array_append_new(notifs, j);
     }
     json_object_set_new(o, "notifications", notifs);
@@ -315,7 +319,9 @@ static void ticket_print(const Sav__TicketView *v) {
     if (v->n_notifications == 0) printf("  (none yet)\n");
     for (size_t i = 0; i < v->n_notifications; i++) {
         const Sav__NotificationView *nv = v->notifications[i];
-        printf("  %-5s %-9s %s  [%s]\n", nv->channel, nv->status, nv->recipient, nv->id);
+        printf("  %-5s %-9s %s  [%s]", nv->channel, nv->status, nv->recipient, nv->id);
+        if (nv->sms_coding) printf("  %s, %u part%s", nv->sms_coding, nv->sms_parts, nv->sms_parts > 1 ? "s" : "");
+        printf("\n");
         if (nv->subject && nv->subject[0]) printf("        Subject: %s\n", nv->subject);
         ticket_print_body(nv->body);
     }
