@@ -37,9 +37,13 @@ static void facts_history(coverage_facts *f, const redisReply *list) {
 /* Fills the rule inputs from the ticket, product and catalog. */
 static int facts_fill(service *svc, coverage_facts *f) {
     const redisReply *t = f->reply->element[0], *p = f->reply->element[1];
-    const catalog *cat = service_catalog(svc);
-    const catalog_model *m = catalog_model_find(cat, facts_get(p, "model"));
-    const catalog_centre *c = catalog_centre_find(cat, facts_get(t, "centre"));
+    const catalog_model *m = catalog_model_find(service_catalog(svc), facts_get(p, "model"));
+    const catalog_centre *c = catalog_centre_find(service_catalog(svc), facts_get(t, "centre"));
+    if ((!m || !c) && service_catalog_sync(svc) == 0) {
+        /* A catalog published a moment ago may name them: fetch it before deciding. */
+        m = catalog_model_find(service_catalog(svc), facts_get(p, "model"));
+        c = catalog_centre_find(service_catalog(svc), facts_get(t, "centre"));
+    }
     if (!m || !c) {
         err_set("the catalog has no %s \"%s\"", m ? "centre" : "model", m ? facts_get(t, "centre") : facts_get(p, "model"));
         return -1;

@@ -262,6 +262,7 @@ Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, cons
     else
         store_args_add(&a, "");
     store_args_addb(&a, body.data, body.len);
+    store_args_add(&a, c->unless_decided ? "1" : "0");
     for (size_t i = 0; i < 2 * c->nfields; i++) store_args_add(&a, c->fields[i]);
     redisReply *r = store_args_call(svc->st, &a);
     envelope_buf_free(&body);

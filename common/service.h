@@ -114,6 +114,7 @@ typedef struct service_change {
     const char *new_state;      /* the state after it ("" = unchanged) */
     const char *event;          /* timeline event, also the name of the emitted message */
     const char *detail;         /* timeline detail, no personal data */
+    int unless_decided;         /* refuse (retry later) when the section's status is already "decided" */
     enum service_id dest;       /* who receives the emitted message; SVC_COUNT = nothing emitted */
     Sav__MessageType out_type;
     const ProtobufCMessage *out_body;

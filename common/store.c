@@ -125,11 +125,15 @@ redisReply *store_call(store *st, int argc, const char **argv, const size_t *arg
     return NULL;
 }
 
-int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {
+/* One attempt of a pipeline; sets *stale when the connection turned out to be dead. */
+static int store_pipeline_once(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen,
+                               redisReply **out, int *stale) {
+    *stale = 0;
     if (store_ready(st) != 0) return -1;
     for (int i = 0; i < n; i++) {
         if (redisAppendCommandArgv(st->ctx, argc[i], argv[i], argvlen[i]) != REDIS_OK) {
             err_set("redis pipeline: %s", st->ctx->errstr);
+            *stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
             store_drop(st);
             return -1;
         }
@@ -138,6 +142,7 @@ int store_pipeline(store *st, int n, const int *argc, const char ***argv, const 
         void *r = NULL;
         if (redisGetReply(st->ctx, &r) != REDIS_OK) {
             err_set("redis pipeline: %s", st->ctx->errstr);
+            *stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
             for (int j = 0; j < i; j++) freeReplyObject(out[j]);
             store_drop(st);
             return -1;
@@ -145,6 +150,13 @@ int store_pipeline(store *st, int n, const int *argc, const char ***argv, const 
         out[i] = r;
     }
     return 0;
+}
+
+int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {
+    int stale;
+    /* Like store_call: a connection found dead (Redis restarted) is reopened and the pipeline sent once more. */
+    if (store_pipeline_once(st, n, argc, argv, argvlen, out, &stale) == 0) return 0;
+    return stale ? store_pipeline_once(st, n, argc, argv, argvlen, out, &stale) : -1;
 }
 
 int store_healthy(const store *st) {
@@ -157,6 +169,10 @@ void store_shard_prefix(const store *st, int shard, char out[STORE_KEY_LEN]) {
 
 void store_key(const store *st, int shard, const char *name, char out[STORE_KEY_LEN]) {
     snprintf(out, STORE_KEY_LEN, "%s:{s%d}:%s", st->prefix, shard, name);
+}
+
+void store_request_key(const store *st, int shard, const char *scope, const char *request_id, char out[STORE_KEY_LEN]) {
+    snprintf(out, STORE_KEY_LEN, "%s:{s%d}:req:%s:%s", st->prefix, shard, scope, request_id);
 }
 
 int store_ticket_shard(const store *st, const char *ticket_id) {

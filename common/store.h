@@ -43,6 +43,11 @@ void store_shard_prefix(const store *st, int shard, char out[STORE_KEY_LEN]);
 /* Writes "<prefix>:{s<shard>}:<name>" into out. */
 void store_key(const store *st, int shard, const char *name, char out[STORE_KEY_LEN]);
 
+/* Writes the dedup key of a client request: "<prefix>:{s<shard>}:req:<scope>:<request id>". The scope is the
+ * command ("customer.add") or the ticket a step applies to, so that one request id reused for another command
+ * or another ticket is a new request, never the replay of an unrelated one. */
+void store_request_key(const store *st, int shard, const char *scope, const char *request_id, char out[STORE_KEY_LEN]);
+
 /* Returns the shard of a ticket id (its number modulo the shard count). */
 int store_ticket_shard(const store *st, const char *ticket_id);
 

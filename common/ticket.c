@@ -117,12 +117,12 @@ static redisReply *ticket_step_call(service *svc, const ticket_step *step, const
     store *st = service_store(svc);
     int shard = store_ticket_shard(st, t->id);
     char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], billing[STORE_KEY_LEN];
-    char name[128];
     envelope_buf ready = {0};
     if (strcmp(next, "ready") == 0 && ticket_ready_pack(step, &ready) != 0) return NULL;
     ticket_keys(svc, t->id, key, prefix);
-    snprintf(name, sizeof(name), "req:%s", step->request_id);
-    store_key(st, shard, name, req);
+    char scope[64];
+    snprintf(scope, sizeof(scope), "%s/%s", t->id, lifecycle_event_name(step->ev));
+    store_request_key(st, shard, scope, step->request_id, req);
     store_key(st, shard, "outbox:notification", outbox);
     store_key(st, shard, "outbox:billing", billing);
     store_args a;
@@ -153,11 +153,11 @@ static redisReply *ticket_step_call(service *svc, const ticket_step *step, const
 }
 
 /* Returns the stored answer of an earlier identical request (malloc'd state), NULL if none; *failed on error. */
-static char *ticket_replayed(service *svc, const char *request_id, const char *ticket_id, int *failed) {
+static char *ticket_replayed(service *svc, const ticket_step *step, int *failed) {
     store *st = service_store(svc);
-    char req[STORE_KEY_LEN], name[128];
-    snprintf(name, sizeof(name), "req:%s", request_id);
-    store_key(st, store_ticket_shard(st, ticket_id), name, req);
+    char req[STORE_KEY_LEN], scope[64];
+    snprintf(scope, sizeof(scope), "%s/%s", step->ticket_id, lifecycle_event_name(step->ev));
+    store_request_key(st, store_ticket_shard(st, step->ticket_id), scope, step->request_id, req);
     const char *argv[] = {"GET", req};
     size_t lens[] = {3, strlen(req)};
     redisReply *r = store_call(st, 2, argv, lens);
@@ -177,7 +177,7 @@ static int ticket_apply_once(service *svc, const ticket_step *step, const envelo
         if (found > 0) err_set("no ticket %s", step->ticket_id);
         return found < 0 ? SAV__ERROR_CODE__ERR_UNAVAILABLE : SAV__ERROR_CODE__ERR_NOT_FOUND;
     }
-    char *replayed = ticket_replayed(svc, step->request_id, step->ticket_id, &failed);
+    char *replayed = ticket_replayed(svc, step, &failed);
     if (failed) return SAV__ERROR_CODE__ERR_UNAVAILABLE;
     if (replayed) {
         *result = json_pack("{s:s,s:s,s:n,s:b}", "id", t.id, "state", replayed, "previous_state", "replayed", 1);
@@ -289,6 +289,10 @@ int ticket_mark_once(service *svc, const ticket_mark *m) {
     store_key(st, store_ticket_shard(st, m->ticket), m->dedup, dedup);
     ticket_keys(svc, m->ticket, key, prefix);
     store_key(st, store_ticket_shard(st, m->ticket), "outbox:notification", outbox);
+    if (strlen(m->dedup) >= ENVELOPE_ID_LEN) {
+        log_error(m->ticket, NULL, "%s: mark name %s is too long for a message id", m->event, m->dedup);
+        return -1;
+    }
     envelope_buf body = {0};
     if (m->notice && ticket_notice_pack(m->notice, &body) != 0) return -1;
     store_args a;
@@ -297,9 +301,8 @@ int ticket_mark_once(service *svc, const ticket_mark *m) {
     store_args_add(&a, dedup), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, prefix);
     store_args_add(&a, m->ticket), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, "0");
     store_args_add(&a, m->event), store_args_add(&a, m->actor), store_args_add(&a, m->detail);
-    /* The dedup name is unique per mark, so the notice's message id is too. */
-    if (m->notice) store_args_addf(&a, "%s/%s/%u/%s", m->ticket, m->notice->event, m->notice->version, m->dedup);
-    else store_args_add(&a, "");
+    /* The dedup name is unique per mark: it is the notice's message id. */
+    store_args_add(&a, m->notice ? m->dedup : "");
     store_args_addb(&a, body.data, body.len);
     store_args_add(&a, m->zset ? m->zset : ""), store_args_addf(&a, "%lld", m->score);
     store_args_add(&a, m->hash ? m->hash : "");
@@ -319,4 +322,16 @@ int ticket_mark_once(service *svc, const ticket_mark *m) {
         if (m->notice && service_relay(svc, SVC_NOTIFICATION)) relay_poke(service_relay(svc, SVC_NOTIFICATION));
     }
     return rc;
+}
+
+int ticket_request_seen(service *svc, const char *scope, const char *request_id) {
+    store *st = service_store(svc);
+    char req[STORE_KEY_LEN];
+    store_request_key(st, 0, scope, request_id, req);
+    const char *argv[] = {"EXISTS", req};
+    size_t lens[] = {6, strlen(req)};
+    redisReply *r = store_call(st, 2, argv, lens);
+    int seen = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+    if (r) freeReplyObject(r);
+    return seen;
 }

@@ -64,6 +64,9 @@ int ticket_apply(service *svc, const ticket_step *step, json_t **result);
 /* Applies a step for a client request and answers reply with the result or the error. */
 void ticket_step_reply(service *svc, const ticket_step *step, service_reply *reply);
 
+/* Returns 1 if a request with this id was already applied in this scope ("<ticket>/<step>"), 0 otherwise. */
+int ticket_request_seen(service *svc, const char *scope, const char *request_id);
+
 /* Returns 1 if every part the ticket needs is reserved for it (0 also when Redis fails). */
 int ticket_parts_complete(service *svc, const char *ticket_id);
 

@@ -32,7 +32,11 @@ local function set_state(prefix, tid, tkey, old, new, now)
   redis.call('HSET', tkey, 'state', new, 'updated_at', now, 'state_since', now)
   if old then redis.call('ZREM', prefix .. 'state:' .. old, tid) end
   redis.call('ZADD', prefix .. 'state:' .. new, now, tid)
+  -- The 30-day limit (C5) is about the repair: once the ticket is ready (or ends), it no longer runs.
+  if new == 'ready' or new == 'closed' or new == 'cancelled' then redis.call('ZREM', prefix .. 'legal_repairs', tid) end
   if new == 'closed' or new == 'cancelled' then
+    -- A collected (or cancelled) product is no longer waiting: it leaves the unclaimed list.
+    if redis.call('ZREM', prefix .. 'unclaimed', tid) == 1 then redis.call('HSET', tkey, 'unclaimed', '0') end
     local serial = redis.call('HGET', tkey, 'serial')
     local okey = prefix .. 'product:' .. serial .. ':open_repair'
     if serial and redis.call('GET', okey) == tid then redis.call('DEL', okey) end
@@ -170,8 +174,9 @@ KEYS: 1 dedup key of the input message, 2 outbox of the next service ('' if none
 ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 section name (hash suffix),
       6 state required for the transition ('' = any), 7 new state ('' = unchanged),
       8 timeline event, 9 actor, 10 timeline detail, 11 out message type ('' = emit nothing),
-      12 out body, 13.. section field/value pairs
-Returns 'applied', 'duplicate' or 'retry:<reason>' (ticket not there yet).
+      12 out body, 13 '1' to refuse when the section's status is already 'decided' (an estimate must never
+      overwrite the technician's decision), 14.. section field/value pairs
+Returns 'applied', 'duplicate' or 'retry:<reason>' (ticket not there yet, or decided meanwhile).
 ]]
 local function event_apply(keys, args)
   if redis.call('EXISTS', keys[1]) == 1 then return 'duplicate' end
@@ -180,7 +185,15 @@ local function event_apply(keys, args)
   local tkey = prefix .. 'ticket:' .. tid
   local state = redis.call('HGET', tkey, 'state')
   if not state then return 'retry:ticket ' .. tid .. ' not found' end
-  local fields = tail(args, 13)
+  -- An event that arrives after the ticket was cancelled or closed changes nothing and goes no further.
+  if state == 'cancelled' or state == 'closed' then
+    redis.call('SET', keys[1], '1', 'EX', ttl)
+    return 'applied'
+  end
+  if args[13] == '1' and redis.call('HGET', prefix .. section .. ':' .. tid, 'status') == 'decided' then
+    return 'retry:' .. section .. ' decided meanwhile'
+  end
+  local fields = tail(args, 14)
   if #fields > 0 then redis.call('HSET', prefix .. section .. ':' .. tid, unpack(fields)) end
   if new_state ~= '' and (need == '' or state == need) then
     set_state(prefix, tid, tkey, state, new_state, now)
@@ -530,7 +543,7 @@ Returns {new state, replayed, tickets whose parts became complete} or "CONFLICT 
 ]]
 local function ticket_step(keys, args)
   local prev = redis.call('GET', keys[1])
-  if prev then return {prev, 1} end
+  if prev then return {prev, 1, {}} end
   local prefix, tid, now = args[1], args[2], args[3]
   local state = redis.call('HGET', keys[2], 'state')
   if not state then return redis.error_reply('NOTFOUND no such record') end
@@ -630,7 +643,10 @@ Returns {state, replayed, version, {part, short}..., tickets whose parts became 
 ]]
 local function verdict_record(keys, args)
   local prev = redis.call('GET', keys[1])
-  if prev then return {prev, 1, 0, {}, {}} end
+  if prev then
+    local first = cjson.decode(prev)
+    return {first.state, 1, first.version, first.missing, {}}
+  end
   local prefix, tid, now = args[1], args[2], args[3]
   local state = redis.call('HGET', keys[2], 'state')
   if not state then return redis.error_reply('NOTFOUND no such record') end
@@ -678,7 +694,8 @@ local function verdict_record(keys, args)
   timeline_add(prefix, tid, now, 'verdict.recorded', new, args[8], 'v' .. version .. ' ' .. args[9])
   outbox_add(keys[3], tid .. '/diagnosis_done/' .. version, '103', tid, now, args[8], #missing > 0 and args[11] or args[10])
   outbox_add(keys[4], tid .. '/verdict/' .. version, '104', tid, now, args[8], billing_body)
-  redis.call('SET', keys[1], new, 'EX', tonumber(args[4]))
+  -- The first answer is kept whole: a retried request gets exactly it back.
+  redis.call('SET', keys[1], cjson.encode({state = new, version = version, missing = missing}), 'EX', tonumber(args[4]))
   return {new, 0, version, missing, completed}
 end
 

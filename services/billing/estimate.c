@@ -54,6 +54,50 @@ static Sav__Ack__Status estimate_record(service *svc, const Sav__Envelope *ev, c
         .dest = SVC_NOTIFICATION,
         .out_type = SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED,
         .out_body = &msg.base,
+        .unless_decided = 1,
+    };
+    return service_apply_event(svc, ev, &c, reason, reason_len);
+}
+
+/* Reads the ticket's coverage hash; NULL with err when Redis is down. */
+static redisReply *estimate_coverage(service *svc, const char *tid) {
+    char key[STORE_KEY_LEN], name[64];
+    snprintf(name, sizeof(name), "coverage:%s", tid);
+    store_key(service_store(svc), store_ticket_shard(service_store(svc), tid), name, key);
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    redisReply *r = store_call(service_store(svc), 2, argv, lens);
+    if (r && r->type != REDIS_REPLY_ARRAY) freeReplyObject(r), r = NULL, err_set("HGETALL refused");
+    return r;
+}
+
+static const char *estimate_get(const redisReply *flat, const char *name) {
+    for (size_t i = 0; i + 1 < flat->elements; i += 2)
+        if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
+    return "";
+}
+
+/* The technician decided before this estimate ran: tell the customer the decision, overwrite nothing. */
+static Sav__Ack__Status estimate_decided(service *svc, const Sav__Envelope *ev, const redisReply *cov, char *reason,
+                                         size_t reason_len) {
+    Sav__CoverageEstimated msg = SAV__COVERAGE_ESTIMATED__INIT;
+    msg.basis = (char *)estimate_get(cov, "basis");
+    msg.customer_pays = strcmp(estimate_get(cov, "customer_pays"), "1") == 0;
+    msg.estimate_cents = atoll(estimate_get(cov, "estimate_cents"));
+    msg.legal_until = estimate_get(cov, "legal_until")[0] ? (char *)estimate_get(cov, "legal_until") : NULL;
+    msg.commercial_until = estimate_get(cov, "commercial_until")[0] ? (char *)estimate_get(cov, "commercial_until") : NULL;
+    msg.reason = (char *)estimate_get(cov, "reason");
+    service_change c = {
+        .section = "coverage",
+        .fields = NULL,
+        .nfields = 0,
+        .need_state = "",
+        .new_state = "",
+        .event = "coverage.estimated",
+        .detail = "already decided",
+        .dest = SVC_NOTIFICATION,
+        .out_type = SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED,
+        .out_body = &msg.base,
     };
     return service_apply_event(svc, ev, &c, reason, reason_len);
 }
@@ -73,7 +117,14 @@ Sav__Ack__Status estimate_on_prediagnosis(service *svc, const Sav__Envelope *ev,
     } else if (found != 0) {
         snprintf(reason, reason_len, "%s", found > 0 ? "ticket not found yet" : err_get());
     } else {
-        status = estimate_record(svc, ev, p, &f, reason, reason_len);
+        redisReply *cov = estimate_coverage(svc, ev->ticket_id);
+        if (!cov)
+            snprintf(reason, reason_len, "redis unavailable: %s", err_get());
+        else if (strcmp(estimate_get(cov, "status"), "decided") == 0)
+            status = estimate_decided(svc, ev, cov, reason, reason_len);
+        else
+            status = estimate_record(svc, ev, p, &f, reason, reason_len);
+        if (cov) freeReplyObject(cov);
     }
     if (found != -2) facts_free(&f);
     sav__prediagnosis_done__free_unpacked(p, NULL);

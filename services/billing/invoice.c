@@ -367,7 +367,7 @@ void payment_record_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     }
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[96];
-    snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
+    store_request_key(st, 0, "payment.record", cmd->request_id, req);
     snprintf(name, sizeof(name), "invoice:%s", id), store_key(st, 0, name, key);
     store_shard_prefix(st, 0, prefix);
     store_args a;
@@ -400,7 +400,7 @@ void invoice_credit_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store *st = service_store(svc);
     int64_t now = clock_now_ms();
     char req[STORE_KEY_LEN], seq[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[96];
-    snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
+    store_request_key(st, 0, "invoice.credit", cmd->request_id, req);
     snprintf(name, sizeof(name), "seq:credit:%d", clock_year_paris(now)), store_key(st, 0, name, seq);
     snprintf(name, sizeof(name), "invoice:%s", id), store_key(st, 0, name, key);
     store_shard_prefix(st, 0, prefix);

@@ -66,7 +66,7 @@ static void parts_move(service *svc, const Sav__Command *cmd, long delta, const 
     }
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[128];
-    snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
+    store_request_key(st, 0, cmd->name, cmd->request_id, req);
     snprintf(name, sizeof(name), "stock:%s", centre), store_key(st, 0, name, key);
     store_shard_prefix(st, 0, prefix);
     store_args a;

@@ -41,6 +41,12 @@ static void prediag_parts(const catalog *cat, const catalog_fault *f, prediag_re
 
 static Sav__Ack__Status prediag_record(service *svc, const Sav__Envelope *ev, const Sav__TicketReceived *t,
                                        char *reason, size_t reason_len) {
+    /* A model intake accepted may come from a catalog published a moment ago: fetch it before deciding. */
+    if (!catalog_model_find(service_catalog(svc), t->model) && service_catalog_sync(svc) == 0 &&
+        !catalog_model_find(service_catalog(svc), t->model)) {
+        snprintf(reason, reason_len, "model %s is not in catalog version %lld yet", t->model, service_catalog_version(svc));
+        return SAV__ACK__STATUS__RETRY;
+    }
     const catalog *cat = service_catalog(svc);
     const catalog_model *model = catalog_model_find(cat, t->model);
     const catalog_fault *f = prediag_match(cat, model, t);

@@ -79,7 +79,7 @@ static int repair_register_replacement(service *svc, const Sav__Command *cmd, co
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], pkey[STORE_KEY_LEN], ckey[STORE_KEY_LEN], okey[STORE_KEY_LEN], name[160], today[CLOCK_DATE_LEN];
     clock_date_paris(clock_now_ms(), today);
-    snprintf(name, sizeof(name), "req:%s:replacement", cmd->request_id), store_key(st, 0, name, req);
+    store_request_key(st, 0, "repair.exchange.replacement", cmd->request_id, req);
     snprintf(name, sizeof(name), "product:%s", serial), store_key(st, 0, name, pkey);
     snprintf(name, sizeof(name), "customer:%s", t->customer_id), store_key(st, 0, name, ckey);
     snprintf(name, sizeof(name), "product:%s", t->serial), store_key(st, 0, name, okey);
@@ -122,6 +122,14 @@ void repair_exchange(service *svc, const Sav__Command *cmd, service_reply *reply
     if (found != 0) {
         service_reply_error(reply, found < 0 ? SAV__ERROR_CODE__ERR_UNAVAILABLE : SAV__ERROR_CODE__ERR_NOT_FOUND,
                             found < 0 ? "redis unavailable: %s" : "no ticket %s", found < 0 ? err_get() : tid);
+        return;
+    }
+    char scope[64];
+    snprintf(scope, sizeof(scope), "%s/%s", tid, lifecycle_event_name(LC_REPAIR_DONE));
+    if (ticket_request_seen(svc, scope, cmd->request_id)) {
+        /* Already applied: the step replays its first answer. */
+        const char *extra[] = {"new_serial", serial};
+        repair_finish(svc, cmd, "exchanged", NULL, "release", extra, 1, reply);
         return;
     }
     if (!lifecycle_next(t.kind, t.state, LC_REPAIR_DONE)) {

@@ -143,9 +143,10 @@ static redisReply *verdict_call(service *svc, const Sav__Command *cmd, const tic
                                 const char *missing, const envelope_buf *notices, const envelope_buf *billing_body) {
     store *st = service_store(svc);
     char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], billing[STORE_KEY_LEN];
-    char name[128];
+    char scope[64];
     ticket_keys(svc, t->id, key, prefix);
-    snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
+    snprintf(scope, sizeof(scope), "%s/diagnose", t->id);
+    store_request_key(st, 0, scope, cmd->request_id, req);
     store_key(st, 0, "outbox:notification", outbox);
     store_key(st, 0, "outbox:billing", billing);
     char cents[24], labour[16], immob[16];
@@ -250,11 +251,16 @@ static void verdict_answer(service *svc, redisReply *r, const ticket_facts *t, c
 static void verdict_apply(service *svc, const Sav__Command *cmd, const ticket_facts *t, coverage_facts *f,
                           const verdict *v, service_reply *reply) {
     coverage_decision d;
-    const char *complete, *missing;
+    const char *complete = t->state, *missing = t->state;
     f->in.cause = v->cause;
     f->in.parts_cents = v->parts_cents;
     f->in.labour_minutes = (int)v->labour;
-    if (coverage_decide(&f->in, &d) != 0 || verdict_targets(t->kind, t->state, &d, v, &complete, &missing) != 0) {
+    /* A retried request gets its first answer from Redis, whatever the ticket became since. */
+    char scope[64];
+    snprintf(scope, sizeof(scope), "%s/diagnose", t->id);
+    int replay = ticket_request_seen(svc, scope, cmd->request_id);
+    if (coverage_decide(&f->in, &d) != 0 ||
+        (!replay && verdict_targets(t->kind, t->state, &d, v, &complete, &missing) != 0)) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s: %s", t->id, err_get());
         return;
     }

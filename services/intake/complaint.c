@@ -70,7 +70,7 @@ void complaint_open_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     if (c && c->type == REDIS_REPLY_STRING) snprintf(type, sizeof(type), "%s", c->str);
     if (c) freeReplyObject(c);
     ticket_keys(svc, tid, key, prefix);
-    snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
+    store_request_key(st, 0, "complaint.open", cmd->request_id, req);
     store_key(st, 0, "seq:complaint", seq);
     store_key(st, 0, "outbox:notification", outbox);
     const char *incr[] = {"INCR", seq};
@@ -128,7 +128,7 @@ void complaint_resolve_cmd(service *svc, const Sav__Command *cmd, service_reply 
     store *st = service_store(svc);
     char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], req[STORE_KEY_LEN], outbox[STORE_KEY_LEN], name[96];
     snprintf(name, sizeof(name), "complaint:%s", id), store_key(st, 0, name, key);
-    snprintf(name, sizeof(name), "req:%s", cmd->request_id), store_key(st, 0, name, req);
+    store_request_key(st, 0, "complaint.resolve", cmd->request_id, req);
     store_key(st, 0, "outbox:notification", outbox);
     store_shard_prefix(st, 0, prefix);
     const char *vars[] = {"complaint_id", id, "resolution", resolution, "note", note ? note : ""};

@@ -176,8 +176,7 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
     int shard = store_request_shard(st, o->request_id);
     int64_t now = clock_now_ms();
     char req_key[STORE_KEY_LEN], seq_key[STORE_KEY_LEN], outbox[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[96];
-    snprintf(name, sizeof(name), "req:%s", o->request_id);
-    store_key(st, shard, name, req_key);
+    store_request_key(st, shard, "ticket.open", o->request_id, req_key);
     snprintf(name, sizeof(name), "seq:ticket:%d", clock_year_paris(now));
     store_key(st, shard, name, seq_key);
     store_key(st, shard, "outbox:diagnostics", outbox);

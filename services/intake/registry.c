@@ -110,12 +110,11 @@ static const char *registry_request_id(const Sav__Command *cmd, service_reply *r
 }
 
 /* Starts an FCALL of record_create for kind with the request key and sequence key; the caller adds the rest. */
-static void registry_create_args(service *svc, store_args *a, const char *request_id, const char *seq, int nkeys) {
+static void registry_create_args(service *svc, store_args *a, const char *scope, const char *request_id,
+                                 const char *seq, int nkeys) {
     store *st = service_store(svc);
-    char name[128];
     static __thread char req[STORE_KEY_LEN], seqkey[STORE_KEY_LEN];
-    snprintf(name, sizeof(name), "req:%s", request_id);
-    store_key(st, 0, name, req);
+    store_request_key(st, 0, scope, request_id, req);
     store_key(st, 0, seq, seqkey);
     store_args_init(a);
     store_args_add(a, "FCALL"), store_args_add(a, "record_create");
@@ -134,7 +133,7 @@ void registry_customer_add(service *svc, const Sav__Command *cmd, service_reply 
     char prefix[STORE_KEY_LEN];
     store_shard_prefix(service_store(svc), 0, prefix);
     store_args a;
-    registry_create_args(svc, &a, rid, "seq:customer", 2);
+    registry_create_args(svc, &a, "customer.add", rid, "seq:customer", 2);
     store_args_add(&a, prefix);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
@@ -159,8 +158,12 @@ void registry_customer_update(service *svc, const Sav__Command *cmd, service_rep
     customer_fields f;
     const char *id = registry_customer_id(cmd, "id", reply);
     if (!id) return;
-    if (registry_customer_fields(cmd, 0, &f) != 0 || f.n == 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", f.n ? err_get() : "nothing to update");
+    if (registry_customer_fields(cmd, 0, &f) != 0) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        return;
+    }
+    if (f.n == 0) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "nothing to update: give at least one field");
         return;
     }
     char key[STORE_KEY_LEN], name[64];
@@ -206,7 +209,7 @@ void registry_product_add(service *svc, const Sav__Command *cmd, service_reply *
     }
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], pkey[STORE_KEY_LEN], ckey[STORE_KEY_LEN], name[128];
-    snprintf(name, sizeof(name), "req:%s", rid), store_key(st, 0, name, req);
+    store_request_key(st, 0, "product.add", rid, req);
     snprintf(name, sizeof(name), "product:%s", serial), store_key(st, 0, name, pkey);
     snprintf(name, sizeof(name), "customer:%s", owner), store_key(st, 0, name, ckey);
     store_args a;
@@ -236,7 +239,7 @@ void registry_product_transfer(service *svc, const Sav__Command *cmd, service_re
     }
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], pkey[STORE_KEY_LEN], ckey[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[128];
-    snprintf(name, sizeof(name), "req:%s", rid), store_key(st, 0, name, req);
+    store_request_key(st, 0, "product.transfer", rid, req);
     snprintf(name, sizeof(name), "product:%s", serial), store_key(st, 0, name, pkey);
     snprintf(name, sizeof(name), "customer:%s", to), store_key(st, 0, name, ckey);
     store_shard_prefix(st, 0, prefix);
@@ -319,7 +322,7 @@ void registry_contract_add(service *svc, const Sav__Command *cmd, service_reply 
     snprintf(name, sizeof(name), "product:%s", serial), store_key(st, 0, name, pkey);
     store_shard_prefix(st, 0, prefix);
     store_args a;
-    registry_create_args(svc, &a, rid, "seq:contract", 3);
+    registry_create_args(svc, &a, "contract.add", rid, "seq:contract", 3);
     store_args_add(&a, pkey), store_args_add(&a, prefix);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);

@@ -8,15 +8,19 @@
 #include "lifecycle.h"
 #include "validate.h"
 
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
+#include <wctype.h>
 
 #define VIEW_LIST_MAX 1000
 
 /* Fields stored as "0"/"1" shown as booleans, and as integers. */
 static const char *const view_bools[] = {"second_hand", "consent_sms", "consent_email", "consent_marketing",
-                                         "price_included", "unclaimed", "escalated", "mediator_offered", NULL};
+                                         "price_included", "unclaimed", "escalated", "mediator_offered",
+                                         "replacement_after_repair_request", NULL};
 static const char *const view_ints[] = {"price_cents", "every_months", "visits", "visits_done", "amount_cents", NULL};
 static const char *const view_times[] = {"created_at", "updated_at", "state_since", "resolved_at", NULL};
 
@@ -149,7 +153,7 @@ static int views_ticket_matches(const json_t *t, const ticket_filter *f) {
     if (f->centre && strcmp(TS("centre"), f->centre) != 0) return 0;
     if (f->customer && strcmp(TS("customer_id"), f->customer) != 0) return 0;
     if (f->kind && strcmp(TS("kind"), f->kind) != 0) return 0;
-    if (f->unclaimed && strcmp(TS("unclaimed"), "1") != 0) return 0;
+    if (f->unclaimed && !json_is_true(json_object_get(t, "unclaimed"))) return 0;
     if (f->overdue) {
         const char *state = TS("state");
         int open = strcmp(state, "ready") != 0 && strcmp(state, "closed") != 0 && strcmp(state, "cancelled") != 0;
@@ -190,6 +194,22 @@ void views_ticket_list(service *svc, const Sav__Command *cmd, service_reply *rep
     freeReplyObject(r);
 }
 
+/* Returns 1 if text contains needle, ignoring case, accented capitals included (É matches é). */
+static int views_contains(const char *text, const char *needle) {
+    static locale_t utf8;
+    if (!utf8) utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    if (!utf8) return strcasestr(text, needle) != NULL;
+    wchar_t wt[512], wn[128];
+    locale_t old = utf8 ? uselocale(utf8) : (locale_t)0;
+    size_t nt = mbstowcs(wt, text, 511), nn = mbstowcs(wn, needle, 127);
+    if (old) uselocale(old);
+    if (nt == (size_t)-1 || nn == (size_t)-1) return strcasestr(text, needle) != NULL;
+    wt[nt < 511 ? nt : 511] = L'\0', wn[nn < 127 ? nn : 127] = L'\0';
+    for (size_t i = 0; wt[i]; i++) wt[i] = (wchar_t)towlower_l((wint_t)wt[i], utf8);
+    for (size_t i = 0; wn[i]; i++) wn[i] = (wchar_t)towlower_l((wint_t)wn[i], utf8);
+    return wcsstr(wt, wn) != NULL;
+}
+
 void views_customer_list(service *svc, const Sav__Command *cmd, service_reply *reply) {
     long limit;
     const char *search = command_arg(cmd, "search");
@@ -220,7 +240,7 @@ void views_customer_list(service *svc, const Sav__Command *cmd, service_reply *r
         json_t *c = views_object(h, NULL);
         freeReplyObject(h);
         const char *cname = json_string_value(json_object_get(c, "name"));
-        if (!search || (cname && strcasestr(cname, search)))
+        if (!search || (cname && views_contains(cname, search)))
             json_array_append_new(rows, c);
         else
             json_decref(c);

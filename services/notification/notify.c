@@ -270,10 +270,9 @@ static void notify_fill_notice(const template_event *ev, const void *arg, const 
 static void notify_coverage_short(const Sav__CoverageEstimated *cov, const char *lang, char *out, size_t len) {
     int en = strcmp(lang, "en") == 0;
     char amount[48];
-    if (!cov->customer_pays && strcmp(cov->basis, "legal_conformity") == 0)
-        snprintf(out, len, en ? "Likely free: legal guarantee." : "Prise en charge probable : garantie légale, gratuite.");
-    else if (!cov->customer_pays)
-        snprintf(out, len, en ? "Likely free: manufacturer's warranty." : "Prise en charge probable : garantie fabricant, gratuite.");
+    const notify_label *basis = notify_label_find("basis", cov->basis);
+    if (!cov->customer_pays && basis)
+        snprintf(out, len, en ? "Likely free: %s." : "Prise en charge probable : %s, gratuite.", en ? basis->en : basis->fr);
     else if (cov->estimate_cents > 0) {
         money_format(cov->estimate_cents, lang, amount, sizeof(amount));
         snprintf(out, len, en ? "Chargeable, estimate %s incl. VAT; quote to follow." : "Payant, estimation %s TTC ; devis à suivre.", amount);

@@ -307,17 +307,22 @@ class Cluster:
             raise HarnessError("binary not found or not executable: %s" % path)
         return path
 
-    def _spawn(self, argv, log_name):
+    def _spawn(self, argv, log_name, env=None):
         log_path = os.path.join(self.dir, log_name)
         if log_path not in self._logs:
             self._logs.append(log_path)
         if SETPRIV and threading.current_thread() is threading.main_thread():
             argv = [SETPRIV, "--pdeathsig", "KILL", "--"] + argv
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update(env)
         with open(log_path, "ab") as log:
-            log.write(("==== %s start: %s\n" % (time.strftime("%H:%M:%S"), " ".join(argv))).encode())
+            log.write(("==== %s start: %s%s\n" % (time.strftime("%H:%M:%S"), " ".join(argv),
+                                                  "  env %s" % env if env else "")).encode())
             log.flush()
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 cwd=self.dir, start_new_session=True)
+                                 cwd=self.dir, start_new_session=True, env=full_env)
         _register(p)
         return p
 
@@ -358,16 +363,18 @@ class Cluster:
 
     # -- services
 
-    def start_service(self, name):
+    def start_service(self, name, env=None):
+        """Starts sav-<name>; env: extra environment variables (e.g. SAV_CLOCK_OFFSET_MS) for this process."""
         p = self.procs.get(name)
         if p and p.poll() is None:
             raise HarnessError("%s already running" % name)
-        self.procs[name] = self._spawn([self.binary("sav-" + name), "--config", self.config], name + ".log")
+        self.procs[name] = self._spawn([self.binary("sav-" + name), "--config", self.config], name + ".log", env)
         return self.procs[name]
 
     def _kill(self, p, sig, timeout=10):
         if not p:
             return None
+        p.sav_stopped_by_harness = True
         if p.poll() is None:
             try:
                 p.send_signal(sig)
@@ -388,9 +395,44 @@ class Cluster:
     def kill_service(self, name):
         return self._kill(self.procs.get(name), signal.SIGKILL)
 
-    def restart_service(self, name):
+    def restart_service(self, name, env=None, timeout=20):
+        """SIGTERM, then starts it again (with env) and waits until it answers a PING."""
         self.stop_service(name)
-        return self.start_service(name)
+        p = self.start_service(name, env)
+        self.wait_service(name, timeout)
+        return p
+
+    def wait_service(self, name, timeout=20):
+        """Waits until sav-<name> answers a PING with a PONG on its own endpoint (the others may be down)."""
+        import zmq  # Debian's python3-zmq; only needed here
+        deadline = time.monotonic() + timeout
+        ctx = zmq.Context.instance()
+        n = 0
+        while True:
+            p = self.procs.get(name)
+            if p is None or p.poll() is not None:
+                raise HarnessError("sav-%s is not running (exit %s):\n%s" % (
+                    name, p.returncode if p else None, tail_file(os.path.join(self.dir, name + ".log"))))
+            if port_open(self.ports[name]):
+                n += 1
+                s = ctx.socket(zmq.DEALER)
+                s.setsockopt(zmq.LINGER, 0)
+                s.setsockopt(zmq.RCVTIMEO, 300)
+                try:
+                    s.connect(self.endpoints[name])
+                    s.send_multipart([b"", encode_envelope("wait-%s-%d" % (name, n), MT_PING, b"", source="harness")])
+                    try:
+                        frames = s.recv_multipart()
+                        if decode_envelope(frames[-1])["type"] == MT_PONG:
+                            return
+                    except (zmq.Again, ValueError, IndexError):
+                        pass
+                finally:
+                    s.close(linger=0)
+            if time.monotonic() > deadline:
+                raise HarnessError("sav-%s did not answer PING on %s within %ss" % (name, self.endpoints[name],
+                                                                                   timeout))
+            time.sleep(0.02)
 
     def service_alive(self, name):
         p = self.procs.get(name)
@@ -406,6 +448,7 @@ class Cluster:
         """SIGTERMs every running service at once, then waits; returns {name: exit code}."""
         running = {s: p for s, p in self.procs.items() if p and p.poll() is None}
         for p in running.values():
+            p.sav_stopped_by_harness = True
             try:
                 p.send_signal(signal.SIGTERM)
             except OSError:

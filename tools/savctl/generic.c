@@ -231,7 +231,7 @@ static const generic_command generic_table[] = {
     {"complaint show", "complaint.show", SVC_INTAKE, 0, "show a complaint", "Shows a complaint and its status.",
      "The complaint.", complaint_show, NULL, NULL, NULL},
     {"complaint resolve", "complaint.resolve", SVC_INTAKE, 1, "resolve a complaint",
-     "Closes a complaint with its resolution; the customer is told.", "--json: {\"id\": \"resolved\", \"replayed\"}",
+     "Closes a complaint with its resolution; the customer is told.", "--json: {\"id\": CMP-NNNNNN, \"replayed\"}",
      complaint_resolve, NULL, NULL, NULL},
     {"maintenance due", "maintenance.due", SVC_INTAKE, 0, "list due and overdue preventive maintenance visits",
      "Lists open maintenance visit tickets (overdue when their date is past) and visits planned within the horizon.",
