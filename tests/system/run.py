@@ -31,6 +31,7 @@ from harness import Cluster, HarnessError, SERVICES  # noqa: E402
 from fixtures import (OUTBOXES, Result, TicketSpec, check_drained, pmap, register, route_counts,  # noqa: E402
                       verify_tickets, wait_quiescent)
 import scenarios  # noqa: E402
+import diagnostics_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -684,7 +685,7 @@ TESTS = [
     ("hostile_input", test_hostile_input),
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
-] + scenarios.TESTS
+] + scenarios.TESTS + diagnostics_tests.TESTS
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
