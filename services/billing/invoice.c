@@ -203,6 +203,11 @@ static Sav__Ack__Status invoice_decide(service *svc, const Sav__Envelope *ev, co
         snprintf(reason, reason_len, "ticket not readable");
         return SAV__ACK__STATUS__RETRY;
     }
+    /* The real event is written with the step into ready: a ticket that is not there (yet) is billed later. */
+    if (strcmp(t.state, "ready") != 0 && strcmp(t.state, "closed") != 0) {
+        snprintf(reason, reason_len, "ticket is %s, not ready", t.state);
+        return SAV__ACK__STATUS__RETRY;
+    }
     int decided = invoice_coverage(svc, t.id, basis, &pays);
     if (decided < 0) {
         snprintf(reason, reason_len, "redis unavailable: %s", err_get());
@@ -268,6 +273,12 @@ static json_t *invoice_json(const redisReply *flat) {
     return o;
 }
 
+/* Simple interest on cents for days at a yearly rate in basis points, rounded half up to the cent like every amount. */
+static int64_t invoice_interest(int64_t cents, int days, int rate_bp) {
+    const int64_t per = 10000LL * 365;
+    return (cents * days * rate_bp + per / 2) / per;
+}
+
 json_t *invoice_lateness(service *svc, const redisReply *inv, const char *today) {
     const settings *cfg = service_settings(svc);
     const char *due = quote_field(inv, "due_on");
@@ -277,14 +288,14 @@ json_t *invoice_lateness(service *svc, const redisReply *inv, const char *today)
     if (strcmp(quote_field(inv, "customer_type"), "business") == 0) {
         /* B3: ECB rate + 10 points, per day late, and the flat EUR 40, due without a reminder. */
         int rate = cfg->ecb_rate_bp + cfg->late_penalty_points_bp;
-        int64_t penalty = money_apply_rate(balance * late, rate) / 365;
+        int64_t penalty = invoice_interest(balance, late, rate);
         return json_pack("{s:i,s:i,s:I,s:I}", "days_late", late, "penalty_rate_bp", rate, "penalty_cents",
                          (json_int_t)penalty, "recovery_indemnity_cents", (json_int_t)cfg->recovery_indemnity_cents);
     }
     /* B4: a consumer owes interest only from the formal notice. */
     const char *notice = quote_field(inv, "formal_notice_on");
     int days = notice[0] ? clock_date_diff_days(notice, today) : 0;
-    int64_t interest = days > 0 ? money_apply_rate(balance * days, cfg->legal_interest_bp) / 365 : 0;
+    int64_t interest = days > 0 ? invoice_interest(balance, days, cfg->legal_interest_bp) : 0;
     return json_pack("{s:i,s:s,s:I}", "days_late", late, "formal_notice_on", notice[0] ? notice : "none",
                      "interest_cents", (json_int_t)interest);
 }

@@ -207,32 +207,42 @@ static int quote_pending(service *svc, const char *tid, service_reply *reply, ch
     return rc;
 }
 
+/* Returns 1 if this request already applied step ev to the ticket (its replay then answers from Redis). */
+static int quote_replayed(service *svc, const char *tid, enum lifecycle_event ev, const Sav__Command *cmd) {
+    char scope[64];
+    snprintf(scope, sizeof(scope), "%s/%s", tid, lifecycle_event_name(ev));
+    return cmd->request_id && ticket_request_seen(svc, scope, cmd->request_id);
+}
+
 void quote_accept_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *tid = command_arg(cmd, "id");
-    char version[16], now[24], hash[64];
+    char version[16] = "", now[24], hash[64];
     if (validate_ticket_id(tid) != 0) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    if (quote_pending(svc, tid, reply, version) != 0) return;
+    int replay_ready = quote_replayed(svc, tid, LC_QUOTE_ACCEPTED, cmd);
+    int replay_waiting = !replay_ready && quote_replayed(svc, tid, LC_PARTS_MISSING, cmd);
+    if (!replay_ready && !replay_waiting && quote_pending(svc, tid, reply, version) != 0) return;
     snprintf(now, sizeof(now), "%lld", (long long)clock_now_ms());
     snprintf(hash, sizeof(hash), "quote:%s", tid);
     const char *aux[] = {"status", "accepted", "accepted_at", now};
     /* Accepted: the repair can start, or waits for the parts still on order. */
-    ticket_step step = {cmd->request_id ? cmd->request_id : "", tid,
-                        ticket_parts_complete(svc, tid) ? LC_QUOTE_ACCEPTED : LC_PARTS_MISSING, "customer",
-                        version, NULL, "", NULL, 0, hash, aux, 2};
+    enum lifecycle_event ev = replay_ready ? LC_QUOTE_ACCEPTED : replay_waiting ? LC_PARTS_MISSING
+                              : ticket_parts_complete(svc, tid) ? LC_QUOTE_ACCEPTED : LC_PARTS_MISSING;
+    ticket_step step = {cmd->request_id ? cmd->request_id : "", tid, ev, "customer", version, NULL, "", NULL, 0,
+                        hash, aux, 2};
     ticket_step_reply(svc, &step, reply);
 }
 
 void quote_refuse_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *tid = command_arg(cmd, "id"), *why = command_arg(cmd, "reason");
-    char version[16], now[24], hash[64];
+    char version[16] = "", now[24], hash[64];
     if (validate_ticket_id(tid) != 0 || (why && validate_text("reason", why, 500, 0) != 0)) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    if (quote_pending(svc, tid, reply, version) != 0) return;
+    if (!quote_replayed(svc, tid, LC_QUOTE_REFUSED, cmd) && quote_pending(svc, tid, reply, version) != 0) return;
     snprintf(now, sizeof(now), "%lld", (long long)clock_now_ms());
     snprintf(hash, sizeof(hash), "quote:%s", tid);
     const char *aux[] = {"status", "refused", "refused_at", now, "refusal_reason", why ? why : ""};

@@ -31,6 +31,15 @@ static redisReply *reminders_index(service *svc, const char *name, const char *m
 /* One pending quote: reminder before expiry, then expiry. */
 static void reminders_quote(service *svc, const char *tid, const char *today) {
     redisReply *q = quote_read(svc, tid);
+    if (q && (q->elements == 0 || strcmp(quote_field(q, "status"), "pending") != 0)) {
+        /* Accepted, refused or expired: no longer pending. */
+        char key[STORE_KEY_LEN];
+        store_key(service_store(svc), 0, "quotes:pending", key);
+        const char *argv[] = {"ZREM", key, tid};
+        size_t lens[] = {4, strlen(key), strlen(tid)};
+        redisReply *r = store_call(service_store(svc), 3, argv, lens);
+        if (r) freeReplyObject(r);
+    }
     if (!q || q->elements == 0 || strcmp(quote_field(q, "status"), "pending") != 0) {
         if (q) freeReplyObject(q);
         return;

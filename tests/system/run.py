@@ -32,6 +32,7 @@ from fixtures import (OUTBOXES, Result, TicketSpec, check_drained, pmap, registe
                       verify_tickets, wait_quiescent)
 import scenarios  # noqa: E402
 import diagnostics_tests  # noqa: E402
+import billing_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -685,7 +686,7 @@ TESTS = [
     ("hostile_input", test_hostile_input),
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
-] + scenarios.TESTS + diagnostics_tests.TESTS
+] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
