@@ -4,7 +4,7 @@
 
 SAV_VERSION := 0.1.0
 CC ?= cc
-PKGS := libzmq libprotobuf-c hiredis jansson
+PKGS := libzmq libprotobuf-c hiredis jansson libcurl
 
 ifeq ($(SAN),1)
 BUILD ?= build/asan
@@ -23,7 +23,7 @@ BIN := $(BUILD)/bin
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
 CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -DSAV_VERSION='"$(SAV_VERSION)"' \
              -I$(GEN) -Icommon $(shell pkg-config --cflags $(PKGS) 2>/dev/null) $(CFLAGS)
-LDLIBS_ALL = $(SANFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) $(LDFLAGS)
+LDLIBS_ALL = $(SANFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread $(LDFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sav.pb-c.o $(OBJ)/gen/functions_lua.o

@@ -49,6 +49,15 @@ static const setting_def setting_defs[] = {
     INT_SETTING("client", "attempts", request_attempts, "3", 1, 100),
     STR_SETTING("catalog", "path", catalog_path, "catalog.json"),
     STR_SETTING("notification", "templates", templates_dir, "../../services/notification/templates"),
+    STR_SETTING("notification", "smtp_url", smtp_url, "off"),
+    STR_SETTING("notification", "smtp_tls", smtp_tls, "none"),
+    STR_SETTING("notification", "mail_from", mail_from, "sav@sav.example"),
+    STR_SETTING("notification", "mail_from_name", mail_from_name, "Service après-vente"),
+    STR_SETTING("notification", "mail_domain", mail_domain, "sav.example"),
+    INT_SETTING("notification", "smtp_timeout_ms", smtp_timeout_ms, "10000", 100, 600000),
+    INT_SETTING("notification", "mail_retry_max_ms", mail_retry_max_ms, "60000", 100, 86400000),
+    INT_SETTING("notification", "mail_max_attempts", mail_max_attempts, "10", 1, 1000),
+    INT_SETTING("notification", "mail_stale_ms", mail_stale_ms, "60000", 1000, 86400000),
     INT_SETTING("billing", "vat_basis_points", vat_basis_points, "2000", 0, 10000),
     INT_SETTING("billing", "quote_validity_days", quote_validity_days, "30", 1, 365),
     INT_SETTING("billing", "quote_reminder_days", quote_reminder_days, "5", 0, 365),
@@ -259,6 +268,15 @@ static int settings_check(const settings *s) {
     }
     if (validate_token("redis.prefix", s->redis_prefix) != 0 || validate_token("service.instance", s->instance) != 0)
         return -1;
+    if (strcmp(s->smtp_url, "off") != 0 && strncmp(s->smtp_url, "smtp://", 7) != 0 && strncmp(s->smtp_url, "smtps://", 8) != 0) {
+        err_set("notification.smtp_url must be off, smtp://host:port or smtps://host:port, got \"%s\"", s->smtp_url);
+        return -1;
+    }
+    if (strcmp(s->smtp_tls, "none") != 0 && strcmp(s->smtp_tls, "starttls") != 0) {
+        err_set("notification.smtp_tls must be none or starttls, got \"%s\"", s->smtp_tls);
+        return -1;
+    }
+    if (validate_email(s->mail_from) != 0) return -1;
     if (s->redis_host[0] != '/' && s->redis_port == 0) {
         err_set("redis.port must be set unless redis.host is a unix socket path");
         return -1;

@@ -43,6 +43,15 @@ typedef struct settings {
     int request_attempts;             /* savctl: attempts before "unavailable" */
     char catalog_path[SETTINGS_STR];
     char templates_dir[SETTINGS_STR];
+    char smtp_url[SETTINGS_STR];      /* smtp://host:port, or "off": e-mails are then recorded, not sent */
+    char smtp_tls[16];                /* none, or starttls (required, never opportunistic) */
+    char mail_from[SETTINGS_STR];
+    char mail_from_name[SETTINGS_STR];
+    char mail_domain[128];            /* right-hand side of Message-IDs */
+    int smtp_timeout_ms;
+    int mail_retry_max_ms;            /* backoff cap between attempts of a temporary failure */
+    int mail_max_attempts;            /* then the e-mail is failed, with its last reason */
+    int mail_stale_ms;                /* a send unconfirmed this long (the sender died) is tried again */
     char log_level[16];
     int vat_basis_points;             /* 2000 = 20 % */
     int quote_validity_days;          /* a quote stands this long */

@@ -236,6 +236,9 @@ local function notification_record(keys, args)
         'status', args[b + 2], 'recipient', args[b + 3], 'subject', args[b + 4], 'body', args[b + 5],
         'lang', args[b + 6], 'version', args[b + 7], 'sms_coding', args[b + 8], 'sms_parts', args[b + 9], 'at', now)
       redis.call('RPUSH', prefix .. 'notifs:' .. tid, nid)
+      redis.call('ZADD', prefix .. 'notifs:all', now, nid)
+      -- An e-mail to send waits in the mail queue; the sender claims it from there.
+      if args[b + 2] == 'queued' then redis.call('ZADD', prefix .. 'mail:queue', now, nid) end
       recorded[#recorded + 1] = args[b + 1]
     end
   end
@@ -910,6 +913,68 @@ local function claim_status(keys, args)
   return args[1]
 end
 
+--[[
+mail_claim: the e-mails due for sending, claimed (status sending, attempt counted) so that no other sender
+takes them; first, sends left unconfirmed longer than the stale delay (the sender died between the SMTP
+server's answer and mail_done) are queued again: the one window where an e-mail can go out twice.
+KEYS: 1 mail queue (score = when due), 2 sending index (score = when claimed)
+ARGV: 1 shard prefix, 2 now ms, 3 how many at most, 4 stale delay ms
+Returns {{notification id, flat hash}...}.
+]]
+local function mail_claim(keys, args)
+  local prefix, now = args[1], tonumber(args[2])
+  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[2], '-inf', now - tonumber(args[4]))) do
+    redis.call('ZREM', keys[2], nid)
+    redis.call('HSET', prefix .. 'notif:' .. nid, 'status', 'queued')
+    redis.call('HINCRBY', prefix .. 'notif:' .. nid, 'resent_after_crash', 1)
+    redis.call('ZADD', keys[1], now, nid)
+  end
+  local out = {}
+  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[1], '-inf', now, 'LIMIT', 0, tonumber(args[3]))) do
+    local nkey = prefix .. 'notif:' .. nid
+    redis.call('ZREM', keys[1], nid)
+    redis.call('ZADD', keys[2], now, nid)
+    redis.call('HSET', nkey, 'status', 'sending', 'sending_at', now)
+    redis.call('HINCRBY', nkey, 'attempts', 1)
+    out[#out + 1] = {nid, redis.call('HGETALL', nkey)}
+  end
+  return out
+end
+
+--[[
+mail_done: the outcome of one send: sent, retry (temporary failure: queued again at a later time) or failed.
+KEYS: 1 notification hash, 2 mail queue, 3 sending index (failed ones go to <sending index>:failed)
+ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail (server answer or reason), 5 when to retry (ms)
+Returns the new status.
+]]
+local function mail_done(keys, args)
+  if redis.call('HGET', keys[1], 'status') ~= 'sending' then return redis.call('HGET', keys[1], 'status') or '' end
+  redis.call('ZREM', keys[3], args[1])
+  local status = args[3] == 'sent' and 'sent' or args[3] == 'retry' and 'queued' or 'failed'
+  redis.call('HSET', keys[1], 'status', status, 'last_answer', args[4], 'updated_at', args[2])
+  if status == 'sent' then redis.call('HSET', keys[1], 'sent_at', args[2]) end
+  if status == 'queued' then redis.call('ZADD', keys[2], args[5], args[1]) end
+  if status == 'failed' then redis.call('ZADD', keys[3] .. ':failed', args[2], args[1]) end
+  return status
+end
+
+--[[
+mail_retry: an operator sends a failed e-mail again.
+KEYS: 1 notification hash, 2 mail queue, 3 index of failed e-mails
+ARGV: 1 notification id, 2 now ms
+Returns the new status, or "REFUSED <reason>" / "NOTFOUND".
+]]
+local function mail_retry(keys, args)
+  local f = redis.call('HMGET', keys[1], 'status', 'channel')
+  if not f[1] then return redis.error_reply('NOTFOUND no such notification') end
+  if f[2] ~= 'email' then return redis.error_reply('REFUSED only e-mails are sent for now') end
+  if f[1] ~= 'failed' then return redis.error_reply('REFUSED the notification is ' .. f[1] .. ', not failed') end
+  redis.call('HSET', keys[1], 'status', 'queued', 'attempts', 0)
+  redis.call('ZADD', keys[2], args[2], args[1])
+  redis.call('ZREM', keys[3], args[1])
+  return 'queued'
+end
+
 local function version() return LIB_VERSION end
 
 redis.register_function('ticket_open', ticket_open)
@@ -934,6 +999,9 @@ redis.register_function('payment_record', payment_record)
 redis.register_function('credit_issue', credit_issue)
 redis.register_function('claim_create', claim_create)
 redis.register_function('claim_status', claim_status)
+redis.register_function('mail_claim', mail_claim)
+redis.register_function('mail_done', mail_done)
+redis.register_function('mail_retry', mail_retry)
 redis.register_function('parts_move', parts_move)
 redis.register_function{function_name = 'parts_stock', callback = parts_stock, flags = {'no-writes'}}
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "money.h"
 #include "gsm.h"
+#include "mailer.h"
 #include "template.h"
 
 #include <limits.h>
@@ -127,6 +128,9 @@ static const char *const notify_months_fr[12] = {"janvier", "février", "mars", 
 static const char *const notify_months_en[12] = {"January", "February", "March", "April", "May", "June", "July",
                                                  "August", "September", "October", "November", "December"};
 
+/* The e-mail sender of this process (one thread), or NULL when e-mails are only recorded. */
+static mailer *notify_mailer;
+
 int notify_init(service *svc) {
     for (size_t e = 0; e < NOTIFY_NEVENTS; e++) {
         size_t n = 0;
@@ -141,10 +145,17 @@ int notify_init(service *svc) {
     template_set *t = template_load(dir, notify_events, NOTIFY_NEVENTS);
     if (!t) return -1;
     service_set_state(svc, t);
+    if (mailer_start(service_settings(svc), &notify_mailer) != 0) {
+        template_free(t);
+        service_set_state(svc, NULL);
+        return -1;
+    }
     return 0;
 }
 
 void notify_cleanup(service *svc) {
+    mailer_stop(notify_mailer);
+    notify_mailer = NULL;
     template_free(service_state(svc));
 }
 
@@ -336,6 +347,9 @@ static void notify_batch_free(notify_batch *b) {
 static int notify_render(service *svc, const contact *c, const notify_values *nv, notify_batch *b) {
     contact_route routes[CONTACT_MAX_ROUTES];
     int n = contact_routes(c, routes);
+    /* With an SMTP server configured, e-mails are queued for the sender instead of only recorded. */
+    for (int i = 0; notify_mailer && i < n; i++)
+        if (strcmp(routes[i].channel, "email") == 0) routes[i].status = "queued";
     for (b->count = 0; b->count < n; b->count++) {
         notify_message *m = &b->msgs[b->count];
         m->route = routes[b->count];

@@ -181,6 +181,11 @@ static const generic_option claim_reject[] = {
     VAL("reason", "reason", 1, "TEXT", "why the manufacturer rejects it"),
     END};
 
+static const generic_option notification_list[] = {
+    VAL("status", "status", 0, "STATUS", "recorded, queued, sending, sent, failed or call_customer"),
+    VAL("limit", "limit", 0, "N", "at most N, newest first (default 50)"), END};
+static const generic_option notification_retry[] = {POS("id", 1, "ID", "the notification (T-...:event:channel:version)"), END};
+
 static const char created_output[] = "The new record's id. --json: {\"id\": ..., \"replayed\": false}";
 static const char step_output[] = "The ticket's new state. --json: {\"id\", \"state\", \"previous_state\", \"replayed\"}";
 
@@ -298,6 +303,15 @@ static const generic_command generic_table[] = {
      "--json: {\"id\", \"status\"}", claim_reject, "status", "rejected", NULL},
     {"claim pay", "claim.decide", SVC_BILLING, 0, "the manufacturer paid a claim", "approved -> paid.",
      "--json: {\"id\", \"status\"}", claim_id, "status", "paid", NULL},
+    {"notification list", "notification.list", SVC_NOTIFICATION, 0, "list customer notifications",
+     "Lists notifications, newest first, with their delivery status: recorded (written, not sent), queued,\n"
+     "sending, sent (accepted by the SMTP server), failed (with the server's answer), or call_customer (no\n"
+     "channel the customer consented to: the centre must call).",
+     "--json: {\"notifications\": [{id, ticket, event, channel, status, recipient, attempts, last_answer, at,\n"
+     "sent_at}], \"count\"}", notification_list, NULL, NULL, NULL},
+    {"notification retry", "notification.retry", SVC_NOTIFICATION, 0, "send a failed e-mail again",
+     "Puts a failed e-mail back in the queue.", "--json: {\"id\", \"status\": \"queued\"}", notification_retry,
+     NULL, NULL, NULL},
     {"repair start", "repair.start", SVC_DIAGNOSTICS, 1, "start the repair or intervention",
      "Moves the ticket to in_repair (from in_diagnosis, or from received for installation, commissioning and\n"
      "maintenance visits, which skip diagnosis).", step_output, repair_start, NULL, NULL, NULL},
