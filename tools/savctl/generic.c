@@ -193,54 +193,54 @@ static const generic_command generic_table[] = {
     {"customer add", "customer.add", SVC_INTAKE, 1, "register a customer",
      "Registers a customer: consumer, or business with its company id. Phone numbers are stored in E.164 form; what\n"
      "cannot be normalised is refused with the reason. Consents to service messages (sms, email) and to marketing are\n"
-     "kept separately.", created_output, customer_fields, NULL, NULL, NULL},
+     "kept separately.", created_output, customer_fields, NULL, NULL, NULL, NULL, NULL},
     {"customer update", "customer.update", SVC_INTAKE, 0, "change a customer's details or consents",
-     "Changes only the fields given.", "--json: {\"id\", \"updated\": true}", customer_update, NULL, NULL, NULL},
+     "Changes only the fields given.", "--json: {\"id\", \"updated\": true}", customer_update, NULL, NULL, NULL, NULL, NULL},
     {"customer show", "customer.show", SVC_INTAKE, 0, "show a customer with their products and tickets",
      "Shows the customer record, the products they own and their tickets.", "The customer as JSON-like text.",
-     customer_show, NULL, NULL, NULL},
+     customer_show, NULL, NULL, NULL, NULL, NULL},
     {"customer list", "customer.list", SVC_INTAKE, 0, "list customers", "Lists customers, newest first.",
-     "--json: {\"customers\": [...], \"count\"}", customer_list, NULL, NULL, NULL},
+     "--json: {\"customers\": [...], \"count\"}", customer_list, NULL, NULL, NULL, "customers", "id,name,phone,email,lang,type"},
     {"product add", "product.add", SVC_INTAKE, 1, "register a product (asset) to its owner",
      "Registers a unit by its serial number (unique) for an existing customer. The model must be in the catalog;\n"
-     "its commercial warranty follows from the catalog.", "The serial. --json: {\"id\": SN, \"replayed\"}", product_add, NULL, NULL, NULL},
+     "its commercial warranty follows from the catalog.", "The serial. --json: {\"id\": SN, \"replayed\"}", product_add, NULL, NULL, NULL, NULL, NULL},
     {"product show", "product.show", SVC_INTAKE, 0, "show a product's full service history",
      "Shows the unit, its warranty, its ownership history, its contracts and every ticket about it, including\n"
-     "exchanges (replaced_by / replaces).", "The product as JSON-like text.", product_show, NULL, NULL, NULL},
+     "exchanges (replaced_by / replaces).", "The product as JSON-like text.", product_show, NULL, NULL, NULL, NULL, NULL},
     {"product transfer", "product.transfer", SVC_INTAKE, 1, "give a product to another customer",
-     "Changes the owner and keeps the ownership history.", "--json: {\"id\": SN, \"replayed\"}", product_transfer, NULL, NULL, NULL},
+     "Changes the owner and keeps the ownership history.", "--json: {\"id\": SN, \"replayed\"}", product_transfer, NULL, NULL, NULL, NULL, NULL},
     {"contract add", "contract.add", SVC_INTAKE, 1, "attach an extended warranty or a maintenance contract",
      "Attaches a contract to a product. A maintenance contract plans its preventive visits every MONTHS from its\n"
      "start; intake opens each visit's ticket intake.maintenance_lead_days ahead and tells the customer.",
-     created_output, contract_add, NULL, NULL, NULL},
+     created_output, contract_add, NULL, NULL, NULL, NULL, NULL},
     {"catalog load", "catalog.load", SVC_INTAKE, 0, "publish a new catalog",
      "Validates the catalog file and publishes it; every service uses it within catalog.check_ms. Stock given in\n"
      "the catalog is created only for parts and centres that have none: live stock is never overwritten.",
-     "--json: {\"version\", \"models\"}", catalog_load, NULL, NULL, NULL},
+     "--json: {\"version\", \"models\"}", catalog_load, NULL, NULL, NULL, NULL, NULL},
     {"catalog show", "catalog.show", SVC_INTAKE, 0, "show the catalog in force",
-     "Shows models, service centres, parts and fault codes of the catalog in force.", "The catalog.", no_options, NULL, NULL, NULL},
+     "Shows models, service centres, parts and fault codes of the catalog in force.", "The catalog.", no_options, NULL, NULL, NULL, NULL, NULL},
     {"ticket list", "ticket.list", SVC_INTAKE, 0, "list tickets with filters",
      "Lists tickets, newest first, filtered by state, centre, customer, kind, overdue SLA or unclaimed products.",
      "--json: {\"tickets\": [{id, state, outcome, kind, channel, customer_id, serial, model, centre, created_at,\n"
-     "sla_due_on, requested_on, unclaimed}], \"count\", \"today\"}", ticket_list, NULL, NULL, NULL},
+     "sla_due_on, requested_on, unclaimed}], \"count\", \"today\"}", ticket_list, NULL, NULL, NULL, "tickets", "id,state,outcome,kind,channel,customer_id,serial,centre,sla_due_on"},
     {"ticket cancel", "ticket.cancel", SVC_INTAKE, 1, "cancel a ticket (until repair starts)",
      "Cancels a ticket in received, in_diagnosis, awaiting_approval or waiting_parts; the customer is told why.",
-     step_output, ticket_cancel, NULL, NULL, NULL},
+     step_output, ticket_cancel, NULL, NULL, NULL, NULL, NULL},
     {"ticket pickup", "ticket.pickup", SVC_INTAKE, 1, "record that the customer collected the product",
      "Closes a ticket in ready: the product was collected (or the on-site intervention handed over).", step_output,
-     ticket_pickup, NULL, NULL, NULL},
+     ticket_pickup, NULL, NULL, NULL, NULL, NULL},
     {"complaint open", "complaint.open", SVC_INTAKE, 1, "record a customer's written complaint",
      "Records a complaint (dispute) about a ticket with its deadline; the customer gets an acknowledgement. Intake\n"
      "escalates it intake.complaint_escalate_days before the deadline and, for consumers, offers the consumer\n"
-     "mediator's contact when it stays unresolved intake.mediator_after_days.", created_output, complaint_open, NULL, NULL, NULL},
+     "mediator's contact when it stays unresolved intake.mediator_after_days.", created_output, complaint_open, NULL, NULL, NULL, NULL, NULL},
     {"complaint show", "complaint.show", SVC_INTAKE, 0, "show a complaint", "Shows a complaint and its status.",
-     "The complaint.", complaint_show, NULL, NULL, NULL},
+     "The complaint.", complaint_show, NULL, NULL, NULL, NULL, NULL},
     {"complaint resolve", "complaint.resolve", SVC_INTAKE, 1, "resolve a complaint",
      "Closes a complaint with its resolution; the customer is told.", "--json: {\"id\": CMP-NNNNNN, \"replayed\"}",
-     complaint_resolve, NULL, NULL, NULL},
+     complaint_resolve, NULL, NULL, NULL, NULL, NULL},
     {"maintenance due", "maintenance.due", SVC_INTAKE, 0, "list due and overdue preventive maintenance visits",
      "Lists open maintenance visit tickets (overdue when their date is past) and visits planned within the horizon.",
-     "--json: {\"today\", \"until\", \"visits\": [...], \"planned\": [...]}", maintenance_due, NULL, NULL, NULL},
+     "--json: {\"today\", \"until\", \"visits\": [...], \"planned\": [...]}", maintenance_due, NULL, NULL, NULL, NULL, NULL},
     {"diagnose", "diagnose", SVC_DIAGNOSTICS, 1, "record the technician's verdict and decide who pays",
      "Records the verdict (cause, action, parts, labour) and decides the coverage under French law: exclusions,\n"
      "legal guarantee of conformity, commercial warranty, extended warranty, maintenance contract, or billable.\n"
@@ -250,74 +250,74 @@ static const generic_command generic_table[] = {
      "stays in the timeline and the reservations follow the new verdict.",
      "The new state and the coverage decision. --json: {\"id\", \"state\", \"version\", \"replayed\",\n"
      "\"coverage\": {basis, customer_pays, burden_of_proof, legal_until, commercial_until, extended_until, rule,\n"
-     "estimate_cents, reason}, \"missing_parts\": [{part, short}]}", diagnose, NULL, NULL, NULL},
+     "estimate_cents, reason}, \"missing_parts\": [{part, short}]}", diagnose, NULL, NULL, NULL, NULL, NULL},
     {"repair exchange", "repair.exchange", SVC_DIAGNOSTICS, 1, "replace the product by a new unit",
      "Registers the replacement unit to the customer (delivered today, linked to the unit it replaces, with its own\n"
      "guarantees: a new two-year legal guarantee when the customer had asked for a repair, C4) and makes the ticket\n"
-     "ready with the outcome exchanged. Parts reserved for the repair are given back.", step_output, repair_exchange, NULL, NULL, NULL},
+     "ready with the outcome exchanged. Parts reserved for the repair are given back.", step_output, repair_exchange, NULL, NULL, NULL, NULL, NULL},
     {"repair impossible", "repair.impossible", SVC_DIAGNOSTICS, 1, "the product cannot be repaired",
      "Makes the ticket ready with the outcome unrepaired; reserved parts are given back; the customer is told why.",
-     step_output, repair_impossible, NULL, NULL, NULL},
+     step_output, repair_impossible, NULL, NULL, NULL, NULL, NULL},
     {"parts stock", "parts.stock", SVC_DIAGNOSTICS, 0, "show a centre's spare-parts stock",
      "Per part of the catalog: free stock on hand, reserved for tickets, received, consumed, adjusted, and tickets\n"
      "waiting for it. received + adjusted - consumed - reserved = on hand.",
      "--json: {\"centre\", \"parts\": [{part, name, on_hand, reserved, received, consumed, adjusted, tickets_waiting}]}",
-     parts_stock, NULL, NULL, NULL},
+     parts_stock, NULL, NULL, NULL, "parts", "part,on_hand,reserved,received,consumed,adjusted,tickets_waiting"},
     {"parts receive", "parts.receive", SVC_DIAGNOSTICS, 1, "record parts received at a centre",
      "Adds stock; waiting tickets get it first come, first served, and move on when they hold every part.",
-     "--json: {\"centre\", \"part\", \"on_hand\", \"replayed\", \"tickets_completed\"}", parts_receive, NULL, NULL, NULL},
+     "--json: {\"centre\", \"part\", \"on_hand\", \"replayed\", \"tickets_completed\"}", parts_receive, NULL, NULL, NULL, NULL, NULL},
     {"parts adjust", "parts.adjust", SVC_DIAGNOSTICS, 1, "correct a centre's free stock",
      "Inventory correction of the free stock; it never goes below zero and reserved parts cannot be adjusted away.",
-     "--json: as parts receive", parts_adjust, NULL, NULL, NULL},
+     "--json: as parts receive", parts_adjust, NULL, NULL, NULL, NULL, NULL},
     {"quote show", "quote.show", SVC_BILLING, 0, "show a ticket's quote (devis)",
      "Shows the current quote of a ticket: lines (parts, labour at the centre's hourly rate, travel), totals\n"
      "excluding VAT, VAT per rate, total including VAT, validity, the seller and the diagnostic fee.",
-     "--json: {\"ticket\", \"version\", \"status\", \"valid_until\", \"document\"}", quote_id, NULL, NULL, NULL},
+     "--json: {\"ticket\", \"version\", \"status\", \"valid_until\", \"document\"}", quote_id, NULL, NULL, NULL, NULL, NULL},
     {"quote accept", "quote.accept", SVC_BILLING, 1, "the customer accepts the quote",
-     "Freezes the quote and lets the repair start (or wait for parts still on order).", step_output, quote_id, NULL, NULL, NULL},
+     "Freezes the quote and lets the repair start (or wait for parts still on order).", step_output, quote_id, NULL, NULL, NULL, NULL, NULL},
     {"quote refuse", "quote.refuse", SVC_BILLING, 1, "the customer refuses the quote",
      "The ticket becomes ready with the outcome unrepaired; reserved parts are given back; the centre's diagnostic\n"
-     "fee, if it charges one, is invoiced.", step_output, quote_refuse, NULL, NULL, NULL},
+     "fee, if it charges one, is invoiced.", step_output, quote_refuse, NULL, NULL, NULL, NULL, NULL},
     {"invoice show", "invoice.show", SVC_BILLING, 0, "show an invoice",
      "Shows an invoice with its lines, payments, balance, and its late-payment figures: for businesses the\n"
      "penalties (ECB rate + 10 points) and the EUR 40 recovery indemnity; for consumers the legal interest from\n"
-     "the formal notice.", "The invoice.", invoice_id, NULL, NULL, NULL},
+     "the formal notice.", "The invoice.", invoice_id, NULL, NULL, NULL, NULL, NULL},
     {"invoice list", "invoice.list", SVC_BILLING, 0, "list invoices", "Lists invoices, newest first.",
-     "--json: {\"invoices\": [...], \"count\", \"today\"}", invoice_list, NULL, NULL, NULL},
+     "--json: {\"invoices\": [...], \"count\", \"today\"}", invoice_list, NULL, NULL, NULL, "invoices", "id,status,ticket,customer_id,total_cents,balance_cents,due_on"},
     {"invoice credit", "invoice.credit", SVC_BILLING, 1, "issue a credit note (avoir)",
      "Issues a credit note AV-YYYY-NNNNNN (its own continuous series) against an invoice, which is never edited.",
-     "--json: {\"id\", \"invoice\", \"amount_cents\", \"replayed\"}", invoice_credit, NULL, NULL, NULL},
+     "--json: {\"id\", \"invoice\", \"amount_cents\", \"replayed\"}", invoice_credit, NULL, NULL, NULL, NULL, NULL},
     {"invoice export", "invoice.export", SVC_BILLING, 0, "print an invoice as a document with its legal mentions",
      "Prints the invoice as plain text: seller, buyer, dates, lines, VAT per rate, totals, payment terms and,\n"
      "for businesses, the late-payment terms.", "The document. --json: {\"id\", \"text\"}", invoice_id, NULL, NULL,
-     "text"},
+     "text", NULL, NULL},
     {"payment record", "payment.record", SVC_BILLING, 1, "record a payment",
      "Records a payment; partial payments add up, an overpayment is refused, the invoice is paid at zero balance.",
-     "--json: {\"invoice\", \"balance_cents\", \"status\", \"replayed\"}", payment_record, NULL, NULL, NULL},
+     "--json: {\"invoice\", \"balance_cents\", \"status\", \"replayed\"}", payment_record, NULL, NULL, NULL, NULL, NULL},
     {"claim list", "claim.list", SVC_BILLING, 0, "list warranty claims to the manufacturer",
      "Lists the claims free repairs produced: parts at cost, labour at the warranty rate, coverage basis.",
-     "--json: {\"claims\": [...], \"count\", \"total_cents\"}", claim_list, NULL, NULL, NULL},
+     "--json: {\"claims\": [...], \"count\", \"total_cents\"}", claim_list, NULL, NULL, NULL, "claims", "id,status,ticket,centre,basis,total_cents"},
     {"claim approve", "claim.decide", SVC_BILLING, 0, "the manufacturer approves a claim", "submitted -> approved.",
-     "--json: {\"id\", \"status\"}", claim_id, "status", "approved", NULL},
+     "--json: {\"id\", \"status\"}", claim_id, "status", "approved", NULL, NULL, NULL},
     {"claim reject", "claim.decide", SVC_BILLING, 0, "the manufacturer rejects a claim", "submitted -> rejected.",
-     "--json: {\"id\", \"status\"}", claim_reject, "status", "rejected", NULL},
+     "--json: {\"id\", \"status\"}", claim_reject, "status", "rejected", NULL, NULL, NULL},
     {"claim pay", "claim.decide", SVC_BILLING, 0, "the manufacturer paid a claim", "approved -> paid.",
-     "--json: {\"id\", \"status\"}", claim_id, "status", "paid", NULL},
+     "--json: {\"id\", \"status\"}", claim_id, "status", "paid", NULL, NULL, NULL},
     {"notification list", "notification.list", SVC_NOTIFICATION, 0, "list customer notifications",
      "Lists notifications, newest first, with their delivery status: recorded (written, not sent), queued,\n"
      "sending, sent (accepted by the SMTP server), failed (with the server's answer), or call_customer (no\n"
      "channel the customer consented to: the centre must call).",
      "--json: {\"notifications\": [{id, ticket, event, channel, status, recipient, attempts, last_answer, at,\n"
-     "sent_at}], \"count\"}", notification_list, NULL, NULL, NULL},
+     "sent_at}], \"count\"}", notification_list, NULL, NULL, NULL, "notifications", "id,status,recipient,attempts,last_answer"},
     {"notification retry", "notification.retry", SVC_NOTIFICATION, 0, "send a failed e-mail again",
      "Puts a failed e-mail back in the queue.", "--json: {\"id\", \"status\": \"queued\"}", notification_retry,
-     NULL, NULL, NULL},
+     NULL, NULL, NULL, NULL, NULL},
     {"repair start", "repair.start", SVC_DIAGNOSTICS, 1, "start the repair or intervention",
      "Moves the ticket to in_repair (from in_diagnosis, or from received for installation, commissioning and\n"
-     "maintenance visits, which skip diagnosis).", step_output, repair_start, NULL, NULL, NULL},
+     "maintenance visits, which skip diagnosis).", step_output, repair_start, NULL, NULL, NULL, NULL, NULL},
     {"repair done", "repair.done", SVC_DIAGNOSTICS, 1, "finish the repair: ready for pickup",
      "Moves the ticket to ready with the outcome repaired; the customer is told where and when to collect it.",
-     step_output, repair_done, NULL, NULL, NULL},
+     step_output, repair_done, NULL, NULL, NULL, NULL, NULL},
 };
 
 const generic_command *generic_commands(size_t *n) {
@@ -471,6 +471,36 @@ static void generic_print_text(const json_t *v, int indent, const char *key) {
     }
 }
 
+/* Prints a result array as a table of the given columns, each as wide as its widest cell (at most 40). */
+static void generic_print_table(const json_t *rows, const char *columns) {
+    char cols[256], *names[16], *save = NULL;
+    int n = 0, width[16];
+    snprintf(cols, sizeof(cols), "%s", columns);
+    for (char *c = strtok_r(cols, ",", &save); c && n < 16; c = strtok_r(NULL, ",", &save)) names[n++] = c;
+    size_t i;
+    json_t *row;
+    for (int c = 0; c < n; c++) width[c] = (int)strlen(names[c]);
+    json_array_foreach(rows, i, row) {
+        for (int c = 0; c < n; c++) {
+            json_t *v = json_object_get(row, names[c]);
+            char *text = json_is_string(v) ? strdup(json_string_value(v)) : json_is_null(v) || !v ? strdup("-") : json_dumps(v, JSON_ENCODE_ANY);
+            int w = text ? (int)strlen(text) : 0;
+            if (w > width[c]) width[c] = w > 40 ? 40 : w;
+            free(text);
+        }
+    }
+    for (int c = 0; c < n; c++) printf("%-*s%s", c + 1 < n ? width[c] : 0, names[c], c + 1 < n ? "  " : "\n");
+    json_array_foreach(rows, i, row) {
+        for (int c = 0; c < n; c++) {
+            json_t *v = json_object_get(row, names[c]);
+            char *text = json_is_string(v) ? strdup(json_string_value(v)) : json_is_null(v) || !v ? strdup("-") : json_dumps(v, JSON_ENCODE_ANY);
+            printf("%-*.*s%s", c + 1 < n ? width[c] : 0, width[c], text ? text : "", c + 1 < n ? "  " : "\n");
+            free(text);
+        }
+    }
+    printf("(%zu)\n", json_array_size(rows));
+}
+
 int generic_run(savctl *ctl, const generic_command *gc, int argc, char **argv) {
     generic_args a = {0};
     const char *request_id = NULL;
@@ -498,6 +528,9 @@ int generic_run(savctl *ctl, const generic_command *gc, int argc, char **argv) {
                 savctl_print_json(doc);
             } else if (gc->text_field && json_is_string(json_object_get(doc, gc->text_field))) {
                 fputs(json_string_value(json_object_get(doc, gc->text_field)), stdout);
+                json_decref(doc);
+            } else if (gc->table && json_is_array(json_object_get(doc, gc->table))) {
+                generic_print_table(json_object_get(doc, gc->table), gc->columns);
                 json_decref(doc);
             } else {
                 generic_print_text(doc, 0, NULL);

@@ -35,6 +35,8 @@ typedef struct generic_command {
     const char *fixed_arg;     /* an argument always sent with this value ("status" for claim approve), or NULL */
     const char *fixed_value;
     const char *text_field;    /* text mode prints this result field as it is (a document), or NULL */
+    const char *table;         /* text mode prints this result array as a table ... */
+    const char *columns;       /* ... with these comma-separated columns */
 } generic_command;
 
 /* Returns the table of generic commands and its size. */
