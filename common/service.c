@@ -4,6 +4,7 @@
 #include "command.h"
 #include "err.h"
 #include "log.h"
+#include "textfile.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -80,32 +81,13 @@ int service_catalog_publish(service *svc, const char *json, size_t len, const ca
     return rc;
 }
 
-/* Reads a whole (small) file into a malloc'd buffer; NULL with err. */
-static char *service_read_file(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set("cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    *len = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || *len > max) {
-        err_set("%s: %s", path, buf ? "file too large" : "out of memory");
-        free(buf);
-        return NULL;
-    }
-    buf[*len] = '\0';
-    return buf;
-}
-
 /* Publishes catalog.path when Redis has no catalog yet (the first start); the file also serves while
  * Redis is down. 0, or -1 with err when the file itself is bad. */
 static int service_catalog_bootstrap(service *svc) {
     char path[PATH_MAX];
     size_t len;
     settings_resolve_path(&svc->cfg, svc->cfg.catalog_path, path, sizeof(path));
-    char *json = service_read_file(path, (size_t)svc->cfg.max_frame_bytes, &len);
+    char *json = textfile_read(path, (size_t)svc->cfg.max_frame_bytes, &len);
     if (!json) return -1;
     catalog *parsed = catalog_parse(json, len);
     if (!parsed) {

@@ -171,6 +171,20 @@ void store_key(const store *st, int shard, const char *name, char out[STORE_KEY_
     snprintf(out, STORE_KEY_LEN, "%s:{s%d}:%s", st->prefix, shard, name);
 }
 
+redisReply *store_hgetall(store *st, int shard, const char *name) {
+    char key[STORE_KEY_LEN];
+    store_key(st, shard, name, key);
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    redisReply *r = store_call(st, 2, argv, lens);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        err_set("HGETALL %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}
+
 void store_request_key(const store *st, int shard, const char *scope, const char *request_id, char out[STORE_KEY_LEN]) {
     snprintf(out, STORE_KEY_LEN, "%s:{s%d}:req:%s:%s", st->prefix, shard, scope, request_id);
 }

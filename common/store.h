@@ -43,6 +43,10 @@ void store_shard_prefix(const store *st, int shard, char out[STORE_KEY_LEN]);
 /* Writes "<prefix>:{s<shard>}:<name>" into out. */
 void store_key(const store *st, int shard, const char *name, char out[STORE_KEY_LEN]);
 
+/* Reads the hash "<prefix>:{s<shard>}:<name>": an array reply (empty when the hash does not exist; free with
+ * freeReplyObject), or NULL with err when Redis is unreachable or refuses. */
+redisReply *store_hgetall(store *st, int shard, const char *name);
+
 /* Writes the dedup key of a client request: "<prefix>:{s<shard>}:req:<scope>:<request id>". The scope is the
  * command ("customer.add") or the ticket a step applies to, so that one request id reused for another command
  * or another ticket is a new request, never the replay of an unrelated one. */

@@ -1,5 +1,6 @@
 #include "template.h"
 #include "err.h"
+#include "textfile.h"
 #include "validate.h"
 
 #include <errno.h>
@@ -23,20 +24,19 @@ struct template_set {
 };
 
 static char *template_read(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set("template %s: %s", path, strerror(errno));
+    size_t n;
+    char *buf = textfile_read(path, TEMPLATE_MAX_BYTES, &n);
+    if (!buf) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("template %s", why);
         return NULL;
     }
-    char *buf = malloc(TEMPLATE_MAX_BYTES + 1);
-    size_t n = buf ? fread(buf, 1, TEMPLATE_MAX_BYTES + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > TEMPLATE_MAX_BYTES || n == 0) {
-        err_set("template %s: %s", path, !buf ? "out of memory" : n ? "larger than 16 KiB" : "empty");
+    if (n == 0) {
+        err_set("template %s: empty", path);
         free(buf);
         return NULL;
     }
-    buf[n] = '\0';
     /* Editors add a final newline; a message never ends with blank space. */
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r')) buf[--n] = '\0';
     if (validate_utf8(buf, n) != 0 || strlen(buf) != n) {

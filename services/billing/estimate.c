@@ -61,14 +61,9 @@ static Sav__Ack__Status estimate_record(service *svc, const Sav__Envelope *ev, c
 
 /* Reads the ticket's coverage hash; NULL with err when Redis is down. */
 static redisReply *estimate_coverage(service *svc, const char *tid) {
-    char key[STORE_KEY_LEN], name[64];
+    char name[64];
     snprintf(name, sizeof(name), "coverage:%s", tid);
-    store_key(service_store(svc), store_ticket_shard(service_store(svc), tid), name, key);
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
-    redisReply *r = store_call(service_store(svc), 2, argv, lens);
-    if (r && r->type != REDIS_REPLY_ARRAY) freeReplyObject(r), r = NULL, err_set("HGETALL refused");
-    return r;
+    return store_hgetall(service_store(svc), store_ticket_shard(service_store(svc), tid), name);
 }
 
 static const char *estimate_get(const redisReply *flat, const char *name) {

@@ -102,18 +102,9 @@ static void export_terms(service *svc, export_text *t, const redisReply *inv, in
 }
 
 void invoice_export_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {
-    const char *id = command_arg(cmd, "id");
-    if (validate_token("invoice number", id) != 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
-        return;
-    }
-    redisReply *inv = invoice_read(svc, id);
-    if (!inv || inv->elements == 0) {
-        service_reply_error(reply, inv ? SAV__ERROR_CODE__ERR_NOT_FOUND : SAV__ERROR_CODE__ERR_UNAVAILABLE,
-                            inv ? "no invoice %s" : "redis unavailable: %s", inv ? id : err_get());
-        if (inv) freeReplyObject(inv);
-        return;
-    }
+    const char *id;
+    redisReply *inv = invoice_load_cmd(svc, cmd, reply, &id);
+    if (!inv) return;
     const settings *cfg = service_settings(svc);
     json_t *doc = json_loads(quote_field(inv, "document"), 0, NULL);
     int business = strcmp(quote_field(inv, "customer_type"), "business") == 0;

@@ -16,14 +16,25 @@
 static const char *const invoice_methods[] = {"card", "transfer", "cash", "cheque", NULL};
 
 redisReply *invoice_read(service *svc, const char *invoice_id) {
-    char key[STORE_KEY_LEN], name[64];
+    char name[64];
     snprintf(name, sizeof(name), "invoice:%s", invoice_id);
-    store_key(service_store(svc), 0, name, key);
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
-    redisReply *r = store_call(service_store(svc), 2, argv, lens);
-    if (r && r->type != REDIS_REPLY_ARRAY) freeReplyObject(r), r = NULL, err_set("HGETALL refused");
-    return r;
+    return store_hgetall(service_store(svc), 0, name);
+}
+
+redisReply *invoice_load_cmd(service *svc, const Sav__Command *cmd, service_reply *reply, const char **id) {
+    *id = command_arg(cmd, "id");
+    if (validate_token("invoice number", *id) != 0) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        return NULL;
+    }
+    redisReply *inv = invoice_read(svc, *id);
+    if (!inv || inv->elements == 0) {
+        service_reply_error(reply, inv ? SAV__ERROR_CODE__ERR_NOT_FOUND : SAV__ERROR_CODE__ERR_UNAVAILABLE,
+                            inv ? "no invoice %s" : "redis unavailable: %s", inv ? *id : err_get());
+        if (inv) freeReplyObject(inv);
+        return NULL;
+    }
+    return inv;
 }
 
 /* The customer's type and name, as they are when the invoice is issued. */
@@ -301,18 +312,9 @@ json_t *invoice_lateness(service *svc, const redisReply *inv, const char *today)
 }
 
 void invoice_show_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {
-    const char *id = command_arg(cmd, "id");
-    if (validate_token("invoice number", id) != 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
-        return;
-    }
-    redisReply *inv = invoice_read(svc, id);
-    if (!inv || inv->elements == 0) {
-        service_reply_error(reply, inv ? SAV__ERROR_CODE__ERR_NOT_FOUND : SAV__ERROR_CODE__ERR_UNAVAILABLE,
-                            inv ? "no invoice %s" : "redis unavailable: %s", inv ? id : err_get());
-        if (inv) freeReplyObject(inv);
-        return;
-    }
+    const char *id;
+    redisReply *inv = invoice_load_cmd(svc, cmd, reply, &id);
+    if (!inv) return;
     char today[CLOCK_DATE_LEN], key[STORE_KEY_LEN], name[80];
     clock_date_paris(clock_now_ms(), today);
     json_t *o = invoice_json(inv);
@@ -446,11 +448,9 @@ void claim_list_cmd(service *svc, const Sav__Command *cmd, service_reply *reply)
     int64_t total = 0;
     for (size_t i = 0; i < ids->elements; i++) {
         char name[64];
-        snprintf(name, sizeof(name), "claim:%s", ids->element[i]->str), store_key(service_store(svc), 0, name, key);
-        const char *hargv[] = {"HGETALL", key};
-        size_t hlens[] = {7, strlen(key)};
-        redisReply *c = store_call(service_store(svc), 2, hargv, hlens);
-        if (c && c->type == REDIS_REPLY_ARRAY && (!status || strcmp(quote_field(c, "status"), status) == 0)) {
+        snprintf(name, sizeof(name), "claim:%s", ids->element[i]->str);
+        redisReply *c = store_hgetall(service_store(svc), 0, name);
+        if (c && (!status || strcmp(quote_field(c, "status"), status) == 0)) {
             json_array_append_new(rows, invoice_json(c));
             total += atoll(quote_field(c, "total_cents"));
         }

@@ -21,6 +21,9 @@ void claim_decide_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
 /* Reads an invoice hash (flat HGETALL), NULL with err; an empty array when it does not exist. */
 redisReply *invoice_read(service *svc, const char *invoice_id);
 
+/* Reads the invoice a command's "id" names; NULL after answering reply with the error (bad id, none, Redis). */
+redisReply *invoice_load_cmd(service *svc, const Sav__Command *cmd, service_reply *reply, const char **id);
+
 /* The late-payment figures of an unpaid invoice on a date: B3 penalties and indemnity for businesses, B4 legal
  * interest from the formal notice for consumers (new JSON object). */
 json_t *invoice_lateness(service *svc, const redisReply *inv, const char *today);

@@ -20,18 +20,9 @@ const char *quote_field(const redisReply *flat, const char *name) {
 }
 
 redisReply *quote_read(service *svc, const char *ticket_id) {
-    char key[STORE_KEY_LEN], name[64];
+    char name[64];
     snprintf(name, sizeof(name), "quote:%s", ticket_id);
-    store_key(service_store(svc), store_ticket_shard(service_store(svc), ticket_id), name, key);
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
-    redisReply *r = store_call(service_store(svc), 2, argv, lens);
-    if (r && r->type != REDIS_REPLY_ARRAY) {
-        err_set("HGETALL %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        freeReplyObject(r);
-        return NULL;
-    }
-    return r;
+    return store_hgetall(service_store(svc), store_ticket_shard(service_store(svc), ticket_id), name);
 }
 
 /* The lines of a verdict's quote: parts at the catalog price, labour at the centre's rate, travel for on-site work. */

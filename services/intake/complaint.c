@@ -162,11 +162,9 @@ void complaint_show_cmd(service *svc, const Sav__Command *cmd, service_reply *re
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    char key[STORE_KEY_LEN], name[96];
-    snprintf(name, sizeof(name), "complaint:%s", id), store_key(service_store(svc), 0, name, key);
-    const char *argv[] = {"HGETALL", key};
-    size_t lens[] = {7, strlen(key)};
-    redisReply *r = store_call(service_store(svc), 2, argv, lens);
+    char name[96];
+    snprintf(name, sizeof(name), "complaint:%s", id);
+    redisReply *r = store_hgetall(service_store(svc), 0, name);
     if (!r) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
         return;

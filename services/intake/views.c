@@ -232,10 +232,7 @@ void views_customer_list(service *svc, const Sav__Command *cmd, service_reply *r
     for (size_t i = 0; i < ids->elements && json_array_size(rows) < (size_t)limit; i++) {
         char name[64];
         snprintf(name, sizeof(name), "customer:%s", ids->element[i]->str);
-        store_key(service_store(svc), 0, name, key);
-        const char *hargv[] = {"HGETALL", key};
-        size_t hlens[] = {7, strlen(key)};
-        redisReply *h = store_call(service_store(svc), 2, hargv, hlens);
+        redisReply *h = store_hgetall(service_store(svc), 0, name);
         if (!h) break;
         json_t *c = views_object(h, NULL);
         freeReplyObject(h);

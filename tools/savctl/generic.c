@@ -1,5 +1,6 @@
 #include "generic.h"
 #include "err.h"
+#include "textfile.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -379,24 +380,6 @@ static int generic_add(generic_args *a, const char *name, const char *value) {
     return 0;
 }
 
-static char *generic_read_file(const char *path, size_t max) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        err_set("cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = malloc(max + 1);
-    size_t n = buf ? fread(buf, 1, max + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > max || memchr(buf, 0, n)) {
-        err_set("%s: %s", path, !buf ? "out of memory" : n > max ? "file too large" : "not a text file");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Parses argv into args; returns 0, or the exit code after printing the usage error. */
 static int generic_parse(savctl *ctl, const generic_command *gc, int argc, char **argv, generic_args *a,
                          const char **request_id) {
@@ -425,7 +408,8 @@ static int generic_parse(savctl *ctl, const generic_command *gc, int argc, char 
         if (seen[c]++ && o->kind != OPT_REPEATED) return savctl_usage_error(gc->words, "--%s given twice", o->name);
         const char *value = o->kind == OPT_FLAG ? "1" : optarg;
         if (o->kind == OPT_FILE) {
-            char *content = generic_read_file(optarg, (size_t)ctl->cfg.max_frame_bytes - 1024);
+            size_t size;
+            char *content = textfile_read(optarg, (size_t)ctl->cfg.max_frame_bytes - 1024, &size);
             if (!content) return savctl_usage_error(gc->words, "%s", err_get());
             a->files[a->nfiles++] = content;
             value = content;
