@@ -66,6 +66,12 @@ int clock_year_paris(int64_t utc_ms) {
     return tm.tm_year + 1900;
 }
 
+int clock_minute_paris(int64_t utc_ms) {
+    struct tm tm;
+    clock_paris_tm(utc_ms, &tm);
+    return tm.tm_hour * 60 + tm.tm_min;
+}
+
 void clock_format_paris(int64_t utc_ms, char *out, size_t len) {
     struct tm tm;
     clock_paris_tm(utc_ms, &tm);

@@ -24,6 +24,9 @@ void clock_date_paris(int64_t utc_ms, char out[CLOCK_DATE_LEN]);
 /* Returns the Europe/Paris calendar year of a UTC instant. */
 int clock_year_paris(int64_t utc_ms);
 
+/* Returns the Europe/Paris wall-clock minute of the day (0 to 1439) of a UTC instant. */
+int clock_minute_paris(int64_t utc_ms);
+
 /* Formats a UTC instant for people: "2026-11-30 10:05:03 CET" (Europe/Paris). */
 void clock_format_paris(int64_t utc_ms, char *out, size_t len);
 

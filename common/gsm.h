@@ -17,7 +17,7 @@
 enum gsm_coding { GSM_CODING_GSM7 = 0, GSM_CODING_UCS2 = 8 };
 
 /* One SMS part: its user data, the UDH octets first, then the payload: UCS-2 bytes, or GSM-7 septets unpacked
- * one per byte (packing into octets, with the fill bits after a UDH, is the SMPP encoder's job). */
+ * one per byte, as SMPP carries them (the SMSC packs them into octets, with fill bits after a UDH, for the air). */
 typedef struct gsm_part {
     uint8_t data[GSM_PART_BYTES + 20];
     size_t len;      /* bytes (UCS-2) or septets (GSM-7), UDH included */

@@ -78,8 +78,9 @@ static size_t mail_seq(unsigned char c) {
     return c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
 }
 
-/* A header value as RFC 2047 encoded-words when it is not plain ASCII: "=?UTF-8?B?...?=" of at most 75
- * characters (45 bytes of text each), folded with CRLF SP, never splitting a UTF-8 sequence. */
+/* A header value as RFC 2047 encoded-words when it is not plain ASCII: "=?UTF-8?B?...?=" of 39 bytes of text
+ * at most, so that a line holding one, even after "Subject: ", stays within 76 characters (RFC 2047 section 2);
+ * folded with CRLF SP, never splitting a UTF-8 sequence. */
 static void mail_encoded(mail_buf *b, const char *s) {
     if (mail_ascii(s)) {
         mail_puts(b, s);
@@ -89,7 +90,7 @@ static void mail_encoded(mail_buf *b, const char *s) {
     int first = 1;
     while (*p) {
         size_t n = 0;
-        while (p[n] && n + mail_seq(p[n]) <= 45) n += mail_seq(p[n]);
+        while (p[n] && n + mail_seq(p[n]) <= 39) n += mail_seq(p[n]);
         if (!first) mail_puts(b, "\r\n ");
         mail_puts(b, "=?UTF-8?B?");
         mail_base64(b, p, n, 0);
@@ -137,6 +138,23 @@ static void mail_part(mail_buf *b, const char *boundary, const char *type, const
     mail_puts(b, "\r\n");
 }
 
+/* The sender's display name and the "<" of its address: an ASCII name as a quoted string (a comma or a
+ * bracket in it must not read as a second mailbox), any other as encoded-words with the address folded onto
+ * its own line. */
+static void mail_display_name(mail_buf *b, const char *name) {
+    if (!mail_ascii(name)) {
+        mail_encoded(b, name);
+        mail_puts(b, "\r\n <");
+        return;
+    }
+    mail_puts(b, "\"");
+    for (const char *q = name; *q; q++) {
+        if (*q == '"' || *q == '\\') mail_puts(b, "\\");
+        mail_put(b, q, 1);
+    }
+    mail_puts(b, "\" <");
+}
+
 static void mail_headers(mail_buf *b, const mail_input *in, const char *boundary) {
     char date[64];
     time_t t = (time_t)(in->date_ms / 1000);
@@ -146,7 +164,9 @@ static void mail_headers(mail_buf *b, const mail_input *in, const char *boundary
     static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
     snprintf(date, sizeof(date), "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday], tm.tm_mday,
              months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    mail_puts(b, "From: "), mail_encoded(b, in->from_name), mail_puts(b, " <"), mail_puts(b, in->from);
+    mail_puts(b, "From: ");
+    mail_display_name(b, in->from_name);
+    mail_puts(b, in->from);
     mail_puts(b, ">\r\nTo: <"), mail_puts(b, in->to), mail_puts(b, ">\r\nSubject: "), mail_encoded(b, in->subject);
     mail_puts(b, "\r\nDate: "), mail_puts(b, date), mail_puts(b, "\r\nMessage-ID: <"), mail_puts(b, in->message_id);
     mail_puts(b, ">\r\nAuto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n");

@@ -58,6 +58,20 @@ static const setting_def setting_defs[] = {
     INT_SETTING("notification", "mail_retry_max_ms", mail_retry_max_ms, "60000", 100, 86400000),
     INT_SETTING("notification", "mail_max_attempts", mail_max_attempts, "10", 1, 1000),
     INT_SETTING("notification", "mail_stale_ms", mail_stale_ms, "60000", 1000, 86400000),
+    STR_SETTING("notification", "smpp_host", smpp_host, "off"),
+    INT_SETTING("notification", "smpp_port", smpp_port, "2775", 1, 65535),
+    STR_SETTING("notification", "smpp_system_id", smpp_system_id, "sav"),
+    STR_SETTING("notification", "smpp_password", smpp_password, "none"),
+    STR_SETTING("notification", "smpp_source", smpp_source, "SAV"),
+    INT_SETTING("notification", "smpp_window", smpp_window, "10", 1, 100),
+    INT_SETTING("notification", "smpp_tps", smpp_tps, "50", 1, 10000),
+    INT_SETTING("notification", "smpp_enquire_ms", smpp_enquire_ms, "30000", 100, 3600000),
+    INT_SETTING("notification", "smpp_response_ms", smpp_response_ms, "10000", 100, 600000),
+    INT_SETTING("notification", "sms_retry_max_ms", sms_retry_max_ms, "60000", 100, 86400000),
+    INT_SETTING("notification", "sms_max_attempts", sms_max_attempts, "10", 1, 1000),
+    INT_SETTING("notification", "sms_stale_ms", sms_stale_ms, "60000", 1000, 86400000),
+    STR_SETTING("notification", "sms_quiet_hours", sms_quiet_hours, "21:00-08:00"),
+    STR_SETTING("notification", "sms_urgent_events", sms_urgent_events, "none"),
     INT_SETTING("billing", "vat_basis_points", vat_basis_points, "2000", 0, 10000),
     INT_SETTING("billing", "quote_validity_days", quote_validity_days, "30", 1, 365),
     INT_SETTING("billing", "quote_reminder_days", quote_reminder_days, "5", 0, 365),
@@ -276,11 +290,44 @@ static int settings_check(const settings *s) {
         err_set("notification.smtp_tls must be none or starttls, got \"%s\"", s->smtp_tls);
         return -1;
     }
-    if (validate_email(s->mail_from) != 0) return -1;
+    if (validate_email(s->mail_from) != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("notification.mail_from: %s", why);
+        return -1;
+    }
+    /* The right-hand side of every Message-ID: a bad one would fail every e-mail at send time. */
+    if (!s->mail_domain[0] || strpbrk(s->mail_domain, " \t<>@:\"()[],;\\")) {
+        err_set("notification.mail_domain must be a domain name, got \"%s\"", s->mail_domain);
+        return -1;
+    }
+    if (settings_quiet_hours(s->sms_quiet_hours, NULL, NULL) != 0) return -1;
+    /* SMPP 3.4 caps these C-octet strings: system_id 16, password 9, an alphanumeric source 11 characters. */
+    if (strlen(s->smpp_system_id) > 15 || strlen(s->smpp_password) > 8 || strlen(s->smpp_source) > 11 ||
+        !s->smpp_source[0]) {
+        err_set("notification.smpp_system_id (at most 15 characters), smpp_password (8) and smpp_source (1 to 11) "
+                "do not fit SMPP 3.4");
+        return -1;
+    }
     if (s->redis_host[0] != '/' && s->redis_port == 0) {
         err_set("redis.port must be set unless redis.host is a unix socket path");
         return -1;
     }
+    return 0;
+}
+
+int settings_quiet_hours(const char *spec, int *start, int *end) {
+    unsigned h1, m1, h2, m2;
+    char tail;
+    if (start) *start = *end = -1;
+    if (strcmp(spec, "off") == 0) return 0;
+    if (sscanf(spec, "%2u:%2u-%2u:%2u%c", &h1, &m1, &h2, &m2, &tail) != 4 || h1 > 23 || h2 > 23 || m1 > 59 ||
+        m2 > 59 || h1 * 60 + m1 == h2 * 60 + m2) {
+        err_set("notification.sms_quiet_hours must be off or HH:MM-HH:MM (Europe/Paris, start and end differ), "
+                "got \"%s\"", spec);
+        return -1;
+    }
+    if (start) *start = (int)(h1 * 60 + m1), *end = (int)(h2 * 60 + m2);
     return 0;
 }
 

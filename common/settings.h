@@ -52,6 +52,20 @@ typedef struct settings {
     int mail_retry_max_ms;            /* backoff cap between attempts of a temporary failure */
     int mail_max_attempts;            /* then the e-mail is failed, with its last reason */
     int mail_stale_ms;                /* a send unconfirmed this long (the sender died) is tried again */
+    char smpp_host[SETTINGS_STR];     /* the SMSC, or "off": SMS are then recorded, not sent */
+    int smpp_port;
+    char smpp_system_id[SETTINGS_STR];
+    char smpp_password[SETTINGS_STR]; /* "none": an empty password */
+    char smpp_source[SETTINGS_STR];   /* alphanumeric sender shown on the phone */
+    int smpp_window;                  /* submit_sm awaiting their response at most */
+    int smpp_tps;                     /* submit_sm per second at most (the SMSC's contract) */
+    int smpp_enquire_ms;              /* link check when idle */
+    int smpp_response_ms;             /* a response later than this means the link is dead */
+    int sms_retry_max_ms;             /* backoff cap between attempts of a temporary failure */
+    int sms_max_attempts;             /* then the SMS is failed, with its last reason */
+    int sms_stale_ms;                 /* a submit unconfirmed this long (the sender died) is tried again */
+    char sms_quiet_hours[32];         /* "HH:MM-HH:MM" Europe/Paris, or "off": no SMS then but urgent ones */
+    char sms_urgent_events[SETTINGS_STR]; /* events whose SMS go even in quiet hours ("a,b"), or "none" */
     char log_level[16];
     int vat_basis_points;             /* 2000 = 20 % */
     int quote_validity_days;          /* a quote stands this long */
@@ -80,6 +94,10 @@ typedef struct settings {
     int scheduler_ms;                 /* how often intake runs its timers */
     int catalog_check_ms;             /* how often a service looks for a newer catalog */
 } settings;
+
+/* Parses notification.sms_quiet_hours into Europe/Paris minutes of the day (-1, -1 for "off"; start and end may
+ * be NULL to check only); 0 or -1 with err. */
+int settings_quiet_hours(const char *spec, int *start, int *end);
 
 /* Loads path (NULL: $SAV_CONFIG, else deploy/local/sav.conf), applies the environment, validates; 0 or -1 with err. */
 int settings_load(settings *s, const char *path);

@@ -4,7 +4,8 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
-libcmocka-dev libcurl4-openssl-dev redis-server redis-tools tzdata python3 python3-zmq python3-redis python3-aiosmtpd"
+libcmocka-dev libcurl4-openssl-dev redis-server redis-tools tzdata python3 python3-zmq python3-redis python3-aiosmtpd
+perl libnet-smpp-perl"
 
 missing=""
 for p in $PACKAGES; do
@@ -36,3 +37,4 @@ for cmd in protoc-c redis-server redis-cli; do
     command -v "$cmd" >/dev/null || { echo "deps: $cmd not found on PATH" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import zmq, redis, aiosmtpd' || { echo "deps: /usr/bin/python3 lacks zmq, redis or aiosmtpd" >&2; exit 1; }
+/usr/bin/perl -MNet::SMPP -MJSON::PP -e 1 || { echo "deps: /usr/bin/perl lacks Net::SMPP (libnet-smpp-perl)" >&2; exit 1; }

@@ -213,8 +213,8 @@ notification_record: store the rendered messages of one notification event, once
 (ticket, event, channel, version).
 KEYS: 1 dedup key of the input message
 ARGV: 1 shard prefix, 2 ticket id, 3 now ms, 4 dedup ttl s, 5 event, 6 count of notifications,
-      then per notification 10 values: id, channel, status, recipient, subject, body, lang, version,
-      SMS coding (gsm7, ucs2 or ''), SMS parts ('' for e-mail)
+      then per notification 11 values: id, channel, status, recipient, subject, body, lang, version,
+      SMS coding (gsm7, ucs2 or ''), SMS parts ('' for e-mail), urgent ('1': an SMS that goes in quiet hours)
 Returns 'applied' or 'duplicate'.
 ]]
 local function notification_record(keys, args)
@@ -226,7 +226,7 @@ local function notification_record(keys, args)
   local count = tonumber(args[6])
   local recorded = {}
   for i = 0, count - 1 do
-    local b = 7 + i * 10
+    local b = 7 + i * 11
     local nid = args[b]
     local nkey = prefix .. 'notif:' .. nid
     -- The notification id is (ticket, event, channel, version): a second event
@@ -234,11 +234,14 @@ local function notification_record(keys, args)
     if redis.call('EXISTS', nkey) == 0 then
       redis.call('HSET', nkey, 'id', nid, 'ticket', tid, 'event', event, 'channel', args[b + 1],
         'status', args[b + 2], 'recipient', args[b + 3], 'subject', args[b + 4], 'body', args[b + 5],
-        'lang', args[b + 6], 'version', args[b + 7], 'sms_coding', args[b + 8], 'sms_parts', args[b + 9], 'at', now)
+        'lang', args[b + 6], 'version', args[b + 7], 'sms_coding', args[b + 8], 'sms_parts', args[b + 9], 'urgent', args[b + 10],
+        'at', now)
       redis.call('RPUSH', prefix .. 'notifs:' .. tid, nid)
       redis.call('ZADD', prefix .. 'notifs:all', now, nid)
-      -- An e-mail to send waits in the mail queue; the sender claims it from there.
-      if args[b + 2] == 'queued' then redis.call('ZADD', prefix .. 'mail:queue', now, nid) end
+      -- A message to send waits in its channel's queue; the sender claims it from there.
+      if args[b + 2] == 'queued' then
+        redis.call('ZADD', prefix .. (args[b + 1] == 'sms' and 'sms:queue' or 'mail:queue'), now, nid)
+      end
       recorded[#recorded + 1] = args[b + 1]
     end
   end
@@ -394,6 +397,17 @@ local function catalog_store(keys, args)
   return v
 end
 
+-- Keeps customers:phone:<number> (the customers reachable at a number) in step with a customer's phone, so
+-- that an SMS reply ("STOP") finds who sent it. Other records are left alone.
+local function phone_index(rkey, old)
+  local prefix, id = string.match(rkey, '^(.*)customer:([^:]+)$')
+  if not prefix then return end
+  local new = redis.call('HGET', rkey, 'phone')
+  if old == new then return end
+  if old and old ~= '' then redis.call('SREM', prefix .. 'customers:phone:' .. old, id) end
+  if new and new ~= '' then redis.call('SADD', prefix .. 'customers:phone:' .. new, id) end
+end
+
 --[[
 record_create: create a numbered record (customer, contract) once per request.
 KEYS: 1 request dedup key, 2 sequence key, 3 (optional) a record that must exist, e.g. the contract's product
@@ -410,6 +424,7 @@ local function record_create(keys, args)
   local id = string.format(args[4], redis.call('INCR', keys[2]))
   redis.call('HSET', prefix .. args[5] .. ':' .. id, 'id', id, 'created_at', now, 'updated_at', now,
     unpack(tail(args, 10)))
+  phone_index(prefix .. args[5] .. ':' .. id, nil)
   if args[6] ~= '' then redis.call('ZADD', prefix .. args[6], args[7] ~= '' and args[7] or now, id) end
   if args[8] ~= '' then redis.call('RPUSH', prefix .. args[8], id) end
   redis.call('SET', keys[1], id, 'EX', tonumber(args[3]))
@@ -488,7 +503,9 @@ Returns 1, or 0 when the record does not exist.
 ]]
 local function record_update(keys, args)
   if redis.call('EXISTS', keys[1]) == 0 then return 0 end
+  local old = redis.call('HGET', keys[1], 'phone')
   redis.call('HSET', keys[1], 'updated_at', args[1], unpack(tail(args, 2)))
+  phone_index(keys[1], old)
   return 1
 end
 
@@ -913,6 +930,23 @@ local function claim_status(keys, args)
   return args[1]
 end
 
+-- Applies one part's final state to an SMS; returns its status.
+local function sms_part_receipt(prefix, nkey, now, id, state)
+  if redis.call('HSETNX', nkey, 'receipt:' .. id, state) == 0 then return redis.call('HGET', nkey, 'status') end
+  local f = redis.call('HMGET', nkey, 'status', 'sms_parts')
+  if f[1] ~= 'sent' then return f[1] end
+  if state ~= 'DELIVRD' then
+    redis.call('HSET', nkey, 'status', 'failed', 'last_answer', 'delivery receipt ' .. state, 'updated_at', now)
+    redis.call('ZADD', prefix .. 'sms:sending:failed', now, redis.call('HGET', nkey, 'id'))
+    return 'failed'
+  end
+  if redis.call('HINCRBY', nkey, 'parts_delivered', 1) >= tonumber(f[2] or '1') then
+    redis.call('HSET', nkey, 'status', 'delivered', 'delivered_at', now)
+    return 'delivered'
+  end
+  return 'sent'
+end
+
 --[[
 mail_claim: the e-mails due for sending, claimed (status sending, attempt counted) so that no other sender
 takes them; first, sends left unconfirmed longer than the stale delay (the sender died between the SMTP
@@ -942,7 +976,8 @@ local function mail_claim(keys, args)
 end
 
 --[[
-mail_done: the outcome of one send: sent, retry (temporary failure: queued again at a later time) or failed.
+mail_done: the outcome of one send: sent, retry (temporary failure: queued again at a later time), failed,
+or release (claimed but never tried: queued again at once, the attempt not counted).
 KEYS: 1 notification hash, 2 mail queue, 3 sending index (failed ones go to <sending index>:failed)
 ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail (server answer or reason), 5 when to retry (ms)
 Returns the new status.
@@ -950,6 +985,12 @@ Returns the new status.
 local function mail_done(keys, args)
   if redis.call('HGET', keys[1], 'status') ~= 'sending' then return redis.call('HGET', keys[1], 'status') or '' end
   redis.call('ZREM', keys[3], args[1])
+  if args[3] == 'release' then
+    redis.call('HSET', keys[1], 'status', 'queued')
+    redis.call('HINCRBY', keys[1], 'attempts', -1)
+    redis.call('ZADD', keys[2], args[2], args[1])
+    return 'queued'
+  end
   local status = args[3] == 'sent' and 'sent' or args[3] == 'retry' and 'queued' or 'failed'
   redis.call('HSET', keys[1], 'status', status, 'last_answer', args[4], 'updated_at', args[2])
   if status == 'sent' then redis.call('HSET', keys[1], 'sent_at', args[2]) end
@@ -959,20 +1000,139 @@ local function mail_done(keys, args)
 end
 
 --[[
-mail_retry: an operator sends a failed e-mail again.
-KEYS: 1 notification hash, 2 mail queue, 3 index of failed e-mails
-ARGV: 1 notification id, 2 now ms
+mail_retry: an operator sends a failed e-mail or SMS again.
+KEYS: 1 notification hash
+ARGV: 1 notification id, 2 now ms, 3 shard prefix
 Returns the new status, or "REFUSED <reason>" / "NOTFOUND".
 ]]
 local function mail_retry(keys, args)
   local f = redis.call('HMGET', keys[1], 'status', 'channel')
   if not f[1] then return redis.error_reply('NOTFOUND no such notification') end
-  if f[2] ~= 'email' then return redis.error_reply('REFUSED only e-mails are sent for now') end
   if f[1] ~= 'failed' then return redis.error_reply('REFUSED the notification is ' .. f[1] .. ', not failed') end
+  local queue = f[2] == 'sms' and args[3] .. 'sms:queue' or args[3] .. 'mail:queue'
+  local failed = f[2] == 'sms' and args[3] .. 'sms:sending:failed' or args[3] .. 'mail:sending:failed'
   redis.call('HSET', keys[1], 'status', 'queued', 'attempts', 0)
-  redis.call('ZADD', keys[2], args[2], args[1])
-  redis.call('ZREM', keys[3], args[1])
+  redis.call('ZADD', queue, args[2], args[1])
+  redis.call('ZREM', failed, args[1])
   return 'queued'
+end
+
+--[[
+sms_claim: the SMS due for sending, claimed like e-mails (see mail_claim), one recipient at a time: a
+recipient's messages go out in the order they were recorded, a later one waiting until the SMSC has
+accepted (or finally refused) the one before, even across retries.
+KEYS: 1 sms queue (score = when due), 2 sending index, 3 busy recipients (recipient -> notification id)
+ARGV: 1 shard prefix, 2 now ms, 3 how many at most, 4 stale delay ms, 5 '1' in quiet hours (only urgent SMS go;
+      the others become 'deferred' until the window opens)
+Returns {{notification id, flat hash}...}.
+]]
+local function sms_claim(keys, args)
+  local prefix, now, want = args[1], tonumber(args[2]), tonumber(args[3])
+  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[2], '-inf', now - tonumber(args[4]))) do
+    redis.call('ZREM', keys[2], nid)
+    redis.call('HSET', prefix .. 'notif:' .. nid, 'status', 'queued')
+    redis.call('HINCRBY', prefix .. 'notif:' .. nid, 'resent_after_crash', 1)
+    redis.call('ZADD', keys[1], now, nid)
+  end
+  local out = {}
+  -- The whole recorded order is scanned so that a recipient's first message is found behind later ones.
+  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[1], '-inf', '+inf', 'LIMIT', 0, 1000)) do
+    if #out >= want then break end
+    local nkey = prefix .. 'notif:' .. nid
+    local f = redis.call('HMGET', nkey, 'recipient', 'at', 'due', 'urgent', 'status')
+    local holder = redis.call('HGET', keys[3], f[1])
+    if args[5] == '1' and f[4] ~= '1' then
+      if f[5] == 'queued' then redis.call('HSET', nkey, 'status', 'deferred') end
+    elseif (not holder or holder == nid) and tonumber(f[3] or '0') <= now then
+      redis.call('HSET', keys[3], f[1], nid)
+      redis.call('ZREM', keys[1], nid)
+      redis.call('ZADD', keys[2], now, nid)
+      redis.call('HSET', nkey, 'status', 'sending', 'sending_at', now)
+      redis.call('HINCRBY', nkey, 'attempts', 1)
+      out[#out + 1] = {nid, redis.call('HGETALL', nkey)}
+    end
+  end
+  return out
+end
+
+--[[
+sms_done: the outcome of one SMS: sent (the SMSC accepted every part; its message ids are kept to match
+delivery receipts, and a receipt that came first is applied now), retry, failed, or release (claimed but
+not submitted: queued again at once, the attempt not counted).
+KEYS: 1 notification hash, 2 sms queue, 3 sending index, 4 busy recipients
+ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail, 5 when to retry (ms), 6 shard prefix,
+      7 receipt ttl s, then the message ids of the parts, each followed by its other spellings joined by ','
+Returns the new status.
+]]
+local function sms_done(keys, args)
+  local f = redis.call('HMGET', keys[1], 'status', 'recipient')
+  if f[1] ~= 'sending' then return f[1] or '' end
+  local nid, now, prefix, ttl = args[1], args[2], args[6], tonumber(args[7])
+  redis.call('ZREM', keys[3], nid)
+  local status = args[3] == 'sent' and 'sent' or (args[3] == 'retry' or args[3] == 'release') and 'queued' or 'failed'
+  redis.call('HSET', keys[1], 'status', status, 'last_answer', args[4], 'updated_at', now)
+  if args[3] == 'release' then
+    redis.call('HINCRBY', keys[1], 'attempts', -1)
+    args[5] = now
+  end
+  if status == 'queued' then
+    -- Keeps its place in the recorded order (and its recipient's turn); 'due' says when it may go again.
+    redis.call('HSET', keys[1], 'due', args[5])
+    redis.call('ZADD', keys[2], redis.call('HGET', keys[1], 'at'), nid)
+    return status
+  end
+  if redis.call('HGET', keys[4], f[2]) == nid then redis.call('HDEL', keys[4], f[2]) end
+  if status == 'failed' then
+    redis.call('ZADD', keys[3] .. ':failed', now, nid)
+    return status
+  end
+  local ids = {}
+  for i = 8, #args do ids[#ids + 1] = args[i] end
+  redis.call('HSET', keys[1], 'sent_at', now, 'message_ids', table.concat(ids, ';'))
+  for _, spellings in ipairs(ids) do
+    for id in string.gmatch(spellings, '[^,]+') do
+      redis.call('SET', prefix .. 'sms:msgid:' .. id, nid, 'EX', ttl)
+      local early = redis.call('GET', prefix .. 'sms:early:' .. id)
+      if early then
+        redis.call('DEL', prefix .. 'sms:early:' .. id)
+        status = sms_part_receipt(prefix, keys[1], now, id, early)
+      end
+    end
+  end
+  return status
+end
+
+--[[
+sms_receipt: a delivery receipt for one part. The SMS is delivered when every part is, failed when one
+part finally fails. A receipt for an id not (yet) known is kept until its submit response is recorded:
+SMSCs may send the receipt before the response. A receipt seen twice counts once.
+KEYS: none
+ARGV: 1 shard prefix, 2 now ms, 3 final state (DELIVRD, UNDELIV...), 4 receipt ttl s, then the spellings of the id
+Returns the notification's status, or 'early'.
+]]
+local function sms_receipt(keys, args)
+  local prefix, now, state = args[1], args[2], args[3]
+  for i = 5, #args do
+    local nid = redis.call('GET', prefix .. 'sms:msgid:' .. args[i])
+    if nid then return sms_part_receipt(prefix, prefix .. 'notif:' .. nid, now, args[5], state) end
+  end
+  redis.call('SET', prefix .. 'sms:early:' .. args[5], state, 'EX', tonumber(args[4]))
+  return 'early'
+end
+
+--[[
+sms_stop: a customer answered STOP by SMS: every customer at that number leaves marketing messages (service
+messages about their own tickets still go: they are not marketing).
+ARGV: 1 shard prefix, 2 now ms, 3 the number in international form (+ and digits)
+Returns how many customers it concerned.
+]]
+local function sms_stop(keys, args)
+  local ids = redis.call('SMEMBERS', args[1] .. 'customers:phone:' .. args[3])
+  for _, id in ipairs(ids) do
+    redis.call('HSET', args[1] .. 'customer:' .. id, 'consent_marketing', '0', 'marketing_stop_at', args[2],
+      'updated_at', args[2])
+  end
+  return #ids
 end
 
 local function version() return LIB_VERSION end
@@ -1002,6 +1162,10 @@ redis.register_function('claim_status', claim_status)
 redis.register_function('mail_claim', mail_claim)
 redis.register_function('mail_done', mail_done)
 redis.register_function('mail_retry', mail_retry)
+redis.register_function('sms_claim', sms_claim)
+redis.register_function('sms_done', sms_done)
+redis.register_function('sms_receipt', sms_receipt)
+redis.register_function('sms_stop', sms_stop)
 redis.register_function('parts_move', parts_move)
 redis.register_function{function_name = 'parts_stock', callback = parts_stock, flags = {'no-writes'}}
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}

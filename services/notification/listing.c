@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const listing_statuses[] = {"recorded", "queued", "sending", "sent", "failed", "call_customer", NULL};
+static const char *const listing_statuses[] = {"recorded", "queued", "deferred", "sending", "sent", "delivered", "failed", "call_customer", NULL};
 static const char *const listing_fields[] = {"id", "ticket", "event", "channel", "status", "recipient", "attempts",
                                              "last_answer", "at", "sent_at", NULL};
 #define LISTING_NFIELDS 10
@@ -24,7 +24,7 @@ void listing_list(service *svc, const Sav__Command *cmd, service_reply *reply) {
         return;
     }
     char key[STORE_KEY_LEN];
-    store_key(service_store(svc), 0, status && strcmp(status, "failed") == 0 ? "mail:sending:failed" : "notifs:all", key);
+    store_key(service_store(svc), 0, "notifs:all", key);
     const char *argv[] = {"ZREVRANGE", key, "0", "9999"};
     size_t lens[] = {9, strlen(key), 1, 4};
     redisReply *ids = store_call(service_store(svc), 4, argv, lens);
@@ -65,16 +65,16 @@ void listing_retry(service *svc, const Sav__Command *cmd, service_reply *reply) 
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", id ? err_get() : "a notification id is needed");
         return;
     }
-    char name[160], key[STORE_KEY_LEN], queue[STORE_KEY_LEN], failed[STORE_KEY_LEN];
+    char name[160], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
     snprintf(name, sizeof(name), "notif:%s", id);
     store_key(service_store(svc), 0, name, key);
-    store_key(service_store(svc), 0, "mail:queue", queue);
-    store_key(service_store(svc), 0, "mail:sending:failed", failed);
+    store_shard_prefix(service_store(svc), 0, prefix);
     store_args a;
     store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "mail_retry"), store_args_add(&a, "3");
-    store_args_add(&a, key), store_args_add(&a, queue), store_args_add(&a, failed), store_args_add(&a, id);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "mail_retry"), store_args_add(&a, "1");
+    store_args_add(&a, key), store_args_add(&a, id);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
+    store_args_add(&a, prefix);
     redisReply *r = store_args_call(service_store(svc), &a);
     char what[160];
     snprintf(what, sizeof(what), "notification %s", id);

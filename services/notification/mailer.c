@@ -23,6 +23,7 @@ struct mailer {
     store *st;
     CURL *curl;
     char queue[STORE_KEY_LEN], sending[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
+    char refusal[256]; /* the server's last 4xx or 5xx line in the current transaction */
 };
 
 /* The message being uploaded to libcurl. */
@@ -48,9 +49,21 @@ static const char *mailer_get(const redisReply *flat, const char *name) {
 
 /* The outcome of one SMTP transaction. */
 typedef struct mailer_outcome {
-    const char *verdict; /* sent, retry or failed */
+    const char *verdict; /* sent, retry, failed, or release (claimed but not tried: the service is stopping) */
+    int answered;        /* the server answered: an outage does not use up the attempts */
     char detail[256];
 } mailer_outcome;
+
+/* Keeps the server's refusal line: libcurl's own error text names its step, not what the server said. */
+static int mailer_trace(CURL *c, curl_infotype type, char *text, size_t size, void *arg) {
+    (void)c;
+    mailer *m = arg;
+    if (type == CURLINFO_HEADER_IN && size > 0 && (text[0] == '4' || text[0] == '5')) {
+        while (size > 0 && (text[size - 1] == '\r' || text[size - 1] == '\n')) size--;
+        snprintf(m->refusal, sizeof(m->refusal), "%.*s", (int)size, text);
+    }
+    return 0;
+}
 
 /* Runs the SMTP transaction; a 4xx answer or a network error is temporary, a 5xx or a refused message final. */
 static void mailer_send(mailer *m, const char *to, const char *message, size_t len, mailer_outcome *out) {
@@ -70,6 +83,10 @@ static void mailer_send(mailer *m, const char *to, const char *message, size_t l
     curl_easy_setopt(c, CURLOPT_INFILESIZE, (long)len);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->cfg->smtp_timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, mailer_trace);
+    curl_easy_setopt(c, CURLOPT_DEBUGDATA, m);
+    curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
+    m->refusal[0] = '\0';
     /* STARTTLS when configured is required, never "try": a downgrade must fail, not send in clear. */
     if (strcmp(m->cfg->smtp_tls, "starttls") == 0) curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
     CURLcode rc = curl_easy_perform(c);
@@ -82,7 +99,11 @@ static void mailer_send(mailer *m, const char *to, const char *message, size_t l
         return;
     }
     out->verdict = code >= 500 || rc == CURLE_LOGIN_DENIED || rc == CURLE_USE_SSL_FAILED ? "failed" : "retry";
-    snprintf(out->detail, sizeof(out->detail), "%s (SMTP %ld)", curl_easy_strerror(rc), code);
+    out->answered = code != 0;
+    if (m->refusal[0])
+        snprintf(out->detail, sizeof(out->detail), "%s", m->refusal);
+    else
+        snprintf(out->detail, sizeof(out->detail), "%s (SMTP %ld)", curl_easy_strerror(rc), code);
 }
 
 static void mailer_done(mailer *m, const char *nid, const mailer_outcome *o, int attempts) {
@@ -91,7 +112,9 @@ static void mailer_done(mailer *m, const char *nid, const mailer_outcome *o, int
     store_key(m->st, 0, name, key);
     int64_t backoff = 1000LL << (attempts < 20 ? attempts - 1 : 19);
     if (backoff > m->cfg->mail_retry_max_ms) backoff = m->cfg->mail_retry_max_ms;
-    const char *verdict = strcmp(o->verdict, "retry") == 0 && attempts >= m->cfg->mail_max_attempts ? "failed" : o->verdict;
+    const char *verdict = strcmp(o->verdict, "retry") == 0 && o->answered && attempts >= m->cfg->mail_max_attempts
+                              ? "failed"
+                              : o->verdict;
     store_args a;
     store_args_init(&a);
     store_args_add(&a, "FCALL"), store_args_add(&a, "mail_done"), store_args_add(&a, "3");
@@ -116,7 +139,7 @@ static void mailer_one(mailer *m, const char *nid, const redisReply *n) {
                      mailer_get(n, "body"), message_id, atoll(mailer_get(n, "at"))};
     char *msg;
     size_t msg_len;
-    mailer_outcome o = {"failed", ""};
+    mailer_outcome o = {"failed", 1, ""};
     if (mail_build(&in, &msg, &msg_len) != 0) {
         snprintf(o.detail, sizeof(o.detail), "%s", err_get());
     } else {
@@ -138,7 +161,11 @@ static int mailer_batch(mailer *m) {
     redisReply *r = store_args_call(m->st, &a);
     int n = 0;
     if (r && r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements && !m->stop; i++) mailer_one(m, r->element[i]->element[0]->str, r->element[i]->element[1]);
+        size_t i = 0;
+        for (; i < r->elements && !m->stop; i++) mailer_one(m, r->element[i]->element[0]->str, r->element[i]->element[1]);
+        /* Claims the stop left untried go back to the queue now, not after the stale delay. */
+        mailer_outcome release = {"release", 0, "not tried: the service stopped"};
+        for (; i < r->elements; i++) mailer_done(m, r->element[i]->element[0]->str, &release, 1);
         n = (int)r->elements;
     }
     if (r) freeReplyObject(r);

@@ -6,6 +6,7 @@
 #include "money.h"
 #include "gsm.h"
 #include "mailer.h"
+#include "smsc.h"
 #include "template.h"
 
 #include <limits.h>
@@ -130,6 +131,8 @@ static const char *const notify_months_en[12] = {"January", "February", "March",
 
 /* The e-mail sender of this process (one thread), or NULL when e-mails are only recorded. */
 static mailer *notify_mailer;
+/* The SMS sender of this process (one thread), or NULL when SMS are only recorded. */
+static smsc *notify_smsc;
 
 int notify_init(service *svc) {
     for (size_t e = 0; e < NOTIFY_NEVENTS; e++) {
@@ -145,7 +148,9 @@ int notify_init(service *svc) {
     template_set *t = template_load(dir, notify_events, NOTIFY_NEVENTS);
     if (!t) return -1;
     service_set_state(svc, t);
-    if (mailer_start(service_settings(svc), &notify_mailer) != 0) {
+    if (mailer_start(service_settings(svc), &notify_mailer) != 0 || smsc_start(service_settings(svc), &notify_smsc) != 0) {
+        mailer_stop(notify_mailer);
+        notify_mailer = NULL;
         template_free(t);
         service_set_state(svc, NULL);
         return -1;
@@ -156,6 +161,8 @@ int notify_init(service *svc) {
 void notify_cleanup(service *svc) {
     mailer_stop(notify_mailer);
     notify_mailer = NULL;
+    smsc_stop(notify_smsc);
+    notify_smsc = NULL;
     template_free(service_state(svc));
 }
 
@@ -347,9 +354,10 @@ static void notify_batch_free(notify_batch *b) {
 static int notify_render(service *svc, const contact *c, const notify_values *nv, notify_batch *b) {
     contact_route routes[CONTACT_MAX_ROUTES];
     int n = contact_routes(c, routes);
-    /* With an SMTP server configured, e-mails are queued for the sender instead of only recorded. */
-    for (int i = 0; notify_mailer && i < n; i++)
-        if (strcmp(routes[i].channel, "email") == 0) routes[i].status = "queued";
+    /* With an SMTP server or an SMSC configured, messages are queued for the sender instead of only recorded. */
+    for (int i = 0; i < n; i++)
+        if ((notify_mailer && strcmp(routes[i].channel, "email") == 0) || (notify_smsc && strcmp(routes[i].channel, "sms") == 0))
+            routes[i].status = "queued";
     for (b->count = 0; b->count < n; b->count++) {
         notify_message *m = &b->msgs[b->count];
         m->route = routes[b->count];
@@ -358,6 +366,14 @@ static int notify_render(service *svc, const contact *c, const notify_values *nv
                             &m->body) != 0)
             return -1;
     }
+    return 0;
+}
+
+/* Returns 1 if the event's SMS may go in quiet hours (listed in notification.sms_urgent_events). */
+static int notify_urgent(const settings *cfg, const char *event) {
+    size_t n = strlen(event);
+    for (const char *p = cfg->sms_urgent_events; (p = strstr(p, event)) != NULL; p += n)
+        if ((p == cfg->sms_urgent_events || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
     return 0;
 }
 
@@ -388,6 +404,7 @@ static Sav__Ack__Status notify_record(service *svc, const Sav__Envelope *ev, con
         } else {
             store_args_add(&a, ""), store_args_add(&a, "");
         }
+        store_args_add(&a, notify_urgent(service_settings(svc), b->event) ? "1" : "0");
     }
     return service_ack_status(svc, ev, store_args_call(st, &a), reason, reason_len);
 }

@@ -7,13 +7,16 @@ notifications each customer must get: sms if a phone and consent to sms, email i
 email, else one "call" notification (status call_customer, recipient the customer id) that the centre reads out.
 """
 
+import argparse
 import calendar
 import collections
 import concurrent.futures
 import datetime
 import json
 import os
+import sys
 import time
+import traceback
 from zoneinfo import ZoneInfo
 
 import harness
@@ -474,3 +477,102 @@ def timeline_steps(data, skip_notifications=True):
 
 def timeline_entries(data, event):
     return [e for e in data.get("timeline") or [] if e.get("event") == event]
+
+
+# ---------------------------------------------------------------- running a test module alone
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def end_of_test_checks(cl, res):
+    """After every test: no service died on its own, every service still running exits 0 on SIGTERM (a sanitizer
+    build exits 86/87 on a leak or undefined behaviour), and no log holds a sanitizer report."""
+    for s, p in sorted((s, p) for s, p in cl.procs.items() if s in harness.SERVICES):
+        if p and p.poll() is not None and not getattr(p, "sav_stopped_by_harness", False):
+            # Exit 0 is a clean stop on SIGTERM/SIGINT that this harness did not send: another program on the
+            # machine stopped it (the failures it caused are not the service's fault).
+            res.check(False, "sav-%s exited %s while the test ran, without the harness stopping it%s; its log ends: %s" % (
+                s, p.returncode, " (a SIGTERM from outside the test)" if p.returncode == 0 else "",
+                harness.tail_file(os.path.join(cl.dir, s + ".log"), 2).replace("\n", " | ")))
+    codes = {s: c for s, c in cl.stop_all(timeout=10).items() if s in harness.SERVICES}
+    res.check(all(c == 0 for c in codes.values()), "services did not exit 0 on SIGTERM at the end: %s" % codes)
+    for s in harness.SERVICES:
+        try:
+            with open(os.path.join(cl.dir, s + ".log"), "rb") as f:
+                log = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        for mark in SANITIZER_MARKS:
+            if mark in log:
+                i = log.index(mark)
+                res.check(False, "sav-%s log holds a sanitizer report: %s" % (s, log[max(0, i - 200):i + 800]))
+                break
+
+
+def fmt_figures(figs):
+    parts = []
+    for k, v in figs.items():
+        if isinstance(v, dict):
+            v = ",".join("%s:%s" % kv for kv in v.items()) or "-"
+        parts.append("%s=%s" % (k, v))
+    return " ".join(parts)
+
+
+def standalone(tests, doc):
+    """The command line of a test module run alone: --bin, --only, --keep; one PASS/FAIL line per test with its
+    figures (and, on failure, the problems and the tail of every log); "N passed, N failed"; exit status 1 if any
+    test failed."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="directory of sav-* and savctl")
+    ap.add_argument("--only", help="comma-separated test names")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dirs of passing tests too")
+    opts = ap.parse_args()
+    selected = tests
+    if opts.only:
+        names = [n.strip() for n in opts.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in dict(tests)]
+        if unknown:
+            print("unknown test(s): %s; known: %s" % (", ".join(unknown), ", ".join(n for n, _ in tests)),
+                  file=sys.stderr)
+            return 1
+        selected = [(n, f) for n, f in tests if n in names]
+    passed = failed = 0
+    t_all = time.monotonic()
+    try:
+        for name, fn in selected:
+            t0 = time.monotonic()
+            cl = harness.Cluster(opts.bin, name)
+            res = Result()
+            try:
+                res = fn(cl)
+                end_of_test_checks(cl, res)
+            except KeyboardInterrupt:
+                cl.close(remove=False)
+                print("interrupted during %s; its logs are in %s" % (name, cl.dir), file=sys.stderr)
+                raise
+            except Exception as e:  # HarnessError, a savctl timeout, a bug in a test
+                res.problems.append("".join(traceback.format_exception_only(type(e), e)).strip())
+                if not isinstance(e, HarnessError):
+                    res.problems.append(traceback.format_exc())
+            ok = not res.problems
+            cl.close(remove=ok and not opts.keep)
+            print("%s %s (%.1f s) %s" % ("PASS" if ok else "FAIL", name, time.monotonic() - t0,
+                                         fmt_figures(res.figures)), flush=True)
+            if ok:
+                passed += 1
+                continue
+            failed += 1
+            for p in res.problems[:25]:
+                print("    - " + p)
+            if len(res.problems) > 25:
+                print("    - ... and %d more problem(s)" % (len(res.problems) - 25))
+            print("    logs in %s:" % cl.dir)
+            print("\n".join("    | " + l for l in cl.logs(30).splitlines()), flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        failed += 1
+    finally:
+        harness.kill_all()
+    print("total %.1f s" % (time.monotonic() - t_all))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0

@@ -28,11 +28,13 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Cluster, HarnessError, SERVICES  # noqa: E402
-from fixtures import (OUTBOXES, Result, TicketSpec, check_drained, pmap, register, route_counts,  # noqa: E402
-                      verify_tickets, wait_quiescent)
+from fixtures import (OUTBOXES, Result, TicketSpec, check_drained, end_of_test_checks, fmt_figures, pmap,  # noqa: E402
+                      register, route_counts, verify_tickets, wait_quiescent)
 import scenarios  # noqa: E402
 import diagnostics_tests  # noqa: E402
 import billing_tests  # noqa: E402
+import notification_tests  # noqa: E402
+import sms_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -686,44 +688,7 @@ TESTS = [
     ("hostile_input", test_hostile_input),
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
-] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS
-
-
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-
-def end_of_test_checks(cl, res):
-    """After every test: no service died on its own, every service still running exits 0 on SIGTERM (a sanitizer
-    build exits 86/87 on a leak or undefined behaviour), and no log holds a sanitizer report."""
-    for s, p in sorted((s, p) for s, p in cl.procs.items() if s in SERVICES):
-        if p and p.poll() is not None and not getattr(p, "sav_stopped_by_harness", False):
-            # Exit 0 is a clean stop on SIGTERM/SIGINT that this harness did not send: another program on the
-            # machine stopped it (the failures it caused are not the service's fault).
-            res.check(False, "sav-%s exited %s while the test ran, without the harness stopping it%s; its log ends: %s" % (
-                s, p.returncode, " (a SIGTERM from outside the test)" if p.returncode == 0 else "",
-                harness.tail_file(os.path.join(cl.dir, s + ".log"), 2).replace("\n", " | ")))
-    codes = {s: c for s, c in cl.stop_all(timeout=10).items() if s in SERVICES}
-    res.check(all(c == 0 for c in codes.values()), "services did not exit 0 on SIGTERM at the end: %s" % codes)
-    for s in SERVICES:
-        try:
-            with open(os.path.join(cl.dir, s + ".log"), "rb") as f:
-                log = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        for mark in SANITIZER_MARKS:
-            if mark in log:
-                i = log.index(mark)
-                res.check(False, "sav-%s log holds a sanitizer report: %s" % (s, log[max(0, i - 200):i + 800]))
-                break
-
-
-def fmt_figures(figs):
-    parts = []
-    for k, v in figs.items():
-        if isinstance(v, dict):
-            v = ",".join("%s:%s" % kv for kv in v.items()) or "-"
-        parts.append("%s=%s" % (k, v))
-    return " ".join(parts)
+] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS
 
 
 def main():

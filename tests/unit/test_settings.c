@@ -323,6 +323,17 @@ static void test_cross_field_checks(void **state) {
     load_refused("[service]\ninstance =\n", "service.instance is empty");
     load_refused("[redis]\nhost = # only a comment\n", "redis.host is empty");
     load_refused("[redis]\nport = 0\n", "redis.port must be set unless redis.host is a unix socket path");
+    load_refused("[notification]\nsms_quiet_hours = 21h-8h\n", "notification.sms_quiet_hours must be off or HH:MM-HH:MM");
+    load_refused("[notification]\nsms_quiet_hours = 24:00-08:00\n", "sms_quiet_hours");
+    load_refused("[notification]\nsms_quiet_hours = 08:00-08:00\n", "start and end differ");
+    load_refused("[notification]\nsmpp_source = SERVICE-APRES-VENTE\n", "smpp_source (1 to 11)");
+    load_refused("[notification]\nmail_domain = sav example\n", "notification.mail_domain must be a domain name");
+    int start, end;
+    assert_int_equal(0, settings_quiet_hours("21:30-07:45", &start, &end));
+    assert_int_equal(21 * 60 + 30, start);
+    assert_int_equal(7 * 60 + 45, end);
+    assert_int_equal(0, settings_quiet_hours("off", &start, &end));
+    assert_int_equal(-1, start);
     settings s;
     const char *path = conf_write("[redis]\nhost = /run/redis/redis.sock\nport = 0\n");
     assert_int_equal(0, settings_load(&s, path));

@@ -183,7 +183,7 @@ static const generic_option claim_reject[] = {
     END};
 
 static const generic_option notification_list[] = {
-    VAL("status", "status", 0, "STATUS", "recorded, queued, sending, sent, failed or call_customer"),
+    VAL("status", "status", 0, "STATUS", "recorded, queued, deferred, sending, sent, delivered, failed or call_customer"),
     VAL("limit", "limit", 0, "N", "at most N, newest first (default 50)"), END};
 static const generic_option notification_retry[] = {POS("id", 1, "ID", "the notification (T-...:event:channel:version)"), END};
 
@@ -306,12 +306,13 @@ static const generic_command generic_table[] = {
      "--json: {\"id\", \"status\"}", claim_id, "status", "paid", NULL, NULL, NULL},
     {"notification list", "notification.list", SVC_NOTIFICATION, 0, "list customer notifications",
      "Lists notifications, newest first, with their delivery status: recorded (written, not sent), queued,\n"
-     "sending, sent (accepted by the SMTP server), failed (with the server's answer), or call_customer (no\n"
-     "channel the customer consented to: the centre must call).",
+     "deferred (an SMS waiting for the end of the quiet hours), sending, sent (accepted by the SMTP server or the SMSC), delivered (an SMS whose every part the\n"
+     "operator's receipt confirms), failed (with the server's, the SMSC's or the receipt's answer), or\n"
+     "call_customer (no channel the customer consented to: the centre must call).",
      "--json: {\"notifications\": [{id, ticket, event, channel, status, recipient, attempts, last_answer, at,\n"
      "sent_at}], \"count\"}", notification_list, NULL, NULL, NULL, "notifications", "id,status,recipient,attempts,last_answer"},
-    {"notification retry", "notification.retry", SVC_NOTIFICATION, 0, "send a failed e-mail again",
-     "Puts a failed e-mail back in the queue.", "--json: {\"id\", \"status\": \"queued\"}", notification_retry,
+    {"notification retry", "notification.retry", SVC_NOTIFICATION, 0, "send a failed e-mail or SMS again",
+     "Puts a failed e-mail or SMS back in the queue, its attempts counted from zero.", "--json: {\"id\", \"status\": \"queued\"}", notification_retry,
      NULL, NULL, NULL, NULL, NULL},
     {"repair start", "repair.start", SVC_DIAGNOSTICS, 1, "start the repair or intervention",
      "Moves the ticket to in_repair (from in_diagnosis, or from received for installation, commissioning and\n"

@@ -1,0 +1,546 @@
+#include "smsc.h"
+#include "clock.h"
+#include "err.h"
+#include "gsm.h"
+#include "log.h"
+#include "smpp.h"
+#include "store.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SMSC_MAX_ACTIVE 100       /* = the largest smpp_window */
+#define SMSC_IDLE_CLAIM_MS 100    /* an empty queue is looked at again this often */
+#define SMSC_RECONNECT_MS 1000
+#define SMSC_THROTTLE_MS 1000     /* pause after the SMSC says it is throttling */
+#define SMSC_RECEIPT_TTL "604800" /* message ids are matched to receipts for a week */
+#define SMSC_ESME_RSYSERR 0x08u   /* deliver_sm refused for now: Redis is down, the SMSC will offer it again */
+
+enum { SMSC_PART_PENDING, SMSC_PART_OUT, SMSC_PART_ACCEPTED };
+
+/* One claimed SMS and the progress of its parts. */
+typedef struct smsc_sms {
+    char nid[160];
+    char dest[24];
+    int attempts;
+    gsm_message msg;
+    int submitted, accepted, outstanding, part_retries;
+    uint8_t part_state[GSM_MAX_PARTS]; /* SMSC_PART_* */
+    uint32_t seq[GSM_MAX_PARTS];
+    int64_t submitted_ms[GSM_MAX_PARTS];
+    char ids[GSM_MAX_PARTS][3 * SMPP_ID_LEN + 3]; /* each part's id in every spelling, joined by ',' */
+    const char *verdict;                          /* NULL while going well, else retry, failed or release */
+    int refused;                                  /* the SMSC refused it: counts toward sms_max_attempts */
+    char detail[256];
+} smsc_sms;
+
+struct smsc {
+    const settings *cfg;
+    pthread_t thread;
+    volatile sig_atomic_t stop;
+    store *st;
+    int fd;
+    uint32_t seq;
+    uint8_t in[2 * SMPP_MAX_PDU];
+    size_t in_len;
+    smsc_sms active[SMSC_MAX_ACTIVE];
+    int nactive;
+    int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms;
+    int quiet_start, quiet_end; /* Europe/Paris minutes of the day, -1 when there are no quiet hours */
+    char queue[STORE_KEY_LEN], sending[STORE_KEY_LEN], busy[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
+};
+
+static uint32_t smsc_next_seq(smsc *c) {
+    c->seq = c->seq >= 0x7FFFFFFFu ? 1 : c->seq + 1;
+    return c->seq;
+}
+
+static void smsc_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int smsc_write(smsc *c, const uint8_t *pdu, size_t len) {
+    while (len > 0) {
+        ssize_t n = send(c->fd, pdu, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            err_set("SMSC write: %s", n < 0 ? strerror(errno) : "closed");
+            return -1;
+        }
+        pdu += n, len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads what the socket has (waiting at most wait_ms); 0, or -1 when the link is gone. */
+static int smsc_read(smsc *c, int wait_ms) {
+    struct pollfd p = {c->fd, POLLIN, 0};
+    int r = poll(&p, 1, wait_ms);
+    if (r <= 0) return r < 0 && errno != EINTR ? -1 : 0;
+    ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return 0;
+    if (n <= 0) {
+        err_set("SMSC closed the link%s%s", n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+        return -1;
+    }
+    c->in_len += (size_t)n;
+    c->last_rx_ms = clock_now_ms();
+    return 0;
+}
+
+/* Takes the next complete PDU out of the input buffer: 1 decoded, 0 none yet, -1 the stream is corrupt. */
+static int smsc_next_pdu(smsc *c, smpp_pdu *p) {
+    long len = smpp_frame(c->in, c->in_len);
+    if (len <= 0) return (int)len;
+    int rc = smpp_decode(c->in, (size_t)len, p);
+    uint32_t seq = (uint32_t)c->in[12] << 24 | (uint32_t)c->in[13] << 16 | (uint32_t)c->in[14] << 8 | c->in[15];
+    memmove(c->in, c->in + len, c->in_len - (size_t)len);
+    c->in_len -= (size_t)len;
+    if (rc != 0) {
+        /* One undecodable PDU is answered with generic_nack and skipped; the framing is still sound. */
+        uint8_t nack[SMPP_HEADER];
+        log_warn(NULL, NULL, "SMSC sent an undecodable PDU: %s", err_get());
+        return smsc_write(c, nack, smpp_encode_header(nack, SMPP_GENERIC_NACK, 0x01, seq)) == 0 ? 0 : -1;
+    }
+    return 1;
+}
+
+static int smsc_connect_socket(smsc *c) {
+    char port[8];
+    snprintf(port, sizeof(port), "%d", c->cfg->smpp_port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(c->cfg->smpp_host, port, &hints, &res);
+    if (rc != 0) {
+        err_set("SMSC %s: %s", c->cfg->smpp_host, gai_strerror(rc));
+        return -1;
+    }
+    c->fd = -1;
+    for (struct addrinfo *a = res; a && c->fd < 0; a = a->ai_next) {
+        c->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        if (c->fd >= 0 && connect(c->fd, a->ai_addr, a->ai_addrlen) != 0) {
+            err_set("SMSC %s:%s: %s", c->cfg->smpp_host, port, strerror(errno));
+            close(c->fd);
+            c->fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (c->fd < 0) return -1;
+    /* A stalled SMSC must not block the thread forever on a full socket buffer. */
+    struct timeval tv = {c->cfg->smpp_response_ms / 1000, (c->cfg->smpp_response_ms % 1000) * 1000};
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return 0;
+}
+
+/* Connects and binds as a transceiver; 0, or -1 with err (the link is then closed). */
+static int smsc_bind(smsc *c) {
+    if (smsc_connect_socket(c) != 0) return -1;
+    c->in_len = 0;
+    uint8_t pdu[128];
+    uint32_t seq = smsc_next_seq(c);
+    const char *password = strcmp(c->cfg->smpp_password, "none") == 0 ? "" : c->cfg->smpp_password;
+    size_t n = smpp_encode_bind(pdu, sizeof(pdu), seq, c->cfg->smpp_system_id, password);
+    int64_t deadline = clock_now_ms() + c->cfg->smpp_response_ms;
+    if (n == 0 || smsc_write(c, pdu, n) != 0) goto fail;
+    while (clock_now_ms() < deadline && !c->stop) {
+        if (smsc_read(c, 50) != 0) goto fail;
+        smpp_pdu p;
+        int got = smsc_next_pdu(c, &p);
+        if (got < 0) goto fail;
+        if (got == 0 || p.command_id != SMPP_BIND_TRANSCEIVER_RESP) continue;
+        if (p.status == 0) {
+            c->enquire_sent_ms = 0;
+            return 0;
+        }
+        err_set("SMSC refused the bind as %s: command status 0x%08x", c->cfg->smpp_system_id, p.status);
+        goto fail;
+    }
+    if (!c->stop) err_set("SMSC did not answer the bind within %d ms", c->cfg->smpp_response_ms);
+fail:
+    close(c->fd);
+    c->fd = -1;
+    return -1;
+}
+
+static void smsc_finish(smsc *c);
+
+static int64_t smsc_backoff(const smsc *c, int attempts) {
+    int64_t backoff = 1000LL << (attempts < 20 && attempts > 0 ? attempts - 1 : 19);
+    return backoff > c->cfg->sms_retry_max_ms ? c->cfg->sms_retry_max_ms : backoff;
+}
+
+/* Records the outcome of a finished SMS and forgets it. */
+static void smsc_done(smsc *c, int i) {
+    smsc_sms *m = &c->active[i];
+    const char *verdict = m->verdict ? m->verdict : "sent";
+    if (strcmp(verdict, "retry") == 0 && m->refused && m->attempts >= c->cfg->sms_max_attempts) verdict = "failed";
+    if (!m->verdict) snprintf(m->detail, sizeof(m->detail), "accepted in %d part%s", m->msg.nparts, m->msg.nparts > 1 ? "s" : "");
+    char key[STORE_KEY_LEN], name[200];
+    snprintf(name, sizeof(name), "notif:%s", m->nid);
+    store_key(c->st, 0, name, key);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_done"), store_args_add(&a, "4");
+    store_args_add(&a, key), store_args_add(&a, c->queue), store_args_add(&a, c->sending), store_args_add(&a, c->busy);
+    store_args_add(&a, m->nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
+    store_args_add(&a, m->detail), store_args_addf(&a, "%lld", (long long)(clock_now_ms() + smsc_backoff(c, m->attempts)));
+    store_args_add(&a, c->prefix), store_args_add(&a, SMSC_RECEIPT_TTL);
+    for (int p = 0; !m->verdict && p < m->msg.nparts; p++) store_args_add(&a, m->ids[p]);
+    redisReply *r = store_args_call(c->st, &a);
+    if (!r || r->type == REDIS_REPLY_ERROR)
+        log_error(NULL, m->nid, "SMS %s not confirmed (it will be tried again): %s", verdict, r ? r->str : err_get());
+    else
+        log_info(NULL, m->nid, "SMS %s: %s", r->str, m->detail);
+    if (r) freeReplyObject(r);
+    c->active[i] = c->active[--c->nactive];
+}
+
+/* Closes a lost link. Kept, the SMS in hand wait for the next bind and only their unanswered parts go again
+ * (a part accepted twice would reach the phone as a fragment that never completes); not kept, those not yet
+ * confirmed are queued again. */
+static void smsc_drop(smsc *c, const char *why, int keep) {
+    if (c->fd >= 0) log_warn(NULL, NULL, "SMSC link dropped: %s", why);
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->enquire_sent_ms = 0;
+    for (int i = 0; keep && i < c->nactive; i++) {
+        smsc_sms *m = &c->active[i];
+        for (int k = 0; k < m->msg.nparts; k++)
+            if (m->part_state[k] == SMSC_PART_OUT) m->part_state[k] = SMSC_PART_PENDING;
+        m->outstanding = 0;
+    }
+    smsc_finish(c);
+    while (!keep && c->nactive > 0) {
+        smsc_sms *m = &c->active[c->nactive - 1];
+        /* An SMS not yet submitted goes back at once; one with parts out may have reached the SMSC. */
+        if (!m->verdict) {
+            m->verdict = m->submitted == 0 ? "release" : "retry";
+            snprintf(m->detail, sizeof(m->detail), "SMSC link lost: %s", why);
+        }
+        smsc_done(c, c->nactive - 1);
+    }
+}
+
+static const char *smsc_get(const redisReply *flat, const char *name) {
+    for (size_t i = 0; i + 1 < flat->elements; i += 2)
+        if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
+    return "";
+}
+
+/* Prepares a claimed SMS; one that cannot be encoded is failed at once. */
+static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
+    smsc_sms *m = &c->active[c->nactive++];
+    memset(m, 0, sizeof(*m));
+    snprintf(m->nid, sizeof(m->nid), "%s", nid);
+    const char *to = smsc_get(n, "recipient"), *body = smsc_get(n, "body");
+    snprintf(m->dest, sizeof(m->dest), "%s", to[0] == '+' ? to + 1 : to);
+    m->attempts = atoi(smsc_get(n, "attempts"));
+    /* The concatenation reference only needs to differ between a recipient's recent long messages. */
+    if (gsm_encode(body, strlen(body), (uint8_t)(clock_now_ms() & 0xFF), &m->msg) != 0) {
+        m->verdict = "failed";
+        snprintf(m->detail, sizeof(m->detail), "%s", err_get());
+    }
+}
+
+/* Returns 1 inside the quiet hours (Europe/Paris), when only urgent SMS go. */
+static int smsc_quiet(const smsc *c, int64_t now) {
+    if (c->quiet_start < 0) return 0;
+    int minute = clock_minute_paris(now);
+    if (c->quiet_start < c->quiet_end) return minute >= c->quiet_start && minute < c->quiet_end;
+    return minute >= c->quiet_start || minute < c->quiet_end;
+}
+
+/* Claims SMS while the window has room. */
+static void smsc_claim(smsc *c) {
+    int64_t now = clock_now_ms();
+    int room = c->cfg->smpp_window - c->nactive;
+    if (room <= 0 || now < c->next_claim_ms) return;
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_claim"), store_args_add(&a, "3");
+    store_args_add(&a, c->queue), store_args_add(&a, c->sending), store_args_add(&a, c->busy);
+    store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)now), store_args_addf(&a, "%d", room);
+    store_args_addf(&a, "%d", c->cfg->sms_stale_ms);
+    store_args_add(&a, smsc_quiet(c, now) ? "1" : "0");
+    redisReply *r = store_args_call(c->st, &a);
+    if (r && r->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < r->elements; i++) smsc_take(c, r->element[i]->element[0]->str, r->element[i]->element[1]);
+        if (r->elements == 0) c->next_claim_ms = now + SMSC_IDLE_CLAIM_MS;
+    } else {
+        c->next_claim_ms = now + SMSC_IDLE_CLAIM_MS;
+    }
+    if (r) freeReplyObject(r);
+}
+
+/* Submits the next part of an SMS; 0 or -1 when the link broke. */
+static int smsc_submit_part(smsc *c, smsc_sms *m, int k) {
+    const gsm_part *part = &m->msg.parts[k];
+    uint8_t pdu[512];
+    uint32_t seq = smsc_next_seq(c);
+    size_t n = smpp_encode_submit(pdu, sizeof(pdu), seq, c->cfg->smpp_source, m->dest, part->udh_len ? 0x40 : 0,
+                                  (uint8_t)m->msg.coding, part->data, part->len);
+    if (n == 0) {
+        m->verdict = "failed";
+        snprintf(m->detail, sizeof(m->detail), "%s", err_get());
+        return 0;
+    }
+    if (smsc_write(c, pdu, n) != 0) return -1;
+    m->seq[k] = seq;
+    m->submitted_ms[k] = clock_now_ms();
+    m->part_state[k] = SMSC_PART_OUT;
+    m->submitted++;
+    m->outstanding++;
+    c->next_submit_ms = clock_now_ms() + 1000 / c->cfg->smpp_tps;
+    return 0;
+}
+
+static int smsc_outstanding(const smsc *c) {
+    int n = 0;
+    for (int i = 0; i < c->nactive; i++) n += c->active[i].outstanding;
+    return n;
+}
+
+/* Submits parts in claim order while the window and the rate allow; 0 or -1 when the link broke. */
+static int smsc_submit(smsc *c) {
+    int window = c->cfg->smpp_window - smsc_outstanding(c);
+    for (int i = 0; i < c->nactive && window > 0; i++) {
+        smsc_sms *m = &c->active[i];
+        for (int k = 0; k < m->msg.nparts && !m->verdict && window > 0 && clock_now_ms() >= c->next_submit_ms; k++) {
+            if (m->part_state[k] != SMSC_PART_PENDING) continue;
+            if (smsc_submit_part(c, m, k) != 0) return -1;
+            window--;
+        }
+    }
+    return 0;
+}
+
+/* A submit_sm_resp (or generic_nack) for one part. */
+static void smsc_on_submit_resp(smsc *c, const smpp_pdu *p) {
+    for (int i = 0; i < c->nactive; i++) {
+        smsc_sms *m = &c->active[i];
+        for (int k = 0; k < m->msg.nparts; k++) {
+            if (m->seq[k] != p->sequence || m->part_state[k] != SMSC_PART_OUT) continue;
+            m->part_state[k] = SMSC_PART_PENDING;
+            m->outstanding--;
+            int temporary = p->command_id == SMPP_GENERIC_NACK || smpp_status_temporary(p->status);
+            if (p->status == 0x58) c->next_submit_ms = clock_now_ms() + SMSC_THROTTLE_MS;
+            if (p->command_id == SMPP_SUBMIT_SM_RESP && p->status == 0) {
+                m->part_state[k] = SMSC_PART_ACCEPTED;
+                char v[3][SMPP_ID_LEN];
+                int nv = smpp_id_variants(p->message_id, v);
+                snprintf(m->ids[k], sizeof(m->ids[k]), "%s%s%s%s%s", v[0], nv > 1 ? "," : "", nv > 1 ? v[1] : "",
+                         nv > 2 ? "," : "", nv > 2 ? v[2] : "");
+                m->accepted++;
+            } else if (temporary && m->accepted > 0 && ++m->part_retries < c->cfg->sms_max_attempts) {
+                /* Parts already accepted must not go twice: only this one is offered again, after a pause. */
+                c->next_submit_ms = clock_now_ms() + SMSC_THROTTLE_MS;
+            } else if (!m->verdict) {
+                m->verdict = temporary ? "retry" : "failed";
+                m->refused = 1;
+                snprintf(m->detail, sizeof(m->detail), "SMSC error 0x%08x, part %d/%d", p->status, k + 1,
+                         m->msg.nparts);
+            }
+            return;
+        }
+    }
+    log_warn(NULL, NULL, "SMSC answered sequence %u, which is not awaited", p->sequence);
+}
+
+/* Returns 1 if a customer's SMS says STOP (any case, surrounding spaces, GSM or UCS-2). */
+static int smsc_is_stop(const smpp_pdu *p) {
+    char text[16];
+    size_t n = 0, step = p->data_coding == 8 ? 2 : 1;
+    for (size_t i = step - 1; i < p->sm_length && n + 1 < sizeof(text); i += step) {
+        if (step == 2 && p->short_message[i - 1] != 0) return 0;
+        char ch = (char)p->short_message[i];
+        if (ch != ' ' && ch != '\r' && ch != '\n') text[n++] = (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+    }
+    text[n] = '\0';
+    return strcmp(text, "STOP") == 0;
+}
+
+/* A customer's STOP: they leave marketing messages. 0, or -1 when it could not be recorded. */
+static int smsc_on_stop(smsc *c, const smpp_pdu *p) {
+    char number[24];
+    snprintf(number, sizeof(number), "+%s", p->source_addr[0] == '+' ? p->source_addr + 1 : p->source_addr);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_stop"), store_args_add(&a, "0");
+    store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, number);
+    redisReply *r = store_args_call(c->st, &a);
+    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
+    if (rc == 0)
+        log_info(NULL, NULL, "STOP from %s: %lld customer(s) leave marketing messages", number, r->integer);
+    else
+        log_error(NULL, NULL, "STOP from %s not recorded (the SMSC will offer it again): %s", number,
+                  r ? r->str : err_get());
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+/* A deliver_sm: a delivery receipt or a STOP is recorded before it is acknowledged, so that none is lost. */
+static int smsc_on_deliver(smsc *c, const smpp_pdu *p) {
+    uint32_t status = 0;
+    char id[SMPP_ID_LEN], state[16];
+    if (smpp_receipt(p, id, state) != 0) {
+        if (!smsc_is_stop(p))
+            log_info(NULL, NULL, "SMS from %s ignored: only STOP is understood", p->source_addr);
+        else if (smsc_on_stop(c, p) != 0)
+            status = SMSC_ESME_RSYSERR;
+    } else if (smpp_state_outcome(state) >= 0) {
+        char v[3][SMPP_ID_LEN];
+        int nv = smpp_id_variants(id, v);
+        store_args a;
+        store_args_init(&a);
+        store_args_add(&a, "FCALL"), store_args_add(&a, "sms_receipt"), store_args_add(&a, "0");
+        store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, state);
+        store_args_add(&a, SMSC_RECEIPT_TTL);
+        for (int i = 0; i < nv; i++) store_args_add(&a, v[i]);
+        redisReply *r = store_args_call(c->st, &a);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            log_error(NULL, NULL, "receipt %s %s not recorded (the SMSC will offer it again): %s", id, state,
+                      r ? r->str : err_get());
+            status = SMSC_ESME_RSYSERR;
+        } else {
+            log_info(NULL, NULL, "receipt %s %s: %s", id, state, r->str);
+        }
+        if (r) freeReplyObject(r);
+    }
+    uint8_t resp[32];
+    return smsc_write(c, resp, smpp_encode_deliver_resp(resp, status, p->sequence));
+}
+
+/* Handles one PDU from the SMSC; 0, or -1 when the link must be dropped. */
+static int smsc_on_pdu(smsc *c, const smpp_pdu *p) {
+    uint8_t resp[SMPP_HEADER];
+    switch (p->command_id) {
+    case SMPP_SUBMIT_SM_RESP:
+    case SMPP_GENERIC_NACK:
+        smsc_on_submit_resp(c, p);
+        return 0;
+    case SMPP_DELIVER_SM:
+        return smsc_on_deliver(c, p);
+    case SMPP_ENQUIRE_LINK:
+        return smsc_write(c, resp, smpp_encode_header(resp, SMPP_ENQUIRE_LINK_RESP, 0, p->sequence));
+    case SMPP_ENQUIRE_LINK_RESP:
+        c->enquire_sent_ms = 0;
+        return 0;
+    case SMPP_UNBIND:
+        smsc_write(c, resp, smpp_encode_header(resp, SMPP_UNBIND_RESP, 0, p->sequence));
+        err_set("the SMSC unbound");
+        return -1;
+    default:
+        return smsc_write(c, resp, smpp_encode_header(resp, SMPP_GENERIC_NACK, 0x03, p->sequence));
+    }
+}
+
+/* Finishes the SMS whose parts are all answered. */
+static void smsc_finish(smsc *c) {
+    for (int i = c->nactive - 1; i >= 0; i--) {
+        smsc_sms *m = &c->active[i];
+        if (m->outstanding == 0 && (m->verdict || m->accepted == m->msg.nparts)) smsc_done(c, i);
+    }
+}
+
+/* Returns 0, or -1 when an answer is overdue: a link that does not answer is dead. */
+static int smsc_check_link(smsc *c) {
+    int64_t now = clock_now_ms(), limit = c->cfg->smpp_response_ms;
+    for (int i = 0; i < c->nactive; i++)
+        for (int k = 0; k < c->active[i].msg.nparts; k++)
+            if (c->active[i].part_state[k] == SMSC_PART_OUT && now - c->active[i].submitted_ms[k] > limit) {
+                err_set("no submit_sm_resp within %lld ms", (long long)limit);
+                return -1;
+            }
+    if (c->enquire_sent_ms && now - c->enquire_sent_ms > limit) {
+        err_set("no enquire_link_resp within %lld ms", (long long)limit);
+        return -1;
+    }
+    if (!c->enquire_sent_ms && now - c->last_rx_ms > c->cfg->smpp_enquire_ms) {
+        uint8_t pdu[SMPP_HEADER];
+        c->enquire_sent_ms = now;
+        return smsc_write(c, pdu, smpp_encode_header(pdu, SMPP_ENQUIRE_LINK, 0, smsc_next_seq(c)));
+    }
+    return 0;
+}
+
+/* One turn of the bound link: claim, submit, read, answer, finish. 0, or -1 with err when the link is lost. */
+static int smsc_turn(smsc *c) {
+    smsc_claim(c);
+    if (smsc_submit(c) != 0 || smsc_read(c, 20) != 0) return -1;
+    smpp_pdu p;
+    int got;
+    while ((got = smsc_next_pdu(c, &p)) == 1)
+        if (smsc_on_pdu(c, &p) != 0) return -1;
+    if (got < 0) return -1;
+    smsc_finish(c);
+    return smsc_check_link(c);
+}
+
+static void *smsc_run(void *arg) {
+    smsc *c = arg;
+    while (!c->stop) {
+        if (c->fd < 0) {
+            if (smsc_bind(c) != 0) {
+                /* The SMSC stays away: the SMS in hand go back to the queue rather than outlive their claim. */
+                smsc_drop(c, err_get(), 0);
+                log_warn(NULL, NULL, "SMSC unavailable, trying again in %d ms: %s", SMSC_RECONNECT_MS, err_get());
+                for (int t = 0; t < SMSC_RECONNECT_MS / 100 && !c->stop; t++) smsc_sleep_ms(100);
+                continue;
+            }
+            c->last_rx_ms = clock_now_ms();
+            log_info(NULL, NULL, "bound to the SMSC %s:%d as %s", c->cfg->smpp_host, c->cfg->smpp_port,
+                     c->cfg->smpp_system_id);
+        }
+        if (smsc_turn(c) != 0) smsc_drop(c, err_get(), 1);
+    }
+    if (c->fd >= 0) {
+        uint8_t pdu[SMPP_HEADER];
+        smsc_write(c, pdu, smpp_encode_header(pdu, SMPP_UNBIND, 0, smsc_next_seq(c)));
+    }
+    smsc_drop(c, "the service is stopping", 0);
+    return NULL;
+}
+
+int smsc_start(const settings *s, smsc **out) {
+    *out = NULL;
+    if (strcmp(s->smpp_host, "off") == 0) return 0;
+    smsc *c = calloc(1, sizeof(*c));
+    if (!c) {
+        err_set("out of memory starting the SMS sender");
+        return -1;
+    }
+    c->cfg = s;
+    c->fd = -1;
+    settings_quiet_hours(s->sms_quiet_hours, &c->quiet_start, &c->quiet_end);
+    c->st = store_open(s);
+    store_key(c->st, 0, "sms:queue", c->queue);
+    store_key(c->st, 0, "sms:sending", c->sending);
+    store_key(c->st, 0, "sms:busy", c->busy);
+    store_shard_prefix(c->st, 0, c->prefix);
+    if (pthread_create(&c->thread, NULL, smsc_run, c) != 0) {
+        err_set("cannot start the SMS sender thread");
+        store_close(c->st);
+        free(c);
+        return -1;
+    }
+    *out = c;
+    log_info(NULL, NULL, "sending SMS through the SMSC %s:%d", s->smpp_host, s->smpp_port);
+    return 0;
+}
+
+void smsc_stop(smsc *c) {
+    if (!c) return;
+    c->stop = 1;
+    pthread_join(c->thread, NULL);
+    store_close(c->st);
+    free(c);
+}
