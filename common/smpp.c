@@ -194,7 +194,8 @@ static void smpp_text_field(const char *text, const char *key, char *out, size_t
 }
 
 int smpp_receipt(const smpp_pdu *p, char id[SMPP_ID_LEN], char state[16]) {
-    static const char *const states[] = {"UNKNOWN", "ENROUTE", "DELIVRD", "EXPIRED", "DELETED",
+    /* 0 is not an SMPP 3.4 state; SMPP 5.0 uses it for SCHEDULED, which is not final. */
+    static const char *const states[] = {"SCHEDLD", "ENROUTE", "DELIVRD", "EXPIRED", "DELETED",
                                          "UNDELIV", "ACCEPTD", "UNKNOWN", "REJECTD"};
     if (p->command_id != SMPP_DELIVER_SM || !(p->esm_class & 0x04)) return -1;
     char text[256];
@@ -212,7 +213,9 @@ int smpp_receipt(const smpp_pdu *p, char id[SMPP_ID_LEN], char state[16]) {
 
 int smpp_state_outcome(const char *state) {
     if (strcmp(state, "DELIVRD") == 0) return 1;
-    if (strcmp(state, "ACCEPTD") == 0 || strcmp(state, "ENROUTE") == 0 || strcmp(state, "BUFFRED") == 0) return -1;
+    if (strcmp(state, "ACCEPTD") == 0 || strcmp(state, "ENROUTE") == 0 || strcmp(state, "BUFFRED") == 0 ||
+        strcmp(state, "SCHEDLD") == 0)
+        return -1;
     return 0;
 }
 

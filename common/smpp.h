@@ -64,7 +64,7 @@ size_t smpp_encode_submit(uint8_t *out, size_t cap, uint32_t sequence, const cha
 
 /* Reads a delivery receipt: the receipted message id and its final state, from the TLVs when present, else
  * from the text "id:... stat:...". *state is DELIVRD, UNDELIV, REJECTD, EXPIRED, DELETED, ACCEPTD, ENROUTE,
- * BUFFRED or UNKNOWN. 0, or -1 when the PDU is not a receipt. */
+ * BUFFRED, SCHEDLD (state 0 of SMPP 5.0) or UNKNOWN. 0, or -1 when the PDU is not a receipt. */
 int smpp_receipt(const smpp_pdu *p, char id[SMPP_ID_LEN], char state[16]);
 
 /* Returns 1 for a final state that means delivered, 0 for a final failure, -1 for a state that is not final. */

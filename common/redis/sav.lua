@@ -1041,6 +1041,11 @@ local function sms_claim(keys, args)
     local nkey = prefix .. 'notif:' .. nid
     local f = redis.call('HMGET', nkey, 'recipient', 'at', 'due', 'urgent', 'status')
     local holder = redis.call('HGET', keys[3], f[1])
+    -- In quiet hours an urgent SMS passes a recipient's held turn unless that SMS is on its way right now.
+    if args[5] == '1' and f[4] == '1' and holder and holder ~= nid and
+        redis.call('HGET', prefix .. 'notif:' .. holder, 'status') ~= 'sending' then
+      holder = nil
+    end
     if args[5] == '1' and f[4] ~= '1' then
       if f[5] == 'queued' then redis.call('HSET', nkey, 'status', 'deferred') end
     elseif (not holder or holder == nid) and tonumber(f[3] or '0') <= now then
@@ -1089,9 +1094,12 @@ local function sms_done(keys, args)
   local ids = {}
   for i = 8, #args do ids[#ids + 1] = args[i] end
   redis.call('HSET', keys[1], 'sent_at', now, 'message_ids', table.concat(ids, ';'))
+  redis.call('HDEL', keys[1], 'parts_delivered')
   for _, spellings in ipairs(ids) do
+    -- Only the id as the SMSC wrote it is kept: another spelling of it may be a later message's own id. A
+    -- receipt in another base finds it through the receipt's own spellings (sms_receipt).
+    redis.call('SET', prefix .. 'sms:msgid:' .. string.match(spellings, '^[^,]+'), nid, 'EX', ttl)
     for id in string.gmatch(spellings, '[^,]+') do
-      redis.call('SET', prefix .. 'sms:msgid:' .. id, nid, 'EX', ttl)
       local early = redis.call('GET', prefix .. 'sms:early:' .. id)
       if early then
         redis.call('DEL', prefix .. 'sms:early:' .. id)

@@ -5,7 +5,10 @@
  * server's answer). If the process dies between the server's acceptance and
  * the confirmation, the send is claimed again after notification.mail_stale_ms
  * and the customer may receive it twice, with the same Message-ID: that is
- * the one duplicate window, counted in the notification (resent_after_crash). */
+ * one duplicate window, counted in the notification (resent_after_crash). The other: a transaction cut
+ * after the whole message went out but before the server's final answer (the link broke, or
+ * notification.smtp_timeout_ms ran out while the server scanned the message) is retried, and the server
+ * may have kept the first copy; a long enough smtp_timeout_ms keeps this rare. */
 #ifndef SAV_MAILER_H
 #define SAV_MAILER_H
 

@@ -40,6 +40,7 @@ typedef struct smsc_sms {
     char ids[GSM_MAX_PARTS][3 * SMPP_ID_LEN + 3]; /* each part's id in every spelling, joined by ',' */
     const char *verdict;                          /* NULL while going well, else retry, failed or release */
     int refused;                                  /* the SMSC refused it: counts toward sms_max_attempts */
+    int64_t confirm_after_ms;                     /* Redis did not take the outcome: offered again then */
     char detail[256];
 } smsc_sms;
 
@@ -54,7 +55,7 @@ struct smsc {
     size_t in_len;
     smsc_sms active[SMSC_MAX_ACTIVE];
     int nactive;
-    int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms;
+    int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms, next_renew_ms;
     int quiet_start, quiet_end; /* Europe/Paris minutes of the day, -1 when there are no quiet hours */
     char queue[STORE_KEY_LEN], sending[STORE_KEY_LEN], busy[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
 };
@@ -127,6 +128,10 @@ static int smsc_connect_socket(smsc *c) {
     c->fd = -1;
     for (struct addrinfo *a = res; a && c->fd < 0; a = a->ai_next) {
         c->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+        /* Set before connect, which it also bounds on Linux: a host that drops packets must not block the thread
+         * (and a stop) for minutes; nor may a stalled SMSC with a full socket buffer later. */
+        struct timeval tv = {c->cfg->smpp_response_ms / 1000, (c->cfg->smpp_response_ms % 1000) * 1000};
+        if (c->fd >= 0) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         if (c->fd >= 0 && connect(c->fd, a->ai_addr, a->ai_addrlen) != 0) {
             err_set("SMSC %s:%s: %s", c->cfg->smpp_host, port, strerror(errno));
             close(c->fd);
@@ -134,11 +139,7 @@ static int smsc_connect_socket(smsc *c) {
         }
     }
     freeaddrinfo(res);
-    if (c->fd < 0) return -1;
-    /* A stalled SMSC must not block the thread forever on a full socket buffer. */
-    struct timeval tv = {c->cfg->smpp_response_ms / 1000, (c->cfg->smpp_response_ms % 1000) * 1000};
-    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    return 0;
+    return c->fd < 0 ? -1 : 0;
 }
 
 /* Connects and binds as a transceiver; 0, or -1 with err (the link is then closed). */
@@ -178,8 +179,10 @@ static int64_t smsc_backoff(const smsc *c, int attempts) {
     return backoff > c->cfg->sms_retry_max_ms ? c->cfg->sms_retry_max_ms : backoff;
 }
 
-/* Records the outcome of a finished SMS and forgets it. */
-static void smsc_done(smsc *c, int i) {
+/* Records the outcome of a finished SMS and forgets it. When Redis does not take it, the SMS is kept and its
+ * outcome offered again a second later (sms_done ignores a repeat), unless forget: then its claim goes stale
+ * and the SMS is sent again. */
+static void smsc_done(smsc *c, int i, int forget) {
     smsc_sms *m = &c->active[i];
     const char *verdict = m->verdict ? m->verdict : "sent";
     if (strcmp(verdict, "retry") == 0 && m->refused && m->attempts >= c->cfg->sms_max_attempts) verdict = "failed";
@@ -196,11 +199,16 @@ static void smsc_done(smsc *c, int i) {
     store_args_add(&a, c->prefix), store_args_add(&a, SMSC_RECEIPT_TTL);
     for (int p = 0; !m->verdict && p < m->msg.nparts; p++) store_args_add(&a, m->ids[p]);
     redisReply *r = store_args_call(c->st, &a);
-    if (!r || r->type == REDIS_REPLY_ERROR)
-        log_error(NULL, m->nid, "SMS %s not confirmed (it will be tried again): %s", verdict, r ? r->str : err_get());
+    int recorded = r && r->type != REDIS_REPLY_ERROR;
+    if (!recorded)
+        log_error(NULL, m->nid, "SMS %s not recorded: %s", verdict, r ? r->str : err_get());
     else
         log_info(NULL, m->nid, "SMS %s: %s", r->str, m->detail);
     if (r) freeReplyObject(r);
+    if (!recorded && !forget) {
+        m->confirm_after_ms = clock_now_ms() + 1000;
+        return;
+    }
     c->active[i] = c->active[--c->nactive];
 }
 
@@ -226,7 +234,7 @@ static void smsc_drop(smsc *c, const char *why, int keep) {
             m->verdict = m->submitted == 0 ? "release" : "retry";
             snprintf(m->detail, sizeof(m->detail), "SMSC link lost: %s", why);
         }
-        smsc_done(c, c->nactive - 1);
+        smsc_done(c, c->nactive - 1, 1);
     }
 }
 
@@ -238,6 +246,8 @@ static const char *smsc_get(const redisReply *flat, const char *name) {
 
 /* Prepares a claimed SMS; one that cannot be encoded is failed at once. */
 static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
+    for (int i = 0; i < c->nactive; i++)
+        if (strcmp(c->active[i].nid, nid) == 0) return; /* its claim went stale while in hand: it is already here */
     smsc_sms *m = &c->active[c->nactive++];
     memset(m, 0, sizeof(*m));
     snprintf(m->nid, sizeof(m->nid), "%s", nid);
@@ -340,7 +350,8 @@ static void smsc_on_submit_resp(smsc *c, const smpp_pdu *p) {
                 snprintf(m->ids[k], sizeof(m->ids[k]), "%s%s%s%s%s", v[0], nv > 1 ? "," : "", nv > 1 ? v[1] : "",
                          nv > 2 ? "," : "", nv > 2 ? v[2] : "");
                 m->accepted++;
-            } else if (temporary && m->accepted > 0 && ++m->part_retries < c->cfg->sms_max_attempts) {
+            } else if (temporary && (m->accepted > 0 || m->outstanding > 0) &&
+                       ++m->part_retries < c->cfg->sms_max_attempts) {
                 /* Parts already accepted must not go twice: only this one is offered again, after a pause. */
                 c->next_submit_ms = clock_now_ms() + SMSC_THROTTLE_MS;
             } else if (!m->verdict) {
@@ -378,7 +389,9 @@ static int smsc_on_stop(smsc *c, const smpp_pdu *p) {
     store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, number);
     redisReply *r = store_args_call(c->st, &a);
     int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
-    if (rc == 0)
+    if (rc == 0 && r->integer == 0)
+        log_warn(NULL, NULL, "STOP from %s matches no customer's phone: nothing changed", number);
+    else if (rc == 0)
         log_info(NULL, NULL, "STOP from %s: %lld customer(s) leave marketing messages", number, r->integer);
     else
         log_error(NULL, NULL, "STOP from %s not recorded (the SMSC will offer it again): %s", number,
@@ -447,7 +460,8 @@ static int smsc_on_pdu(smsc *c, const smpp_pdu *p) {
 static void smsc_finish(smsc *c) {
     for (int i = c->nactive - 1; i >= 0; i--) {
         smsc_sms *m = &c->active[i];
-        if (m->outstanding == 0 && (m->verdict || m->accepted == m->msg.nparts)) smsc_done(c, i);
+        if (m->outstanding == 0 && (m->verdict || m->accepted == m->msg.nparts) && clock_now_ms() >= m->confirm_after_ms)
+            smsc_done(c, i, 0);
     }
 }
 
@@ -472,8 +486,27 @@ static int smsc_check_link(smsc *c) {
     return 0;
 }
 
+/* Renews the claims of the SMS in hand, so that a slow send (a low smpp_tps, an SMSC slow to answer) is never
+ * taken for one its sender died holding. */
+static void smsc_renew_claims(smsc *c) {
+    int64_t now = clock_now_ms();
+    if (c->nactive == 0 || now < c->next_renew_ms) return;
+    c->next_renew_ms = now + c->cfg->sms_stale_ms / 4;
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "ZADD"), store_args_add(&a, c->sending), store_args_add(&a, "XX");
+    for (int i = 0; i < c->nactive; i++) store_args_addf(&a, "%lld", (long long)now), store_args_add(&a, c->active[i].nid);
+    redisReply *r = store_args_call(c->st, &a);
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        log_warn(NULL, NULL, "SMS claims not renewed: %s", r ? r->str : err_get());
+        c->next_renew_ms = now + 1000;
+    }
+    if (r) freeReplyObject(r);
+}
+
 /* One turn of the bound link: claim, submit, read, answer, finish. 0, or -1 with err when the link is lost. */
 static int smsc_turn(smsc *c) {
+    smsc_renew_claims(c);
     smsc_claim(c);
     if (smsc_submit(c) != 0 || smsc_read(c, 20) != 0) return -1;
     smpp_pdu p;

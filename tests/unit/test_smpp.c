@@ -99,6 +99,11 @@ static void receipts_from_tlvs_or_text(void **state) {
     assert_string_equal(st, "UNDELIV");
     assert_int_equal(smpp_state_outcome(st), 0);
     assert_int_equal(smpp_state_outcome("ENROUTE"), -1);
+    n = deliver(b, 0x04, "", "001e0005314132420004270001" "00"); /* state 0: SMPP 5.0's SCHEDULED, not final */
+    assert_int_equal(smpp_decode(b, n, &p), 0);
+    assert_int_equal(smpp_receipt(&p, id, st), 0);
+    assert_string_equal(st, "SCHEDLD");
+    assert_int_equal(smpp_state_outcome(st), -1);
     n = deliver(b, 0x00, "STOP", "");
     assert_int_equal(smpp_decode(b, n, &p), 0);
     assert_int_equal(smpp_receipt(&p, id, st), -1); /* a mobile-originated message, not a receipt */
