@@ -947,6 +947,17 @@ local function sms_part_receipt(prefix, nkey, now, id, state)
   return 'sent'
 end
 
+-- Claims left unconfirmed longer than stale ms (their sender died) go back to the queue, counted: the
+-- message may have gone out already.
+local function requeue_stale(prefix, queue, sending, now, stale)
+  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', sending, '-inf', now - stale)) do
+    redis.call('ZREM', sending, nid)
+    redis.call('HSET', prefix .. 'notif:' .. nid, 'status', 'queued')
+    redis.call('HINCRBY', prefix .. 'notif:' .. nid, 'resent_after_crash', 1)
+    redis.call('ZADD', queue, now, nid)
+  end
+end
+
 --[[
 mail_claim: the e-mails due for sending, claimed (status sending, attempt counted) so that no other sender
 takes them; first, sends left unconfirmed longer than the stale delay (the sender died between the SMTP
@@ -957,12 +968,7 @@ Returns {{notification id, flat hash}...}.
 ]]
 local function mail_claim(keys, args)
   local prefix, now = args[1], tonumber(args[2])
-  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[2], '-inf', now - tonumber(args[4]))) do
-    redis.call('ZREM', keys[2], nid)
-    redis.call('HSET', prefix .. 'notif:' .. nid, 'status', 'queued')
-    redis.call('HINCRBY', prefix .. 'notif:' .. nid, 'resent_after_crash', 1)
-    redis.call('ZADD', keys[1], now, nid)
-  end
+  requeue_stale(prefix, keys[1], keys[2], now, tonumber(args[4]))
   local out = {}
   for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[1], '-inf', now, 'LIMIT', 0, tonumber(args[3]))) do
     local nkey = prefix .. 'notif:' .. nid
@@ -1028,12 +1034,7 @@ Returns {{notification id, flat hash}...}.
 ]]
 local function sms_claim(keys, args)
   local prefix, now, want = args[1], tonumber(args[2]), tonumber(args[3])
-  for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[2], '-inf', now - tonumber(args[4]))) do
-    redis.call('ZREM', keys[2], nid)
-    redis.call('HSET', prefix .. 'notif:' .. nid, 'status', 'queued')
-    redis.call('HINCRBY', prefix .. 'notif:' .. nid, 'resent_after_crash', 1)
-    redis.call('ZADD', keys[1], now, nid)
-  end
+  requeue_stale(prefix, keys[1], keys[2], now, tonumber(args[4]))
   local out = {}
   -- The whole recorded order is scanned so that a recipient's first message is found behind later ones.
   for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[1], '-inf', '+inf', 'LIMIT', 0, 1000)) do

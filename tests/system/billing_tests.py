@@ -11,14 +11,12 @@ PASS/FAIL line per test with its figures, the problems and log tails of a failin
 returns a Result with .problems and .figures.
 """
 
-import argparse
 import collections
 import concurrent.futures
 import datetime
 import fractions
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +28,8 @@ from zoneinfo import ZoneInfo
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixtures  # noqa: E402
+from fixtures import Result, pmap  # noqa: E402
 import harness  # noqa: E402
 from harness import HarnessError  # noqa: E402
 
@@ -57,22 +57,6 @@ ECB_BP, POINTS_BP, INDEMNITY_CENTS, LEGAL_INTEREST_BP = 400, 1000, 4000, 792
 BUSINESS_PAYMENT_DAYS = 30
 QUOTE_VALIDITY_DAYS, QUOTE_REMINDER_DAYS = 30, 5
 SIREN = "732829320"
-
-
-class Result:
-    """What one test found: figures to print and problems (any problem fails the test). Same shape as run.py's."""
-
-    def __init__(self):
-        self.figures = collections.OrderedDict()
-        self.problems = []
-
-    def check(self, cond, msg):
-        if not cond:
-            self.problems.append(msg)
-        return bool(cond)
-
-    def fig(self, name, value):
-        self.figures[name] = value
 
 
 def collecting(body):
@@ -168,11 +152,6 @@ def raw(cl, *args, env=None):
         except ValueError:
             pass
     return r.returncode, data, r.stderr.strip()
-
-
-def pmap(fn, items, workers=WORKERS):
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
-        return list(ex.map(fn, items))
 
 
 def rkey(cl, name):
@@ -1157,94 +1136,5 @@ TESTS = [
 
 # ---------------------------------------------------------------- standalone runner
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
-
-
-def end_of_test_checks(cl, res):
-    """No service died on its own, every running service exits 0 on SIGTERM, no log holds a sanitizer report."""
-    for s, p in sorted(cl.procs.items()):
-        if p and p.poll() is not None and p.returncode not in (0, -9, -15):
-            res.check(False, "sav-%s died on its own with exit %s" % (s, p.returncode))
-    codes = cl.stop_all(timeout=10)
-    res.check(all(c == 0 for c in codes.values()), "services did not exit 0 on SIGTERM at the end: %s" % codes)
-    for name in sorted(os.listdir(cl.dir)):
-        if not name.endswith(".log") or name == "redis.log":
-            continue
-        try:
-            with open(os.path.join(cl.dir, name), "rb") as f:
-                log = f.read().decode("utf-8", "replace")
-        except OSError:
-            continue
-        for mark in SANITIZER_MARKS:
-            if mark in log:
-                i = log.index(mark)
-                res.check(False, "%s holds a sanitizer report: %s" % (name, log[max(0, i - 200):i + 800]))
-                break
-
-
-def fmt_figures(figs):
-    return " ".join("%s=%s" % kv for kv in figs.items())
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="directory of sav-* and savctl")
-    ap.add_argument("--only", help="comma-separated test names")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dirs of passing tests too")
-    opts = ap.parse_args(argv)
-    selected = TESTS
-    if opts.only:
-        names = [n.strip() for n in opts.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in dict(TESTS)]
-        if unknown:
-            print("unknown test(s): %s; known: %s" % (", ".join(unknown), ", ".join(n for n, _ in TESTS)),
-                  file=sys.stderr)
-            return 1
-        selected = [(n, f) for n, f in TESTS if n in names]
-    if not shutil.which("redis-server"):
-        print("redis-server not found", file=sys.stderr)
-        return 1
-    passed = failed = 0
-    t_all = time.monotonic()
-    try:
-        for name, fn in selected:
-            t0 = time.monotonic()
-            cl = harness.Cluster(opts.bin, name)
-            res = Result()
-            try:
-                res = fn(cl)
-                end_of_test_checks(cl, res)
-            except KeyboardInterrupt:
-                cl.close(remove=False)
-                print("interrupted during %s; its logs are in %s" % (name, cl.dir), file=sys.stderr)
-                raise
-            except Exception as e:  # HarnessError, a savctl timeout, a bug in a test
-                res.problems.append("".join(traceback.format_exception_only(type(e), e)).strip())
-                if not isinstance(e, HarnessError):
-                    res.problems.append(traceback.format_exc())
-            ok = not res.problems
-            cl.close(remove=ok and not opts.keep)
-            print("%s %s (%.1f s) %s" % ("PASS" if ok else "FAIL", name, time.monotonic() - t0,
-                                         fmt_figures(res.figures)), flush=True)
-            if ok:
-                passed += 1
-                continue
-            failed += 1
-            for p in res.problems[:25]:
-                print("    - " + p)
-            if len(res.problems) > 25:
-                print("    - ... and %d more problem(s)" % (len(res.problems) - 25))
-            print("    logs in %s:" % cl.dir)
-            print("\n".join("    | " + l for l in cl.logs(20).splitlines()), flush=True)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        failed += 1
-    finally:
-        harness.kill_all()
-    print("total %.1f s" % (time.monotonic() - t_all))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fixtures.standalone(TESTS, __doc__))

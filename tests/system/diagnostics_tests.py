@@ -15,7 +15,6 @@ stock:<c>:reserved, :received, :consumed, :adjusted with received + adjusted - c
 per ticket parts_need:<T> and parts_held:<T>; tickets short of a part wait in backorder:<c>:<ref>.
 """
 
-import argparse
 import calendar
 import collections
 import concurrent.futures
@@ -27,11 +26,12 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 from zoneinfo import ZoneInfo
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixtures  # noqa: E402
+from fixtures import Result  # noqa: E402
 import harness  # noqa: E402
 from harness import HarnessError  # noqa: E402
 
@@ -47,23 +47,6 @@ STOCK_FIELDS = ("on_hand", "reserved", "received", "consumed", "adjusted")
 
 
 # ---------------------------------------------------------------- results
-
-class Result:
-    """What one test found: figures to print and problems (any problem fails the test). Same shape as the
-    Result of tests/system/fixtures.py (figures, problems, check, fig), so run.py can print it."""
-
-    def __init__(self):
-        self.figures = collections.OrderedDict()
-        self.problems = []
-
-    def check(self, cond, msg):
-        if not cond:
-            self.problems.append(msg)
-        return bool(cond)
-
-    def fig(self, name, value):
-        self.figures[name] = value
-
 
 # ---------------------------------------------------------------- catalog, dates
 
@@ -1172,70 +1155,5 @@ TESTS = [
 
 # ---------------------------------------------------------------- standalone runner
 
-def fmt_figures(figs):
-    parts = []
-    for k, v in figs.items():
-        if isinstance(v, dict):
-            v = ",".join("%s:%s" % kv for kv in v.items()) or "-"
-        parts.append("%s=%s" % (k, v))
-    return " ".join(parts)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="directory of sav-* and savctl")
-    ap.add_argument("--only", help="comma-separated test names")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dirs of passing tests too")
-    opts = ap.parse_args()
-    selected = TESTS
-    if opts.only:
-        names = [n.strip() for n in opts.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in dict(TESTS)]
-        if unknown:
-            print("unknown test(s): %s; known: %s" % (", ".join(unknown), ", ".join(n for n, _ in TESTS)),
-                  file=sys.stderr)
-            return 1
-        selected = [(n, f) for n, f in TESTS if n in names]
-    passed = failed = 0
-    t_all = time.monotonic()
-    try:
-        for name, fn in selected:
-            t0 = time.monotonic()
-            cl = harness.Cluster(opts.bin, name)
-            res = Result()
-            try:
-                res = fn(cl)
-            except KeyboardInterrupt:
-                cl.close(remove=False)
-                print("interrupted during %s; its logs are in %s" % (name, cl.dir), file=sys.stderr)
-                raise
-            except Exception as e:  # HarnessError, a savctl timeout, a bug in a test
-                res.problems.append("".join(traceback.format_exception_only(type(e), e)).strip())
-                if not isinstance(e, HarnessError):
-                    res.problems.append(traceback.format_exc())
-            ok = not res.problems
-            cl.close(remove=ok and not opts.keep)
-            print("%s %s (%.1f s) %s" % ("PASS" if ok else "FAIL", name, time.monotonic() - t0,
-                                         fmt_figures(res.figures)), flush=True)
-            if ok:
-                passed += 1
-                continue
-            failed += 1
-            for p in res.problems[:25]:
-                print("    - " + p)
-            if len(res.problems) > 25:
-                print("    - ... and %d more problem(s)" % (len(res.problems) - 25))
-            print("    logs in %s:" % cl.dir)
-            print("\n".join("    | " + l for l in cl.logs(30).splitlines()), flush=True)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        failed += 1
-    finally:
-        harness.kill_all()
-    print("total %.1f s" % (time.monotonic() - t_all))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fixtures.standalone(TESTS, __doc__))

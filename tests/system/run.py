@@ -14,7 +14,6 @@ scenarios.py. After every test, each service must still be running (or have been
 stopped by the harness), exit 0 on SIGTERM and have no sanitizer report in its log.
 """
 
-import argparse
 import collections
 import json
 import os
@@ -22,13 +21,13 @@ import random
 import sys
 import threading
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fixtures  # noqa: E402
 import harness  # noqa: E402
-from harness import Cluster, HarnessError, SERVICES  # noqa: E402
-from fixtures import (OUTBOXES, Result, TicketSpec, check_drained, end_of_test_checks, fmt_figures, pmap,  # noqa: E402
+from harness import HarnessError, SERVICES  # noqa: E402
+from fixtures import (OUTBOXES, Result, TicketSpec, check_drained, pmap,  # noqa: E402
                       register, route_counts, verify_tickets, wait_quiescent)
 import scenarios  # noqa: E402
 import diagnostics_tests  # noqa: E402
@@ -691,63 +690,5 @@ TESTS = [
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="directory of sav-* and savctl")
-    ap.add_argument("--only", help="comma-separated test names")
-    ap.add_argument("--keep", action="store_true", help="keep the temp dirs of passing tests too")
-    opts = ap.parse_args()
-    selected = TESTS
-    if opts.only:
-        names = [n.strip() for n in opts.only.split(",") if n.strip()]
-        unknown = [n for n in names if n not in dict(TESTS)]
-        if unknown:
-            print("unknown test(s): %s; known: %s" % (", ".join(unknown), ", ".join(n for n, _ in TESTS)),
-                  file=sys.stderr)
-            return 1
-        selected = [(n, f) for n, f in TESTS if n in names]
-    passed = failed = 0
-    t_all = time.monotonic()
-    try:
-        for name, fn in selected:
-            t0 = time.monotonic()
-            cl = Cluster(opts.bin, name)
-            res, crash = Result(), None
-            try:
-                res = fn(cl)
-                end_of_test_checks(cl, res)
-            except KeyboardInterrupt:
-                cl.close(remove=False)
-                print("interrupted during %s; its logs are in %s" % (name, cl.dir), file=sys.stderr)
-                raise
-            except Exception as e:  # HarnessError, a savctl timeout, a bug in a test
-                crash = "".join(traceback.format_exception_only(type(e), e)).strip()
-                res.problems.append(crash)
-                if not isinstance(e, HarnessError):
-                    res.problems.append(traceback.format_exc())
-            ok = not res.problems
-            cl.close(remove=ok and not opts.keep)
-            dt = time.monotonic() - t0
-            print("%s %s (%.1f s) %s" % ("PASS" if ok else "FAIL", name, dt, fmt_figures(res.figures)), flush=True)
-            if ok:
-                passed += 1
-                continue
-            failed += 1
-            for p in res.problems[:25]:
-                print("    - " + p)
-            if len(res.problems) > 25:
-                print("    - ... and %d more problem(s)" % (len(res.problems) - 25))
-            print("    logs in %s:" % cl.dir)
-            print("\n".join("    | " + l for l in cl.logs(30).splitlines()), flush=True)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        failed += 1
-    finally:
-        harness.kill_all()
-    print("total %.1f s" % (time.monotonic() - t_all))
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(fixtures.standalone(TESTS, __doc__))
