@@ -245,3 +245,19 @@ redisReply *store_args_call(store *st, store_args *a) {
     }
     return store_call(st, a->argc, a->argv, a->len);
 }
+
+redisReply *store_newest(store *st, const char *name, long count) {
+    char key[STORE_KEY_LEN];
+    store_key(st, 0, name, key);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "ZREVRANGE"), store_args_add(&a, key), store_args_add(&a, "0");
+    store_args_addf(&a, "%ld", count - 1);
+    redisReply *r = store_args_call(st, &a);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        err_set("redis ZREVRANGE %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        freeReplyObject(r);
+        r = NULL;
+    }
+    return r;
+}

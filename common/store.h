@@ -89,4 +89,8 @@ void store_args_addf(store_args *a, const char *fmt, ...) __attribute__((format(
 /* Runs the command; NULL with err when it overflowed or Redis is unreachable. Free the reply with freeReplyObject. */
 redisReply *store_args_call(store *st, store_args *a);
 
+/* The members of shard 0's sorted set `name` (a list index), highest score first, at most count: an array reply
+ * the caller frees with freeReplyObject, or NULL with err (Redis unreachable, or not a sorted set). */
+redisReply *store_newest(store *st, const char *name, long count);
+
 #endif

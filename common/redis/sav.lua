@@ -958,6 +958,16 @@ local function requeue_stale(prefix, queue, sending, now, stale)
   end
 end
 
+-- Moves one message from its queue to the sending index, the attempt counted; returns {id, flat hash}.
+local function claim_one(prefix, queue, sending, nid, now)
+  local nkey = prefix .. 'notif:' .. nid
+  redis.call('ZREM', queue, nid)
+  redis.call('ZADD', sending, now, nid)
+  redis.call('HSET', nkey, 'status', 'sending', 'sending_at', now)
+  redis.call('HINCRBY', nkey, 'attempts', 1)
+  return {nid, redis.call('HGETALL', nkey)}
+end
+
 --[[
 mail_claim: the e-mails due for sending, claimed (status sending, attempt counted) so that no other sender
 takes them; first, sends left unconfirmed longer than the stale delay (the sender died between the SMTP
@@ -971,12 +981,7 @@ local function mail_claim(keys, args)
   requeue_stale(prefix, keys[1], keys[2], now, tonumber(args[4]))
   local out = {}
   for _, nid in ipairs(redis.call('ZRANGEBYSCORE', keys[1], '-inf', now, 'LIMIT', 0, tonumber(args[3]))) do
-    local nkey = prefix .. 'notif:' .. nid
-    redis.call('ZREM', keys[1], nid)
-    redis.call('ZADD', keys[2], now, nid)
-    redis.call('HSET', nkey, 'status', 'sending', 'sending_at', now)
-    redis.call('HINCRBY', nkey, 'attempts', 1)
-    out[#out + 1] = {nid, redis.call('HGETALL', nkey)}
+    out[#out + 1] = claim_one(prefix, keys[1], keys[2], nid, now)
   end
   return out
 end
@@ -1051,11 +1056,7 @@ local function sms_claim(keys, args)
       if f[5] == 'queued' then redis.call('HSET', nkey, 'status', 'deferred') end
     elseif (not holder or holder == nid) and tonumber(f[3] or '0') <= now then
       redis.call('HSET', keys[3], f[1], nid)
-      redis.call('ZREM', keys[1], nid)
-      redis.call('ZADD', keys[2], now, nid)
-      redis.call('HSET', nkey, 'status', 'sending', 'sending_at', now)
-      redis.call('HINCRBY', nkey, 'attempts', 1)
-      out[#out + 1] = {nid, redis.call('HGETALL', nkey)}
+      out[#out + 1] = claim_one(prefix, keys[1], keys[2], nid, now)
     end
   end
   return out

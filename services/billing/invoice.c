@@ -340,15 +340,11 @@ void invoice_list_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    char key[STORE_KEY_LEN], today[CLOCK_DATE_LEN];
+    char today[CLOCK_DATE_LEN];
     clock_date_paris(clock_now_ms(), today);
-    store_key(service_store(svc), 0, overdue ? "invoices:unpaid" : "invoices", key);
-    const char *argv[] = {"ZREVRANGE", key, "0", "9999"};
-    size_t lens[] = {9, strlen(key), 1, 4};
-    redisReply *ids = store_call(service_store(svc), 4, argv, lens);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+    redisReply *ids = store_newest(service_store(svc), overdue ? "invoices:unpaid" : "invoices", 10000);
+    if (!ids) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        if (ids) freeReplyObject(ids);
         return;
     }
     json_t *rows = json_array();
@@ -434,14 +430,9 @@ void invoice_credit_cmd(service *svc, const Sav__Command *cmd, service_reply *re
 
 void claim_list_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *status = command_arg(cmd, "status");
-    char key[STORE_KEY_LEN];
-    store_key(service_store(svc), 0, "claims", key);
-    const char *argv[] = {"ZREVRANGE", key, "0", "999"};
-    size_t lens[] = {9, strlen(key), 1, 3};
-    redisReply *ids = store_call(service_store(svc), 4, argv, lens);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+    redisReply *ids = store_newest(service_store(svc), "claims", 1000);
+    if (!ids) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        if (ids) freeReplyObject(ids);
         return;
     }
     json_t *rows = json_array();

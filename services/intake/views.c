@@ -217,15 +217,9 @@ void views_customer_list(service *svc, const Sav__Command *cmd, service_reply *r
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    char key[STORE_KEY_LEN], stop[16];
-    store_key(service_store(svc), 0, "customers", key);
-    snprintf(stop, sizeof(stop), "%d", 10 * VIEW_LIST_MAX - 1);
-    const char *argv[] = {"ZREVRANGE", key, "0", stop};
-    size_t lens[] = {9, strlen(key), 1, strlen(stop)};
-    redisReply *ids = store_call(service_store(svc), 4, argv, lens);
-    if (!ids || ids->type != REDIS_REPLY_ARRAY) {
+    redisReply *ids = store_newest(service_store(svc), "customers", 10 * VIEW_LIST_MAX);
+    if (!ids) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
-        if (ids) freeReplyObject(ids);
         return;
     }
     json_t *rows = json_array();

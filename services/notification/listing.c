@@ -23,15 +23,8 @@ void listing_list(service *svc, const Sav__Command *cmd, service_reply *reply) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
-    char key[STORE_KEY_LEN];
-    store_key(service_store(svc), 0, "notifs:all", key);
-    const char *argv[] = {"ZREVRANGE", key, "0", "9999"};
-    size_t lens[] = {9, strlen(key), 1, 4};
-    redisReply *ids = store_call(service_store(svc), 4, argv, lens);
-    if (service_reply_failure(reply, ids, "notifications")) {
-        if (ids) freeReplyObject(ids);
-        return;
-    }
+    redisReply *ids = store_newest(service_store(svc), "notifs:all", 10000);
+    if (service_reply_failure(reply, ids, "notifications")) return;
     json_t *rows = json_array();
     for (size_t i = 0; i < ids->elements && json_array_size(rows) < (size_t)limit; i++) {
         char name[160], nkey[STORE_KEY_LEN];

@@ -101,6 +101,23 @@ def free_ports(n):
     return ports
 
 
+def stop_process(p, sig=signal.SIGTERM, timeout=10):
+    """Sends sig to a process started by a test (if it still runs), waits (SIGKILL after timeout), forgets it;
+    returns its exit code."""
+    if p.poll() is None:
+        try:
+            p.send_signal(sig)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
+    _unregister(p)
+    return p.returncode
+
+
 def port_open(port, timeout=0.2):
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout):
@@ -375,18 +392,7 @@ class Cluster:
         if not p:
             return None
         p.sav_stopped_by_harness = True
-        if p.poll() is None:
-            try:
-                p.send_signal(sig)
-            except OSError:
-                pass
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-        _unregister(p)
-        return p.returncode
+        return stop_process(p, sig, timeout)
 
     def stop_service(self, name, timeout=10):
         """SIGTERM then wait (SIGKILL after timeout); returns the exit code."""

@@ -103,16 +103,7 @@ class SmtpPeer:
         p, self.proc = self.proc, None
         if p is None:
             return
-        if p.poll() is None:
-            try:
-                p.kill()
-            except OSError:
-                pass
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        harness._unregister(p)
+        harness.stop_process(p, signal.SIGKILL)
         harness.wait_until(lambda: not harness.port_open(self.port), 5, 0.05)
 
     def messages(self):
@@ -1053,8 +1044,6 @@ TESTS = [
 
 
 # ---------------------------------------------------------------- standalone
-
-
 
 if __name__ == "__main__":
     sys.exit(fixtures.standalone(TESTS, __doc__))

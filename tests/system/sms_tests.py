@@ -281,22 +281,8 @@ class SmscPeer:
 
     def stop(self, timeout=10):
         """SIGTERM (the peer writes its max_outstanding line and exits 0); returns the exit code."""
-        p = self.proc
-        if p is None:
-            return None
-        if p.poll() is None:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except OSError:
-                pass
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-        harness._unregister(p)
-        self.proc = None
-        return p.returncode
+        p, self.proc = self.proc, None
+        return None if p is None else harness.stop_process(p, signal.SIGTERM, timeout)
 
     def kill(self):
         p = self.proc
@@ -1399,8 +1385,6 @@ TESTS = [
 
 
 # ---------------------------------------------------------------- standalone
-
-
 
 if __name__ == "__main__":
     sys.exit(fixtures.standalone(TESTS, __doc__))
