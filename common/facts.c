@@ -5,20 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *facts_get(const redisReply *flat, const char *name) {
-    for (size_t i = 0; i + 1 < flat->elements; i += 2)
-        if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
-    return "";
-}
-
 static void facts_contracts(coverage_facts *f, const redisReply *list) {
     for (size_t i = 0; i < list->elements && f->in.ncontracts < COVERAGE_MAX_CONTRACTS; i++) {
         const redisReply *c = list->element[i];
         coverage_contract *k = &f->contracts[f->in.ncontracts++];
-        k->type = facts_get(c, "type");
-        k->start = facts_get(c, "start");
-        k->end = facts_get(c, "end");
-        k->covers = facts_get(c, "covers");
+        k->type = store_field(c, "type");
+        k->start = store_field(c, "start");
+        k->end = store_field(c, "end");
+        k->covers = store_field(c, "covers");
     }
     f->in.contracts = f->contracts;
 }
@@ -37,33 +31,33 @@ static void facts_history(coverage_facts *f, const redisReply *list) {
 /* Fills the rule inputs from the ticket, product and catalog. */
 static int facts_fill(service *svc, coverage_facts *f) {
     const redisReply *t = f->reply->element[0], *p = f->reply->element[1];
-    const catalog_model *m = catalog_model_find(service_catalog(svc), facts_get(p, "model"));
-    const catalog_centre *c = catalog_centre_find(service_catalog(svc), facts_get(t, "centre"));
+    const catalog_model *m = catalog_model_find(service_catalog(svc), store_field(p, "model"));
+    const catalog_centre *c = catalog_centre_find(service_catalog(svc), store_field(t, "centre"));
     if ((!m || !c) && service_catalog_sync(svc) == 0) {
         /* A catalog published a moment ago may name them: fetch it before deciding. */
-        m = catalog_model_find(service_catalog(svc), facts_get(p, "model"));
-        c = catalog_centre_find(service_catalog(svc), facts_get(t, "centre"));
+        m = catalog_model_find(service_catalog(svc), store_field(p, "model"));
+        c = catalog_centre_find(service_catalog(svc), store_field(t, "centre"));
     }
     if (!m || !c) {
-        err_set("the catalog has no %s \"%s\"", m ? "centre" : "model", m ? facts_get(t, "centre") : facts_get(p, "model"));
+        err_set("the catalog has no %s \"%s\"", m ? "centre" : "model", m ? store_field(t, "centre") : store_field(p, "model"));
         return -1;
     }
     f->centre = c->id;
-    f->customer_id = facts_get(t, "customer_id");
-    f->serial = facts_get(t, "serial");
-    f->state = facts_get(t, "state");
-    f->in.kind = facts_get(t, "kind");
-    f->in.business = strcmp(facts_get(t, "business"), "1") == 0;
-    f->in.second_hand = strcmp(facts_get(p, "second_hand"), "1") == 0;
-    f->in.delivered_on = facts_get(p, "delivered_on");
-    f->in.replacement_after_repair_request = strcmp(facts_get(p, "replacement_after_repair_request"), "1") == 0;
-    f->in.requested_on = facts_get(t, "requested_on");
+    f->customer_id = store_field(t, "customer_id");
+    f->serial = store_field(t, "serial");
+    f->state = store_field(t, "state");
+    f->in.kind = store_field(t, "kind");
+    f->in.business = strcmp(store_field(t, "business"), "1") == 0;
+    f->in.second_hand = strcmp(store_field(p, "second_hand"), "1") == 0;
+    f->in.delivered_on = store_field(p, "delivered_on");
+    f->in.replacement_after_repair_request = strcmp(store_field(p, "replacement_after_repair_request"), "1") == 0;
+    f->in.requested_on = store_field(t, "requested_on");
     f->in.commercial_warranty_months = m->commercial_warranty_months;
     f->in.cause = "";
     f->in.labour_rate_cents = c->labour_rate_cents;
-    f->in.travel_cents = strcmp(facts_get(t, "channel"), "on_site") == 0 ? c->travel_fee_cents : 0;
+    f->in.travel_cents = strcmp(store_field(t, "channel"), "on_site") == 0 ? c->travel_fee_cents : 0;
     f->in.vat_basis_points = service_settings(svc)->vat_basis_points;
-    f->in.lang = facts_get(t, "lang");
+    f->in.lang = store_field(t, "lang");
     facts_contracts(f, f->reply->element[2]);
     facts_history(f, f->reply->element[3]);
     return 0;

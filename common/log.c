@@ -22,6 +22,18 @@ int log_level_parse(const char *name) {
     return -1;
 }
 
+const char *log_mask(const char *personal, char *out) {
+    size_t n = strlen(personal);
+    const char *at = strchr(personal, '@');
+    if (at && strlen(at) < LOG_MASK_LEN - 5)
+        snprintf(out, LOG_MASK_LEN, "%.1s***%s", personal, at);
+    else if (n > 4 && n < LOG_MASK_LEN)
+        snprintf(out, LOG_MASK_LEN, "%.2s%.*s%s", personal, (int)(n - 4), "******************************", personal + n - 2);
+    else
+        snprintf(out, LOG_MASK_LEN, "***");
+    return out;
+}
+
 /* Appends s to buf as the inside of a JSON string; control bytes become \u00XX. */
 static size_t log_escape(char *buf, size_t pos, size_t cap, const char *s) {
     for (; *s && pos + 7 < cap; s++) {

@@ -12,6 +12,12 @@ void log_init(const char *service, enum log_level min_level);
 /* Parses "debug", "info", "warn" or "error"; returns -1 on anything else. */
 int log_level_parse(const char *name);
 
+/* Writes into out (at least LOG_MASK_LEN bytes) a phone number or e-mail address fit for a log: the first two and
+ * the last two characters of a number ("+3******78"), the first letter and the domain of an address
+ * ("j***@example.fr"); returns out. */
+#define LOG_MASK_LEN 96
+const char *log_mask(const char *personal, char *out);
+
 /* Writes one line; ticket and msg_id may be NULL. */
 void log_write(enum log_level level, const char *ticket, const char *msg_id, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -1,5 +1,6 @@
 #include "settings.h"
 #include "err.h"
+#include "httpd.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -67,6 +68,16 @@ static const setting_def setting_defs[] = {
     INT_SETTING("notification", "smpp_tps", smpp_tps, "50", 1, 10000),
     INT_SETTING("notification", "smpp_enquire_ms", smpp_enquire_ms, "30000", 100, 3600000),
     INT_SETTING("notification", "smpp_response_ms", smpp_response_ms, "10000", 100, 600000),
+    STR_SETTING("notification", "sms_transport", sms_transport, "smpp"),
+    STR_SETTING("notification", "http_sms_url", http_sms_url, "off"),
+    STR_SETTING("notification", "http_sms_username", http_sms_username, "sav"),
+    STR_SETTING("notification", "http_sms_password", http_sms_password, "none"),
+    INT_SETTING("notification", "http_sms_timeout_ms", http_sms_timeout_ms, "10000", 100, 600000),
+    INT_SETTING("notification", "http_sms_tps", http_sms_tps, "50", 1, 10000),
+    INT_SETTING("notification", "http_sms_turn_ms", http_sms_turn_ms, "60000", 1000, 86400000),
+    STR_SETTING("notification", "http_listen", http_listen, "off"),
+    STR_SETTING("notification", "http_callback_url", http_callback_url, "off"),
+    STR_SETTING("notification", "http_callback_key", http_callback_key, "none"),
     INT_SETTING("notification", "sms_retry_max_ms", sms_retry_max_ms, "60000", 100, 86400000),
     INT_SETTING("notification", "sms_max_attempts", sms_max_attempts, "10", 1, 1000),
     INT_SETTING("notification", "sms_stale_ms", sms_stale_ms, "60000", 1000, 86400000),
@@ -262,6 +273,63 @@ static int settings_apply_env(settings *s) {
     return 0;
 }
 
+/* The placeholders of notification.http_sms_url, each replaced by its URL-escaped value at send time. */
+static const char *const settings_sms_url_fields[] = {"username", "password", "from", "to", "text", "coding",
+                                                      "charset", "dlr_mask", "dlr_url", NULL};
+
+static int settings_check_sms_url(const char *url) {
+    if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+        err_set("notification.http_sms_url must be off or an http:// or https:// URL template, got \"%s\"", url);
+        return -1;
+    }
+    for (const char *p = strchr(url, '{'); p; p = strchr(p + 1, '{')) {
+        const char *close = strchr(p, '}');
+        size_t n = close ? (size_t)(close - p - 1) : 0;
+        int known = 0;
+        for (int i = 0; close && settings_sms_url_fields[i]; i++)
+            known |= strlen(settings_sms_url_fields[i]) == n && strncmp(p + 1, settings_sms_url_fields[i], n) == 0;
+        if (!known) {
+            err_set("notification.http_sms_url: unknown placeholder at \"%.20s\" (known: {username} {password} {from} "
+                    "{to} {text} {coding} {charset} {dlr_mask} {dlr_url})", p);
+            return -1;
+        }
+    }
+    if (!strstr(url, "{to}") || !strstr(url, "{text}") || !strstr(url, "{dlr_url}")) {
+        err_set("notification.http_sms_url must carry {to}, {text} and {dlr_url}");
+        return -1;
+    }
+    return 0;
+}
+
+static int settings_check_sms_http(const settings *s) {
+    if (strcmp(s->sms_transport, "smpp") != 0 && strcmp(s->sms_transport, "http") != 0) {
+        err_set("notification.sms_transport must be smpp or http, got \"%s\"", s->sms_transport);
+        return -1;
+    }
+    char host[SETTINGS_STR];
+    int port;
+    if (strcmp(s->http_listen, "off") != 0 &&
+        httpd_parse_listen("notification.http_listen", s->http_listen, host, sizeof(host), &port) != 0)
+        return -1;
+    if (strcmp(s->http_sms_url, "off") == 0) return 0;
+    if (settings_check_sms_url(s->http_sms_url) != 0) return -1;
+    if (strcmp(s->http_listen, "off") == 0) {
+        err_set("notification.http_sms_url needs notification.http_listen: the gateway reports there");
+        return -1;
+    }
+    if (strcmp(s->http_callback_url, "off") != 0 && strncmp(s->http_callback_url, "http://", 7) != 0 &&
+        strncmp(s->http_callback_url, "https://", 8) != 0) {
+        err_set("notification.http_callback_url must be off or an http:// or https:// URL, got \"%s\"",
+                s->http_callback_url);
+        return -1;
+    }
+    if (strlen(s->http_callback_key) < 16 || strcmp(s->http_callback_key, "none") == 0) {
+        err_set("notification.http_callback_key must have at least 16 characters with notification.http_sms_url on");
+        return -1;
+    }
+    return 0;
+}
+
 static int settings_check(const settings *s) {
     for (int i = 0; i < SVC_COUNT; i++) {
         const char *e = s->endpoint[i];
@@ -309,6 +377,7 @@ static int settings_check(const settings *s) {
                 "do not fit SMPP 3.4");
         return -1;
     }
+    if (settings_check_sms_http(s) != 0) return -1;
     if (s->redis_host[0] != '/' && s->redis_port == 0) {
         err_set("redis.port must be set unless redis.host is a unix socket path");
         return -1;

@@ -61,6 +61,16 @@ typedef struct settings {
     int smpp_tps;                     /* submit_sm per second at most (the SMSC's contract) */
     int smpp_enquire_ms;              /* link check when idle */
     int smpp_response_ms;             /* a response later than this means the link is dead */
+    char sms_transport[16];           /* smpp (smpp_host) or http (http_sms_url, e.g. Kannel's sendsms) */
+    char http_sms_url[512];           /* the gateway's URL template ({to}, {text}, ...), or "off" */
+    char http_sms_username[SETTINGS_STR];
+    char http_sms_password[SETTINGS_STR]; /* "none": empty */
+    int http_sms_timeout_ms;          /* one request to the gateway */
+    int http_sms_tps;                 /* requests per second at most */
+    int http_sms_turn_ms;             /* a recipient's next SMS waits this long at most for the report on the last */
+    char http_listen[SETTINGS_STR];   /* host:port where the gateway calls back (reports, replies), or "off" */
+    char http_callback_url[SETTINGS_STR]; /* the base URL the gateway calls; "off": http://<http_listen> */
+    char http_callback_key[SETTINGS_STR]; /* the key the gateway's calls for customers' replies carry */
     int sms_retry_max_ms;             /* backoff cap between attempts of a temporary failure */
     int sms_max_attempts;             /* then the SMS is failed, with its last reason */
     int sms_stale_ms;                 /* a submit unconfirmed this long (the sender died) is tried again */

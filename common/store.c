@@ -261,3 +261,11 @@ redisReply *store_newest(store *st, const char *name, long count) {
     }
     return r;
 }
+
+const char *store_field(const redisReply *flat, const char *name) {
+    for (size_t i = 0; i + 1 < flat->elements; i += 2) {
+        const redisReply *k = flat->element[i], *v = flat->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) return v->str;
+    }
+    return "";
+}

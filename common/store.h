@@ -89,6 +89,10 @@ void store_args_addf(store_args *a, const char *fmt, ...) __attribute__((format(
 /* Runs the command; NULL with err when it overflowed or Redis is unreachable. Free the reply with freeReplyObject. */
 redisReply *store_args_call(store *st, store_args *a);
 
+/* Returns the value of field `name` in a flat reply (HGETALL: name, value, ...), or "" when absent; owned by the
+ * reply. */
+const char *store_field(const redisReply *flat, const char *name);
+
 /* The members of shard 0's sorted set `name` (a list index), highest score first, at most count: an array reply
  * the caller frees with freeReplyObject, or NULL with err (Redis unreachable, or not a sorted set). */
 redisReply *store_newest(store *st, const char *name, long count);

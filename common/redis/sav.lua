@@ -12,7 +12,7 @@ Rules every function follows:
   * an input message is applied once: its dedup key is checked first and set last.
 ]]
 
-local LIB_VERSION = '4'
+local LIB_VERSION = '5'
 
 -- Appends one timeline entry to a ticket.
 local function timeline_add(prefix, tid, at, event, state, actor, detail)
@@ -951,9 +951,11 @@ end
 -- message may have gone out already.
 local function requeue_stale(prefix, queue, sending, now, stale)
   for _, nid in ipairs(redis.call('ZRANGEBYSCORE', sending, '-inf', now - stale)) do
+    local nkey = prefix .. 'notif:' .. nid
     redis.call('ZREM', sending, nid)
-    redis.call('HSET', prefix .. 'notif:' .. nid, 'status', 'queued')
-    redis.call('HINCRBY', prefix .. 'notif:' .. nid, 'resent_after_crash', 1)
+    redis.call('HSET', nkey, 'status', 'queued')
+    -- A claim its sender marked untried (see sms_claim) never left: it cannot go twice.
+    if redis.call('HDEL', nkey, 'untried') == 0 then redis.call('HINCRBY', nkey, 'resent_after_crash', 1) end
     redis.call('ZADD', queue, now, nid)
   end
 end
@@ -1034,11 +1036,13 @@ recipient's messages go out in the order they were recorded, a later one waiting
 accepted (or finally refused) the one before, even across retries.
 KEYS: 1 sms queue (score = when due), 2 sending index, 3 busy recipients (recipient -> notification id)
 ARGV: 1 shard prefix, 2 now ms, 3 how many at most, 4 stale delay ms, 5 '1' in quiet hours (only urgent SMS go;
-      the others become 'deferred' until the window opens)
+      the others become 'deferred' until the window opens), 6 turn ms: an SMS handed to a gateway (status sent)
+      longer ago than this no longer holds its recipient's turn, its report overdue (0: no limit), 7 '1': mark
+      the claims untried until sms_handover (a crash before it is no possible duplicate)
 Returns {{notification id, flat hash}...}.
 ]]
 local function sms_claim(keys, args)
-  local prefix, now, want = args[1], tonumber(args[2]), tonumber(args[3])
+  local prefix, now, want, turn_ms = args[1], tonumber(args[2]), tonumber(args[3]), tonumber(args[6] or '0')
   requeue_stale(prefix, keys[1], keys[2], now, tonumber(args[4]))
   local out = {}
   -- The whole recorded order is scanned so that a recipient's first message is found behind later ones.
@@ -1047,6 +1051,10 @@ local function sms_claim(keys, args)
     local nkey = prefix .. 'notif:' .. nid
     local f = redis.call('HMGET', nkey, 'recipient', 'at', 'due', 'urgent', 'status')
     local holder = redis.call('HGET', keys[3], f[1])
+    if holder and holder ~= nid and turn_ms > 0 then
+      local h = redis.call('HMGET', prefix .. 'notif:' .. holder, 'status', 'sent_at')
+      if h[1] == 'sent' and tonumber(h[2] or '0') < now - turn_ms then holder = nil end
+    end
     -- In quiet hours an urgent SMS passes a recipient's held turn unless that SMS is on its way right now.
     if args[5] == '1' and f[4] == '1' and holder and holder ~= nid and
         redis.call('HGET', prefix .. 'notif:' .. holder, 'status') ~= 'sending' then
@@ -1056,6 +1064,7 @@ local function sms_claim(keys, args)
       if f[5] == 'queued' then redis.call('HSET', nkey, 'status', 'deferred') end
     elseif (not holder or holder == nid) and tonumber(f[3] or '0') <= now then
       redis.call('HSET', keys[3], f[1], nid)
+      if args[7] == '1' then redis.call('HSET', nkey, 'untried', '1') end
       out[#out + 1] = claim_one(prefix, keys[1], keys[2], nid, now)
     end
   end
@@ -1064,8 +1073,9 @@ end
 
 --[[
 sms_done: the outcome of one SMS: sent (the SMSC accepted every part; its message ids are kept to match
-delivery receipts, and a receipt that came first is applied now), retry, failed, or release (claimed but
-not submitted: queued again at once, the attempt not counted).
+delivery receipts, and a receipt that came first is applied now), accepted (an HTTP gateway took it: sent,
+the recipient's turn held until the gateway reports on it, see sms_report), retry, failed, or release
+(claimed but not submitted: queued again at once, the attempt not counted).
 KEYS: 1 notification hash, 2 sms queue, 3 sending index, 4 busy recipients
 ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail, 5 when to retry (ms), 6 shard prefix,
       7 receipt ttl s, then the message ids of the parts, each followed by its other spellings joined by ','
@@ -1076,8 +1086,13 @@ local function sms_done(keys, args)
   if f[1] ~= 'sending' then return f[1] or '' end
   local nid, now, prefix, ttl = args[1], args[2], args[6], tonumber(args[7])
   redis.call('ZREM', keys[3], nid)
-  local status = args[3] == 'sent' and 'sent' or (args[3] == 'retry' or args[3] == 'release') and 'queued' or 'failed'
+  local status = (args[3] == 'sent' or args[3] == 'accepted') and 'sent'
+    or (args[3] == 'retry' or args[3] == 'release') and 'queued' or 'failed'
   redis.call('HSET', keys[1], 'status', status, 'last_answer', args[4], 'updated_at', now)
+  if args[3] == 'accepted' then
+    redis.call('HSET', keys[1], 'sent_at', now)
+    return status
+  end
   if args[3] == 'release' then
     redis.call('HINCRBY', keys[1], 'attempts', -1)
     args[5] = now
@@ -1131,6 +1146,63 @@ local function sms_receipt(keys, args)
 end
 
 --[[
+sms_handover: an SMS about to be handed to an HTTP gateway gets the token its delivery reports will carry, only
+if it is still claimed (a report may already have settled it: it must not go again).
+KEYS: 1 notification hash
+ARGV: 1 token
+Returns 'ok', or the status that forbids sending.
+]]
+local function sms_handover(keys, args)
+  local status = redis.call('HGET', keys[1], 'status')
+  if status ~= 'sending' then return status or 'gone' end
+  redis.call('HSET', keys[1], 'dlr_token', args[1])
+  redis.call('HDEL', keys[1], 'untried')
+  return 'ok'
+end
+
+--[[
+sms_report: a gateway's delivery report on one SMS (Kannel's dlr-url), authenticated by the token of the
+attempt it reports on. Types: 1 delivered to the phone, 2 not delivered, 4 buffered by the SMSC, 8 accepted
+by the SMSC, 16 refused by the SMSC. A report that comes before the gateway's HTTP answer was recorded, or
+after a crash queued the SMS again, proves the hand-over: the SMS is sent (and does not go again). The
+recipient's turn passes once the SMSC accepted, refused or delivered it. A repeated report changes nothing.
+KEYS: 1 notification hash, 2 sms queue, 3 sending index, 4 busy recipients
+ARGV: 1 notification id, 2 now ms, 3 token, 4 type, 5 the gateway's detail
+Returns the new status, or an error NOTFOUND / REFUSED.
+]]
+local function sms_report(keys, args)
+  local f = redis.call('HMGET', keys[1], 'status', 'recipient', 'dlr_token', 'channel', 'resent_after_crash')
+  if not f[1] or f[4] ~= 'sms' then return redis.error_reply('NOTFOUND no such SMS') end
+  if f[3] ~= args[3] then return redis.error_reply('REFUSED the report does not match the SMS (token)') end
+  local nid, now, kind, status = args[1], args[2], tonumber(args[4]), f[1]
+  redis.call('HSETNX', keys[1], 'report:' .. kind, now)
+  if status == 'delivered' or status == 'failed' then return status end
+  if status ~= 'sent' then
+    if status ~= 'sending' and tonumber(f[5] or '0') > 0 then
+      redis.call('HINCRBY', keys[1], 'resent_after_crash', -1)
+    end
+    redis.call('ZREM', keys[2], nid)
+    redis.call('ZREM', keys[3], nid)
+    redis.call('HSET', keys[1], 'status', 'sent', 'sent_at', now, 'last_answer', 'reported by the gateway')
+    status = 'sent'
+  end
+  redis.call('HSET', keys[1], 'updated_at', now)
+  if kind == 1 then
+    status = 'delivered'
+    redis.call('HSET', keys[1], 'status', status, 'delivered_at', now)
+  elseif kind == 2 or kind == 16 then
+    status = 'failed'
+    redis.call('HSET', keys[1], 'status', status, 'last_answer',
+      (kind == 2 and 'not delivered: ' or 'refused by the SMSC: ') .. args[5])
+    redis.call('ZADD', keys[3] .. ':failed', now, nid)
+  elseif kind ~= 8 then
+    return status
+  end
+  if redis.call('HGET', keys[4], f[2]) == nid then redis.call('HDEL', keys[4], f[2]) end
+  return status
+end
+
+--[[
 sms_stop: a customer answered STOP by SMS: every customer at that number leaves marketing messages (service
 messages about their own tickets still go: they are not marketing).
 ARGV: 1 shard prefix, 2 now ms, 3 the number in international form (+ and digits)
@@ -1176,6 +1248,8 @@ redis.register_function('sms_claim', sms_claim)
 redis.register_function('sms_done', sms_done)
 redis.register_function('sms_receipt', sms_receipt)
 redis.register_function('sms_stop', sms_stop)
+redis.register_function('sms_handover', sms_handover)
+redis.register_function('sms_report', sms_report)
 redis.register_function('parts_move', parts_move)
 redis.register_function{function_name = 'parts_stock', callback = parts_stock, flags = {'no-writes'}}
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}

@@ -4,16 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Returns the value of field in a flat HGETALL reply, or "" (owned by the reply). */
-static const char *contact_hget(const redisReply *flat, const char *field) {
-    for (size_t i = 0; i + 1 < flat->elements; i += 2) {
-        const redisReply *k = flat->element[i], *v = flat->element[i + 1];
-        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING && strcmp(k->str, field) == 0)
-            return v->str;
-    }
-    return "";
-}
-
 static int contact_lang_ok(const char *lang) { return strcmp(lang, "fr") == 0 || strcmp(lang, "en") == 0; }
 
 /* Calls ticket_contact; NULL with reason when Redis is unreachable or refused. */
@@ -40,19 +30,19 @@ static redisReply *contact_fetch(service *svc, const char *ticket_id, char *reas
 
 /* Points c's fields into the reply {ticket, customer}. */
 static void contact_fill(contact *c, const redisReply *ticket, const redisReply *customer) {
-    c->customer_id = contact_hget(ticket, "customer_id");
-    c->model = contact_hget(ticket, "model");
-    c->serial = contact_hget(ticket, "serial");
-    c->invoice_id = contact_hget(ticket, "invoice_id");
-    c->centre = contact_hget(ticket, "centre");
-    c->name = contact_hget(customer, "name");
-    c->phone = contact_hget(customer, "phone");
-    c->email = contact_hget(customer, "email");
-    c->consent_sms = contact_hget(customer, "consent_sms");
-    c->consent_email = contact_hget(customer, "consent_email");
+    c->customer_id = store_field(ticket, "customer_id");
+    c->model = store_field(ticket, "model");
+    c->serial = store_field(ticket, "serial");
+    c->invoice_id = store_field(ticket, "invoice_id");
+    c->centre = store_field(ticket, "centre");
+    c->name = store_field(customer, "name");
+    c->phone = store_field(customer, "phone");
+    c->email = store_field(customer, "email");
+    c->consent_sms = store_field(customer, "consent_sms");
+    c->consent_email = store_field(customer, "consent_email");
     /* The customer's current choice wins; the copy taken at open covers a record saved without one. */
-    c->lang = contact_hget(customer, "lang");
-    if (!contact_lang_ok(c->lang)) c->lang = contact_hget(ticket, "lang");
+    c->lang = store_field(customer, "lang");
+    if (!contact_lang_ok(c->lang)) c->lang = store_field(ticket, "lang");
 }
 
 Sav__Ack__Status contact_read(service *svc, const char *ticket_id, contact *c, char *reason, size_t reason_len) {

@@ -41,12 +41,6 @@ static size_t mailer_read(char *buf, size_t size, size_t n, void *arg) {
     return take;
 }
 
-static const char *mailer_get(const redisReply *flat, const char *name) {
-    for (size_t i = 0; i + 1 < flat->elements; i += 2)
-        if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
-    return "";
-}
-
 /* The outcome of one SMTP transaction. */
 typedef struct mailer_outcome {
     const char *verdict; /* sent, retry, failed, or release (claimed but not tried: the service is stopping) */
@@ -135,8 +129,8 @@ static void mailer_one(mailer *m, const char *nid, const redisReply *n) {
     int len = snprintf(message_id, sizeof(message_id), "%s@%s", nid, m->cfg->mail_domain);
     for (int i = 0; i < len; i++)
         if (message_id[i] == ':') message_id[i] = '.';
-    mail_input in = {m->cfg->mail_from, m->cfg->mail_from_name, mailer_get(n, "recipient"), mailer_get(n, "subject"),
-                     mailer_get(n, "body"), message_id, atoll(mailer_get(n, "at"))};
+    mail_input in = {m->cfg->mail_from, m->cfg->mail_from_name, store_field(n, "recipient"), store_field(n, "subject"),
+                     store_field(n, "body"), message_id, atoll(store_field(n, "at"))};
     char *msg;
     size_t msg_len;
     mailer_outcome o = {"failed", 1, ""};
@@ -146,7 +140,7 @@ static void mailer_one(mailer *m, const char *nid, const redisReply *n) {
         mailer_send(m, in.to, msg, msg_len, &o);
         free(msg);
     }
-    mailer_done(m, nid, &o, atoi(mailer_get(n, "attempts")));
+    mailer_done(m, nid, &o, atoi(store_field(n, "attempts")));
 }
 
 /* Claims a batch; returns how many were sent (0 when idle or Redis is down). */

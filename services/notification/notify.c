@@ -7,6 +7,7 @@
 #include "gsm.h"
 #include "mailer.h"
 #include "smsc.h"
+#include "smsgw.h"
 #include "template.h"
 
 #include <limits.h>
@@ -131,8 +132,9 @@ static const char *const notify_months_en[12] = {"January", "February", "March",
 
 /* The e-mail sender of this process (one thread), or NULL when e-mails are only recorded. */
 static mailer *notify_mailer;
-/* The SMS sender of this process (one thread), or NULL when SMS are only recorded. */
+/* The SMS sender of this process (one thread, SMPP or HTTP gateway), or NULL when SMS are only recorded. */
 static smsc *notify_smsc;
+static smsgw *notify_smsgw;
 
 int notify_init(service *svc) {
     for (size_t e = 0; e < NOTIFY_NEVENTS; e++) {
@@ -148,9 +150,13 @@ int notify_init(service *svc) {
     template_set *t = template_load(dir, notify_events, NOTIFY_NEVENTS);
     if (!t) return -1;
     service_set_state(svc, t);
-    if (mailer_start(service_settings(svc), &notify_mailer) != 0 || smsc_start(service_settings(svc), &notify_smsc) != 0) {
+    const settings *cfg = service_settings(svc);
+    if (mailer_start(cfg, &notify_mailer) != 0 || smsc_start(cfg, &notify_smsc) != 0 ||
+        smsgw_start(cfg, &notify_smsgw) != 0) {
         mailer_stop(notify_mailer);
         notify_mailer = NULL;
+        smsc_stop(notify_smsc);
+        notify_smsc = NULL;
         template_free(t);
         service_set_state(svc, NULL);
         return -1;
@@ -163,6 +169,8 @@ void notify_cleanup(service *svc) {
     notify_mailer = NULL;
     smsc_stop(notify_smsc);
     notify_smsc = NULL;
+    smsgw_stop(notify_smsgw);
+    notify_smsgw = NULL;
     template_free(service_state(svc));
 }
 
@@ -354,9 +362,9 @@ static void notify_batch_free(notify_batch *b) {
 static int notify_render(service *svc, const contact *c, const notify_values *nv, notify_batch *b) {
     contact_route routes[CONTACT_MAX_ROUTES];
     int n = contact_routes(c, routes);
-    /* With an SMTP server or an SMSC configured, messages are queued for the sender instead of only recorded. */
+    /* With an SMTP server or an SMS transport configured, messages are queued for the sender instead of only recorded. */
     for (int i = 0; i < n; i++)
-        if ((notify_mailer && strcmp(routes[i].channel, "email") == 0) || (notify_smsc && strcmp(routes[i].channel, "sms") == 0))
+        if ((notify_mailer && strcmp(routes[i].channel, "email") == 0) || ((notify_smsc || notify_smsgw) && strcmp(routes[i].channel, "sms") == 0))
             routes[i].status = "queued";
     for (b->count = 0; b->count < n; b->count++) {
         notify_message *m = &b->msgs[b->count];

@@ -4,7 +4,7 @@
 #include "gsm.h"
 #include "log.h"
 #include "smpp.h"
-#include "store.h"
+#include "smsq.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -22,7 +22,6 @@
 #define SMSC_IDLE_CLAIM_MS 100    /* an empty queue is looked at again this often */
 #define SMSC_RECONNECT_MS 1000
 #define SMSC_THROTTLE_MS 1000     /* pause after the SMSC says it is throttling */
-#define SMSC_RECEIPT_TTL "604800" /* message ids are matched to receipts for a week */
 #define SMSC_ESME_RSYSERR 0x08u   /* deliver_sm refused for now: Redis is down, the SMSC will offer it again */
 
 enum { SMSC_PART_PENDING, SMSC_PART_OUT, SMSC_PART_ACCEPTED };
@@ -48,7 +47,7 @@ struct smsc {
     const settings *cfg;
     pthread_t thread;
     volatile sig_atomic_t stop;
-    store *st;
+    smsq q;
     int fd;
     uint32_t seq;
     uint8_t in[2 * SMPP_MAX_PDU];
@@ -56,8 +55,6 @@ struct smsc {
     smsc_sms active[SMSC_MAX_ACTIVE];
     int nactive;
     int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms, next_renew_ms;
-    int quiet_start, quiet_end; /* Europe/Paris minutes of the day, -1 when there are no quiet hours */
-    char queue[STORE_KEY_LEN], sending[STORE_KEY_LEN], busy[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
 };
 
 static uint32_t smsc_next_seq(smsc *c) {
@@ -174,38 +171,16 @@ fail:
 
 static void smsc_finish(smsc *c);
 
-static int64_t smsc_backoff(const smsc *c, int attempts) {
-    int64_t backoff = 1000LL << (attempts < 20 && attempts > 0 ? attempts - 1 : 19);
-    return backoff > c->cfg->sms_retry_max_ms ? c->cfg->sms_retry_max_ms : backoff;
-}
-
 /* Records the outcome of a finished SMS and forgets it. When Redis does not take it, the SMS is kept and its
  * outcome offered again a second later (sms_done ignores a repeat), unless forget: then its claim goes stale
  * and the SMS is sent again. */
 static void smsc_done(smsc *c, int i, int forget) {
     smsc_sms *m = &c->active[i];
-    const char *verdict = m->verdict ? m->verdict : "sent";
-    if (strcmp(verdict, "retry") == 0 && m->refused && m->attempts >= c->cfg->sms_max_attempts) verdict = "failed";
     if (!m->verdict) snprintf(m->detail, sizeof(m->detail), "accepted in %d part%s", m->msg.nparts, m->msg.nparts > 1 ? "s" : "");
-    char key[STORE_KEY_LEN], name[200];
-    snprintf(name, sizeof(name), "notif:%s", m->nid);
-    store_key(c->st, 0, name, key);
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_done"), store_args_add(&a, "4");
-    store_args_add(&a, key), store_args_add(&a, c->queue), store_args_add(&a, c->sending), store_args_add(&a, c->busy);
-    store_args_add(&a, m->nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
-    store_args_add(&a, m->detail), store_args_addf(&a, "%lld", (long long)(clock_now_ms() + smsc_backoff(c, m->attempts)));
-    store_args_add(&a, c->prefix), store_args_add(&a, SMSC_RECEIPT_TTL);
-    for (int p = 0; !m->verdict && p < m->msg.nparts; p++) store_args_add(&a, m->ids[p]);
-    redisReply *r = store_args_call(c->st, &a);
-    int recorded = r && r->type != REDIS_REPLY_ERROR;
-    if (!recorded)
-        log_error(NULL, m->nid, "SMS %s not recorded: %s", verdict, r ? r->str : err_get());
-    else
-        log_info(NULL, m->nid, "SMS %s: %s", r->str, m->detail);
-    if (r) freeReplyObject(r);
-    if (!recorded && !forget) {
+    const char *ids[GSM_MAX_PARTS];
+    for (int p = 0; p < m->msg.nparts; p++) ids[p] = m->ids[p];
+    smsq_outcome o = {m->verdict ? m->verdict : "sent", m->refused, m->attempts, m->detail, ids, m->msg.nparts};
+    if (smsq_done(&c->q, m->nid, &o) != 0 && !forget) {
         m->confirm_after_ms = clock_now_ms() + 1000;
         return;
     }
@@ -238,12 +213,6 @@ static void smsc_drop(smsc *c, const char *why, int keep) {
     }
 }
 
-static const char *smsc_get(const redisReply *flat, const char *name) {
-    for (size_t i = 0; i + 1 < flat->elements; i += 2)
-        if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
-    return "";
-}
-
 /* Prepares a claimed SMS; one that cannot be encoded is failed at once. */
 static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
     for (int i = 0; i < c->nactive; i++)
@@ -251,9 +220,9 @@ static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
     smsc_sms *m = &c->active[c->nactive++];
     memset(m, 0, sizeof(*m));
     snprintf(m->nid, sizeof(m->nid), "%s", nid);
-    const char *to = smsc_get(n, "recipient"), *body = smsc_get(n, "body");
+    const char *to = store_field(n, "recipient"), *body = store_field(n, "body");
     snprintf(m->dest, sizeof(m->dest), "%s", to[0] == '+' ? to + 1 : to);
-    m->attempts = atoi(smsc_get(n, "attempts"));
+    m->attempts = atoi(store_field(n, "attempts"));
     /* The concatenation reference only needs to differ between a recipient's recent long messages. */
     if (gsm_encode(body, strlen(body), (uint8_t)(clock_now_ms() & 0xFF), &m->msg) != 0) {
         m->verdict = "failed";
@@ -261,34 +230,18 @@ static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
     }
 }
 
-/* Returns 1 inside the quiet hours (Europe/Paris), when only urgent SMS go. */
-static int smsc_quiet(const smsc *c, int64_t now) {
-    if (c->quiet_start < 0) return 0;
-    int minute = clock_minute_paris(now);
-    if (c->quiet_start < c->quiet_end) return minute >= c->quiet_start && minute < c->quiet_end;
-    return minute >= c->quiet_start || minute < c->quiet_end;
-}
-
 /* Claims SMS while the window has room. */
 static void smsc_claim(smsc *c) {
     int64_t now = clock_now_ms();
     int room = c->cfg->smpp_window - c->nactive;
     if (room <= 0 || now < c->next_claim_ms) return;
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_claim"), store_args_add(&a, "3");
-    store_args_add(&a, c->queue), store_args_add(&a, c->sending), store_args_add(&a, c->busy);
-    store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)now), store_args_addf(&a, "%d", room);
-    store_args_addf(&a, "%d", c->cfg->sms_stale_ms);
-    store_args_add(&a, smsc_quiet(c, now) ? "1" : "0");
-    redisReply *r = store_args_call(c->st, &a);
-    if (r && r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++) smsc_take(c, r->element[i]->element[0]->str, r->element[i]->element[1]);
-        if (r->elements == 0) c->next_claim_ms = now + SMSC_IDLE_CLAIM_MS;
-    } else {
+    redisReply *r = smsq_claim(&c->q, room, 0, 0);
+    if (!r) {
         c->next_claim_ms = now + SMSC_IDLE_CLAIM_MS;
+        return;
     }
-    if (r) freeReplyObject(r);
+    for (size_t i = 0; i < r->elements; i++) smsc_take(c, r->element[i]->element[0]->str, r->element[i]->element[1]);
+    freeReplyObject(r);
 }
 
 /* Submits the next part of an SMS; 0 or -1 when the link broke. */
@@ -366,38 +319,15 @@ static void smsc_on_submit_resp(smsc *c, const smpp_pdu *p) {
     log_warn(NULL, NULL, "SMSC answered sequence %u, which is not awaited", p->sequence);
 }
 
-/* Returns 1 if a customer's SMS says STOP (any case, surrounding spaces, GSM or UCS-2). */
+/* Returns 1 if a customer's SMS says STOP (GSM or UCS-2). */
 static int smsc_is_stop(const smpp_pdu *p) {
     char text[16];
     size_t n = 0, step = p->data_coding == 8 ? 2 : 1;
-    for (size_t i = step - 1; i < p->sm_length && n + 1 < sizeof(text); i += step) {
+    for (size_t i = step - 1; i < p->sm_length && n < sizeof(text); i += step) {
         if (step == 2 && p->short_message[i - 1] != 0) return 0;
-        char ch = (char)p->short_message[i];
-        if (ch != ' ' && ch != '\r' && ch != '\n') text[n++] = (char)(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+        text[n++] = (char)p->short_message[i];
     }
-    text[n] = '\0';
-    return strcmp(text, "STOP") == 0;
-}
-
-/* A customer's STOP: they leave marketing messages. 0, or -1 when it could not be recorded. */
-static int smsc_on_stop(smsc *c, const smpp_pdu *p) {
-    char number[24];
-    snprintf(number, sizeof(number), "+%s", p->source_addr[0] == '+' ? p->source_addr + 1 : p->source_addr);
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_stop"), store_args_add(&a, "0");
-    store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, number);
-    redisReply *r = store_args_call(c->st, &a);
-    int rc = r && r->type == REDIS_REPLY_INTEGER ? 0 : -1;
-    if (rc == 0 && r->integer == 0)
-        log_warn(NULL, NULL, "STOP from %s matches no customer's phone: nothing changed", number);
-    else if (rc == 0)
-        log_info(NULL, NULL, "STOP from %s: %lld customer(s) leave marketing messages", number, r->integer);
-    else
-        log_error(NULL, NULL, "STOP from %s not recorded (the SMSC will offer it again): %s", number,
-                  r ? r->str : err_get());
-    if (r) freeReplyObject(r);
-    return rc;
+    return smsq_is_stop(text, n);
 }
 
 /* A deliver_sm: a delivery receipt or a STOP is recorded before it is acknowledged, so that none is lost. */
@@ -406,27 +336,18 @@ static int smsc_on_deliver(smsc *c, const smpp_pdu *p) {
     char id[SMPP_ID_LEN], state[16];
     if (smpp_receipt(p, id, state) != 0) {
         if (!smsc_is_stop(p))
-            log_info(NULL, NULL, "SMS from %s ignored: only STOP is understood", p->source_addr);
-        else if (smsc_on_stop(c, p) != 0)
+            log_info(NULL, NULL, "an SMS from a customer ignored: only STOP is understood");
+        else if (smsq_stop(&c->q, p->source_addr) < 0)
             status = SMSC_ESME_RSYSERR;
     } else if (smpp_state_outcome(state) >= 0) {
         char v[3][SMPP_ID_LEN];
+        const char *spellings[3];
         int nv = smpp_id_variants(id, v);
-        store_args a;
-        store_args_init(&a);
-        store_args_add(&a, "FCALL"), store_args_add(&a, "sms_receipt"), store_args_add(&a, "0");
-        store_args_add(&a, c->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, state);
-        store_args_add(&a, SMSC_RECEIPT_TTL);
-        for (int i = 0; i < nv; i++) store_args_add(&a, v[i]);
-        redisReply *r = store_args_call(c->st, &a);
-        if (!r || r->type == REDIS_REPLY_ERROR) {
-            log_error(NULL, NULL, "receipt %s %s not recorded (the SMSC will offer it again): %s", id, state,
-                      r ? r->str : err_get());
+        for (int i = 0; i < nv; i++) spellings[i] = v[i];
+        if (smsq_receipt(&c->q, spellings, nv, state) != 0) {
+            log_error(NULL, NULL, "receipt %s %s not recorded (the SMSC will offer it again): %s", id, state, err_get());
             status = SMSC_ESME_RSYSERR;
-        } else {
-            log_info(NULL, NULL, "receipt %s %s: %s", id, state, r->str);
         }
-        if (r) freeReplyObject(r);
     }
     uint8_t resp[32];
     return smsc_write(c, resp, smpp_encode_deliver_resp(resp, status, p->sequence));
@@ -491,17 +412,9 @@ static int smsc_check_link(smsc *c) {
 static void smsc_renew_claims(smsc *c) {
     int64_t now = clock_now_ms();
     if (c->nactive == 0 || now < c->next_renew_ms) return;
-    c->next_renew_ms = now + c->cfg->sms_stale_ms / 4;
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "ZADD"), store_args_add(&a, c->sending), store_args_add(&a, "XX");
-    for (int i = 0; i < c->nactive; i++) store_args_addf(&a, "%lld", (long long)now), store_args_add(&a, c->active[i].nid);
-    redisReply *r = store_args_call(c->st, &a);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        log_warn(NULL, NULL, "SMS claims not renewed: %s", r ? r->str : err_get());
-        c->next_renew_ms = now + 1000;
-    }
-    if (r) freeReplyObject(r);
+    const char *nids[SMSC_MAX_ACTIVE];
+    for (int i = 0; i < c->nactive; i++) nids[i] = c->active[i].nid;
+    c->next_renew_ms = now + (smsq_renew(&c->q, nids, c->nactive) == 0 ? c->cfg->sms_stale_ms / 4 : 1000);
 }
 
 /* One turn of the bound link: claim, submit, read, answer, finish. 0, or -1 with err when the link is lost. */
@@ -545,7 +458,7 @@ static void *smsc_run(void *arg) {
 
 int smsc_start(const settings *s, smsc **out) {
     *out = NULL;
-    if (strcmp(s->smpp_host, "off") == 0) return 0;
+    if (strcmp(s->sms_transport, "smpp") != 0 || strcmp(s->smpp_host, "off") == 0) return 0;
     smsc *c = calloc(1, sizeof(*c));
     if (!c) {
         err_set("out of memory starting the SMS sender");
@@ -553,15 +466,13 @@ int smsc_start(const settings *s, smsc **out) {
     }
     c->cfg = s;
     c->fd = -1;
-    settings_quiet_hours(s->sms_quiet_hours, &c->quiet_start, &c->quiet_end);
-    c->st = store_open(s);
-    store_key(c->st, 0, "sms:queue", c->queue);
-    store_key(c->st, 0, "sms:sending", c->sending);
-    store_key(c->st, 0, "sms:busy", c->busy);
-    store_shard_prefix(c->st, 0, c->prefix);
+    if (smsq_open(&c->q, s) != 0) {
+        free(c);
+        return -1;
+    }
     if (pthread_create(&c->thread, NULL, smsc_run, c) != 0) {
         err_set("cannot start the SMS sender thread");
-        store_close(c->st);
+        smsq_close(&c->q);
         free(c);
         return -1;
     }
@@ -574,6 +485,6 @@ void smsc_stop(smsc *c) {
     if (!c) return;
     c->stop = 1;
     pthread_join(c->thread, NULL);
-    store_close(c->st);
+    smsq_close(&c->q);
     free(c);
 }

@@ -18,7 +18,7 @@
 
 typedef struct smsc smsc;
 
-/* Starts the sender when notification.smpp_host is set (else *out = NULL); 0 or -1 with err. */
+/* Starts the sender when SMS go over SMPP and notification.smpp_host is set (else *out = NULL); 0 or -1 with err. */
 int smsc_start(const settings *s, smsc **out);
 
 /* Stops the sender (NULL is fine): unbinds, and frees it. SMS in flight are queued again by their stale delay. */

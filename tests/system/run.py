@@ -34,6 +34,7 @@ import diagnostics_tests  # noqa: E402
 import billing_tests  # noqa: E402
 import notification_tests  # noqa: E402
 import sms_tests  # noqa: E402
+import sms_http_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -687,7 +688,8 @@ TESTS = [
     ("hostile_input", test_hostile_input),
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
-] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS
+] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
+    + sms_http_tests.TESTS
 
 
 if __name__ == "__main__":

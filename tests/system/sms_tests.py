@@ -40,7 +40,7 @@ What is checked (keys under sav:{s0}:; the rules are /work/shared/design/notific
   delivered, each part accepted exactly once; parts sent again because the drop lost their response are allowed
   and counted. Then --drop-after 2 on a queue of 2-part messages answered at once: the link breaks right after the
   first part of a message was accepted; that part must not be accepted twice.
-- sms_stop: MO "STOP" deliver_sm from two customers' phones (as 336... and +336...) sets their consent_marketing
+- sms_stop: MO "STOP" deliver_sm from three customers' phones (as 336..., +336... and the national 06...) sets their consent_marketing
   to 0 (a third customer keeps 1, consent_sms stays); the MO is answered; a service SMS to a customer who said
   STOP still goes.
 - sms_crash: SIGKILL of sav-notification while SMS are being submitted (answers 150 ms late), restart: every
@@ -715,7 +715,10 @@ class Traffic:
     carries, its response (status, message id, or none when the link dropped first). Problems of the PDUs
     themselves are recorded in res as they are found (one line per kind of problem, with the first example)."""
 
-    def __init__(self, res, notifs, peers, label=""):
+    def __init__(self, res, notifs, peers, label="", gateway=False):
+        # gateway: the submit_sm come from Kannel (the HTTP transport), which sets the store-and-forward mode bits
+        # of esm_class and asks a receipt for the first part of a long message only.
+        self.gateway = gateway
         for peer in peers:
             if peer.proc is not None:
                 peer.settle()
@@ -806,9 +809,9 @@ class Traffic:
                                                                                     idx + 1))
         elif esm & 0x40:
             self.bad("single-part message with esm_class 0x40", where)
-        if esm & ~0x40:
+        if esm & ~(0x43 if self.gateway else 0x40):
             self.bad("unexpected esm_class bits", "%s esm_class 0x%02x" % (where, esm))
-        if (r.get("registered_delivery") or 0) & 0x03 != 0x01:
+        if (not self.gateway or idx == 0) and (r.get("registered_delivery") or 0) & 0x03 != 0x01:
             self.bad("registered_delivery does not ask for a delivery receipt (want 1)", "%s registered_delivery %r" % (
                 where, r.get("registered_delivery")))
         if r.get("source_addr") != SOURCE or r.get("source_addr_ton") != 5:
@@ -1229,27 +1232,31 @@ def test_sms_stop(cl):
     res = Result()
     peer = SmscPeer(cl, "stop")
     try:
-        units = [Unit(300 + i, "fr", consent="sms,marketing") for i in range(3)]
-        a, b, c = units
+        units = [Unit(300 + i, "fr", consent="sms,marketing") for i in range(4)]
+        a, b, c, d = units
         # The customers exist before they answer STOP: the SMSC comes up (and hands over the replies) after
         # they are registered; meanwhile the client keeps trying to bind.
         sms_config(cl, peer.port)
         cl.start_all()
         cids = []
         for u in units:
-            d = run(cl, res, "customer", "add", "--name", "Client %d" % u.i, "--phone", u.phone, "--consent",
-                    u.consent)
-            u.cid = (d or {}).get("id")
+            added = run(cl, res, "customer", "add", "--name", "Client %d" % u.i, "--phone", u.phone, "--consent",
+                        u.consent)
+            u.cid = (added or {}).get("id")
             cids.append(u.cid)
         if not res.check(all(cids), "registration failed"):
             return res
-        peer.start("--receipts", "--mo-stop", a.e164.lstrip("+"), "--mo-stop", b.e164)
+        peer.start("--receipts", "--mo-stop", a.e164.lstrip("+"), "--mo-stop", b.e164, "--mo-stop",
+                   "0" + d.e164[3:])
         r = cl.redis()
 
         def marketing(u):
             return r.hget(cl.key("customer:" + u.cid), "consent_marketing")
-        harness.wait_until(lambda: marketing(a) == "0" and marketing(b) == "0", 8, 0.1)
-        res.fig("consent_marketing", {"336..": marketing(a), "+336..": marketing(b), "none": marketing(c)})
+        harness.wait_until(lambda: marketing(a) == "0" and marketing(b) == "0" and marketing(d) == "0", 8, 0.1)
+        res.fig("consent_marketing", {"336..": marketing(a), "+336..": marketing(b), "06..": marketing(d),
+                                      "none": marketing(c)})
+        res.check(marketing(d) == "0", "STOP from 0%s (national form): consent_marketing %r, want \"0\"" % (
+            d.e164[3:], marketing(d)))
         res.check(marketing(a) == "0", "STOP from %s: consent_marketing %r, want \"0\"" % (a.e164.lstrip("+"),
                                                                                         marketing(a)))
         res.check(marketing(b) == "0", "STOP from %s: consent_marketing %r, want \"0\"" % (b.e164, marketing(b)))
@@ -1258,10 +1265,10 @@ def test_sms_stop(cl):
         # The consent is recorded before the deliver_sm is answered: the answers follow.
         def mo_acks():
             return [x for x in peer.records() if x.get("cmd") == "deliver_sm_resp" and x.get("for_kind") == "mo"]
-        harness.wait_until(lambda: len(mo_acks()) >= 2, 5, 0.05)
+        harness.wait_until(lambda: len(mo_acks()) >= 3, 5, 0.05)
         acks = mo_acks()
-        res.check(len(acks) >= 2 and all(x.get("status") == 0 for x in acks),
-                  "MO deliver_sm answered %s, want two OK deliver_sm_resp" % [(x.get("phone"), x.get("status"))
+        res.check(len(acks) >= 3 and all(x.get("status") == 0 for x in acks),
+                  "MO deliver_sm answered %s, want three OK deliver_sm_resp" % [(x.get("phone"), x.get("status"))
                                                                            for x in acks])
         # A service message to a customer who said STOP still goes.
         if open_for(cl, res, a):

@@ -422,6 +422,39 @@ static void test_service_names_and_ids(void **state) {
     assert_int_equal(-1, settings_service_id(""));
 }
 
+/* The HTTP SMS transport's keys: the URL template's placeholders, the listener, the callback key. */
+static void test_http_sms_transport_checks(void **state) {
+    (void)state;
+    const char *good = "http://gw:13013/cgi-bin/sendsms?username={username}&to={to}&text={text}&dlr-url={dlr_url}";
+    char text[1024];
+    load_refused("[notification]\nsms_transport = kannel\n", "sms_transport must be smpp or http");
+    load_refused("[notification]\nhttp_listen = 127.0.0.1\n", "notification.http_listen must be host:port");
+    load_refused("[notification]\nhttp_listen = 127.0.0.1:0\n", "notification.http_listen must be host:port");
+    load_refused("[notification]\nhttp_listen = [::1:5564\n", "notification.http_listen must be host:port");
+    load_refused("[notification]\nhttp_sms_url = ftp://gw/sendsms?to={to}&text={text}&d={dlr_url}\n",
+                 "http:// or https:// URL template");
+    load_refused("[notification]\nhttp_sms_url = http://gw/s?to={to}&text={text}&d={dlr_url}&x={sender}\n",
+                 "unknown placeholder at \"{sender}\"");
+    load_refused("[notification]\nhttp_sms_url = http://gw/s?to={to}&text={text}&d={dlr_url}&x={to\n",
+                 "unknown placeholder at \"{to\"");
+    load_refused("[notification]\nhttp_sms_url = http://gw/s?to={to}&text={text}\n", "must carry {to}, {text} and {dlr_url}");
+    snprintf(text, sizeof(text), "[notification]\nhttp_sms_url = %s\n", good);
+    load_refused(text, "needs notification.http_listen");
+    snprintf(text, sizeof(text), "[notification]\nhttp_sms_url = %s\nhttp_listen = 127.0.0.1:5564\n", good);
+    load_refused(text, "http_callback_key must have at least 16 characters");
+    snprintf(text, sizeof(text), "[notification]\nhttp_sms_url = %s\nhttp_listen = 127.0.0.1:5564\n"
+             "http_callback_key = 0123456789abcdef\nhttp_callback_url = gw.example\n", good);
+    load_refused(text, "http_callback_url must be off or an http://");
+    snprintf(text, sizeof(text), "[notification]\nsms_transport = http\nhttp_sms_url = %s\n"
+             "http_listen = [::1]:5564\nhttp_callback_key = 0123456789abcdef\n", good);
+    settings s;
+    assert_int_equal(0, settings_load(&s, conf_write(text)));
+    assert_string_equal("http", s.sms_transport);
+    assert_string_equal(good, s.http_sms_url);
+    assert_string_equal("off", s.http_callback_url);
+    assert_int_equal(60000, s.http_sms_turn_ms);
+}
+
 #define SETTINGS_TEST(f) cmocka_unit_test_setup_teardown(f, settings_setup, settings_teardown)
 
 int main(void) {
@@ -444,6 +477,7 @@ int main(void) {
         SETTINGS_TEST(test_resolve_path_relative_to_config_directory),
         SETTINGS_TEST(test_resolve_path_after_load),
         SETTINGS_TEST(test_service_names_and_ids),
+        SETTINGS_TEST(test_http_sms_transport_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,145 @@
+#include "smsq.h"
+#include "clock.h"
+#include "err.h"
+#include "log.h"
+#include "validate.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define SMSQ_RECEIPT_TTL "604800" /* message ids are matched to receipts for a week */
+
+int smsq_open(smsq *q, const settings *s) {
+    memset(q, 0, sizeof(*q));
+    q->cfg = s;
+    if (settings_quiet_hours(s->sms_quiet_hours, &q->quiet_start, &q->quiet_end) != 0) return -1;
+    q->st = store_open(s);
+    if (!q->st) return -1;
+    store_key(q->st, 0, "sms:queue", q->queue);
+    store_key(q->st, 0, "sms:sending", q->sending);
+    store_key(q->st, 0, "sms:busy", q->busy);
+    store_shard_prefix(q->st, 0, q->prefix);
+    return 0;
+}
+
+void smsq_close(smsq *q) {
+    store_close(q->st);
+    q->st = NULL;
+}
+
+int smsq_quiet(const smsq *q, int64_t now_ms) {
+    if (q->quiet_start < 0) return 0;
+    int minute = clock_minute_paris(now_ms);
+    if (q->quiet_start < q->quiet_end) return minute >= q->quiet_start && minute < q->quiet_end;
+    return minute >= q->quiet_start || minute < q->quiet_end;
+}
+
+int64_t smsq_backoff(const settings *s, int attempts) {
+    int64_t backoff = 1000LL << (attempts < 20 && attempts > 0 ? attempts - 1 : 19);
+    return backoff > s->sms_retry_max_ms ? s->sms_retry_max_ms : backoff;
+}
+
+redisReply *smsq_claim(smsq *q, int room, int turn_ms, int handover) {
+    int64_t now = clock_now_ms();
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_claim"), store_args_add(&a, "3");
+    store_args_add(&a, q->queue), store_args_add(&a, q->sending), store_args_add(&a, q->busy);
+    store_args_add(&a, q->prefix), store_args_addf(&a, "%lld", (long long)now), store_args_addf(&a, "%d", room);
+    store_args_addf(&a, "%d", q->cfg->sms_stale_ms);
+    store_args_add(&a, smsq_quiet(q, now) ? "1" : "0");
+    store_args_addf(&a, "%d", turn_ms);
+    store_args_add(&a, handover ? "1" : "0");
+    redisReply *r = store_args_call(q->st, &a);
+    if (r && (r->type != REDIS_REPLY_ARRAY || r->elements == 0)) {
+        if (r->type == REDIS_REPLY_ERROR) log_warn(NULL, NULL, "SMS not claimed: %s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+int smsq_done(smsq *q, const char *nid, const smsq_outcome *o) {
+    const char *verdict = o->verdict;
+    if (strcmp(verdict, "retry") == 0 && o->refused && o->attempts >= q->cfg->sms_max_attempts) verdict = "failed";
+    char key[STORE_KEY_LEN], name[200];
+    snprintf(name, sizeof(name), "notif:%s", nid);
+    store_key(q->st, 0, name, key);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_done"), store_args_add(&a, "4");
+    store_args_add(&a, key), store_args_add(&a, q->queue), store_args_add(&a, q->sending), store_args_add(&a, q->busy);
+    store_args_add(&a, nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
+    store_args_add(&a, o->detail);
+    store_args_addf(&a, "%lld", (long long)(clock_now_ms() + smsq_backoff(q->cfg, o->attempts)));
+    store_args_add(&a, q->prefix), store_args_add(&a, SMSQ_RECEIPT_TTL);
+    for (int p = 0; strcmp(verdict, "sent") == 0 && p < o->nids; p++) store_args_add(&a, o->ids[p]);
+    redisReply *r = store_args_call(q->st, &a);
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc != 0) {
+        err_set("SMS %s not recorded: %s", verdict, r ? r->str : err_get());
+        log_error(NULL, nid, "%s", err_get());
+    } else {
+        log_info(NULL, nid, "SMS %s: %s", r->str, o->detail);
+    }
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+int smsq_receipt(smsq *q, const char *const *spellings, int n, const char *state) {
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_receipt"), store_args_add(&a, "0");
+    store_args_add(&a, q->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, state);
+    store_args_add(&a, SMSQ_RECEIPT_TTL);
+    for (int i = 0; i < n; i++) store_args_add(&a, spellings[i]);
+    redisReply *r = store_args_call(q->st, &a);
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc != 0) err_set("%s", r ? r->str : err_get());
+    else log_info(NULL, NULL, "receipt %s %s: %s", spellings[0], state, r->str);
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+int smsq_renew(smsq *q, const char *const *nids, int n) {
+    if (n == 0) return 0;
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "ZADD"), store_args_add(&a, q->sending), store_args_add(&a, "XX");
+    for (int i = 0; i < n; i++) store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, nids[i]);
+    redisReply *r = store_args_call(q->st, &a);
+    int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
+    if (rc != 0) log_warn(NULL, NULL, "SMS claims not renewed: %s", r ? r->str : err_get());
+    if (r) freeReplyObject(r);
+    return rc;
+}
+
+int smsq_is_stop(const char *text, size_t len) {
+    while (len > 0 && isspace((unsigned char)*text)) text++, len--;
+    while (len > 0 && isspace((unsigned char)text[len - 1])) len--;
+    return len == 4 && strncasecmp(text, "STOP", 4) == 0;
+}
+
+long smsq_stop(smsq *q, const char *from) {
+    /* SMSCs write the sender as international digits without '+' (TON 1), with '+', or in national form. */
+    char typed[40], number[24];
+    snprintf(typed, sizeof(typed), "%s%s", isdigit((unsigned char)from[0]) && from[0] != '0' ? "+" : "", from);
+    if (validate_phone(typed, number, sizeof(number)) != 0) {
+        log_warn(NULL, NULL, "STOP from a number that is no phone number ignored: %s", err_get());
+        return 0;
+    }
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "sms_stop"), store_args_add(&a, "0");
+    store_args_add(&a, q->prefix), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, number);
+    redisReply *r = store_args_call(q->st, &a);
+    long n = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
+    char masked[LOG_MASK_LEN];
+    log_mask(number, masked);
+    if (n < 0) err_set("STOP from %s not recorded: %s", masked, r ? r->str : err_get());
+    else if (n == 0) log_warn(NULL, NULL, "STOP from %s matches no customer's phone: nothing changed", masked);
+    else log_info(NULL, NULL, "STOP from %s: %ld customer(s) leave marketing messages", masked, n);
+    if (r) freeReplyObject(r);
+    return n;
+}
