@@ -3,8 +3,12 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <zmq.h>
 
 /* Heartbeats detect a dead peer on an idle TCP connection within seconds. */
@@ -175,4 +179,17 @@ Sav__Envelope *bus_request(const settings *s, const char *endpoint, const envelo
     }
     err_set("no answer from %s after %d attempt(s) of %d ms", endpoint, attempts, timeout_ms);
     return NULL;
+}
+
+int bus_endpoint_free(const char *endpoint) {
+    if (strncmp(endpoint, "ipc://", 6) != 0) return 0;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(endpoint + 6) >= sizeof(addr.sun_path)) return 0; /* zmq_bind refuses it with its own reason */
+    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", endpoint + 6);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int served = connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    close(fd);
+    if (served) err_set("another process serves %s", endpoint);
+    return served ? -1 : 0;
 }

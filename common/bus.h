@@ -28,6 +28,10 @@ void bus_shutdown(void);
 /* Creates a socket (ZMQ_ROUTER or ZMQ_DEALER) with the safety options from s; NULL with err. */
 void *bus_socket(int type, const settings *s);
 
+/* Returns 0 if nobody serves endpoint yet, -1 with err if another process does: an ipc:// socket that accepts a
+ * connection (libzmq would silently take its path over; a tcp:// endpoint in use fails at bind by itself). */
+int bus_endpoint_free(const char *endpoint);
+
 /* Receives one multipart message without blocking; 1 received, 0 nothing waiting, -1 error. Free with bus_msg_close. */
 int bus_recv(void *sock, bus_msg *m);
 

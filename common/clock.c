@@ -2,12 +2,50 @@
 #include "err.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static int64_t clock_offset_ms;
+/* The offset of the injectable clock, and the file it may be read from again while the process runs (a test's
+ * clock jump): checked at most every CLOCK_FILE_CHECK_MS by whichever thread asks for the time. */
+#define CLOCK_FILE_CHECK_MS 200
+static _Atomic int64_t clock_offset_ms;
+static _Atomic int64_t clock_file_next_check;
+static const char *clock_offset_file;
+
+/* Parses an offset in milliseconds; 0 or -1 (with err naming where it came from, if where is set). */
+static int clock_parse_offset(const char *where, const char *text, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end) {
+        if (where) err_set("%s must be an integer number of milliseconds, got \"%.40s\"", where, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Reads the offset file; 0 or -1 (with err if report: a caller's own error must not be overwritten by a read
+ * that happens to run while it asks for the time). */
+static int clock_read_offset_file(int report) {
+    char text[64] = "";
+    FILE *f = fopen(clock_offset_file, "r");
+    if (!f) {
+        if (report) err_set("SAV_CLOCK_OFFSET_FILE %s: %s", clock_offset_file, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' ')) n--;
+    text[n] = '\0';
+    int64_t v;
+    if (clock_parse_offset(report ? "SAV_CLOCK_OFFSET_FILE" : NULL, text, &v) != 0) return -1;
+    clock_offset_ms = v;
+    return 0;
+}
 
 int clock_init(void) {
     if (setenv("TZ", "Europe/Paris", 1) != 0) {
@@ -24,20 +62,23 @@ int clock_init(void) {
         return -1;
     }
     const char *off = getenv("SAV_CLOCK_OFFSET_MS");
+    int64_t v;
     if (off && *off) {
-        char *end;
-        errno = 0;
-        long long v = strtoll(off, &end, 10);
-        if (errno || *end) {
-            err_set("SAV_CLOCK_OFFSET_MS must be an integer number of milliseconds, got \"%s\"", off);
-            return -1;
-        }
+        if (clock_parse_offset("SAV_CLOCK_OFFSET_MS", off, &v) != 0) return -1;
         clock_offset_ms = v;
     }
-    return 0;
+    clock_offset_file = getenv("SAV_CLOCK_OFFSET_FILE");
+    if (clock_offset_file && !*clock_offset_file) clock_offset_file = NULL;
+    return clock_offset_file ? clock_read_offset_file(1) : 0;
 }
 
 int64_t clock_now_ms(void) {
+    if (clock_offset_file) {
+        int64_t due = clock_file_next_check, now = clock_mono_ms();
+        /* One thread re-reads; a file being rewritten that does not parse keeps the offset in force. */
+        if (now >= due && atomic_compare_exchange_strong(&clock_file_next_check, &due, now + CLOCK_FILE_CHECK_MS))
+            clock_read_offset_file(0);
+    }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + clock_offset_ms;

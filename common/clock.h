@@ -1,6 +1,10 @@
 /* clock: UTC time for storage, Europe/Paris calendar for display and legal
  * deadlines. The clock is injectable: SAV_CLOCK_OFFSET_MS shifts "now" so
- * that tests can move through days without sleeping. */
+ * that tests can move through days without sleeping, and
+ * SAV_CLOCK_OFFSET_FILE names a file holding the offset, read again within
+ * 200 ms of each change, so that a test can make the wall clock jump (as an
+ * NTP step would) under a running process. The monotonic clock of timeouts
+ * never moves. */
 #ifndef SAV_CLOCK_H
 #define SAV_CLOCK_H
 
@@ -9,7 +13,8 @@
 
 #define CLOCK_DATE_LEN 11 /* "YYYY-MM-DD" and its NUL */
 
-/* Selects Europe/Paris (checking tzdata is there) and reads SAV_CLOCK_OFFSET_MS; 0 or -1 with err. */
+/* Selects Europe/Paris (checking tzdata is there) and reads SAV_CLOCK_OFFSET_MS or SAV_CLOCK_OFFSET_FILE; 0 or -1
+ * with err. */
 int clock_init(void);
 
 /* Returns the current UTC time in milliseconds since the epoch, offset applied. */

@@ -510,8 +510,18 @@ static int service_start(service *svc) {
     if (svc->def->uses_catalog && !svc->cat && service_catalog_bootstrap(svc) != 0) return -1;
     svc->router = bus_socket(ZMQ_ROUTER, s);
     if (!svc->router) return -1;
-    if (zmq_bind(svc->router, s->endpoint[svc->def->id]) != 0) {
-        err_set("cannot bind %s: %s", s->endpoint[svc->def->id], zmq_strerror(errno));
+    const char *endpoint = s->endpoint[svc->def->id], *name = settings_service_name(svc->def->id);
+    int in_use = bus_endpoint_free(endpoint) != 0;
+    if (!in_use && zmq_bind(svc->router, endpoint) != 0) {
+        if (errno != EADDRINUSE) {
+            err_set("cannot bind %s: %s", endpoint, zmq_strerror(errno));
+            return -1;
+        }
+        in_use = 1;
+    }
+    /* Refused before any relay or sender starts: two processes of one configuration would share consumer names. */
+    if (in_use) {
+        err_set("cannot bind %s: in use (is sav-%s already running with this configuration?)", endpoint, name);
         return -1;
     }
     for (size_t i = 0; i < svc->def->ndestinations; i++) {

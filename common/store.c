@@ -3,6 +3,7 @@
 #include "err.h"
 #include "log.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,10 +26,23 @@ struct store {
 
 #define STORE_BACKOFF_MIN_MS 50
 #define STORE_BACKOFF_MAX_MS 1000
+/* A reconnection first asks PING with this short timeout: a frozen Redis still accepts TCP connections (the
+ * kernel does), and waiting the full command timeout at each attempt would block the service's loop for most
+ * of an outage instead of letting it answer "Redis unreachable" at once. */
+#define STORE_PROBE_MS 200
 
 static struct timeval store_tv(int ms) {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     return tv;
+}
+
+/* Describes the last I/O error of the context; a timeout (EAGAIN) says so, and that a command may still apply. */
+static const char *store_why(const store *st, int timeout_ms, char *buf, size_t len) {
+    if (st->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        snprintf(buf, len, "no answer within %d ms", timeout_ms);
+    else
+        snprintf(buf, len, "%s", st->ctx->errstr);
+    return buf;
 }
 
 static void store_drop(store *st) {
@@ -64,6 +78,20 @@ static int store_connect(store *st) {
         return -1;
     }
     /* The connect timeout does not apply to commands: without this a read blocks forever. */
+    int probe_ms = st->timeout_ms < STORE_PROBE_MS ? st->timeout_ms : STORE_PROBE_MS;
+    if (redisSetTimeout(st->ctx, store_tv(probe_ms)) != REDIS_OK) {
+        err_set("cannot set redis timeout: %s", st->ctx->errstr);
+        store_drop(st);
+        return -1;
+    }
+    redisReply *pong = redisCommand(st->ctx, "PING");
+    if (!pong) {
+        char why[128];
+        err_set("redis at %s:%d does not answer: %s", st->host, st->port, store_why(st, probe_ms, why, sizeof(why)));
+        store_drop(st);
+        return -1;
+    }
+    freeReplyObject(pong);
     if (redisSetTimeout(st->ctx, tv) != REDIS_OK) {
         err_set("cannot set redis timeout: %s", st->ctx->errstr);
         store_drop(st);
@@ -118,7 +146,8 @@ redisReply *store_call(store *st, int argc, const char **argv, const size_t *arg
         redisReply *r = redisCommandArgv(st->ctx, argc, argv, argvlen);
         if (r) return r;
         int stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
-        err_set("redis %s: %s", argv[0], st->ctx->errstr);
+        char why[128];
+        err_set("redis %s: %s", argv[0], store_why(st, st->timeout_ms, why, sizeof(why)));
         store_drop(st);
         if (!stale) break;
     }

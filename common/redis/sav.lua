@@ -509,6 +509,83 @@ local function record_update(keys, args)
   return 1
 end
 
+-- Takes one notification out of every queue and turn: its customer was erased, it must not go.
+local function notification_withdraw(prefix, nid, nkey, status, recipient)
+  local queue = redis.call('HGET', nkey, 'channel') == 'sms' and 'sms' or 'mail'
+  redis.call('ZREM', prefix .. queue .. ':queue', nid)
+  redis.call('ZREM', prefix .. queue .. ':sending:failed', nid)
+  if redis.call('HGET', prefix .. 'sms:busy', recipient or '') == nid then
+    redis.call('HDEL', prefix .. 'sms:busy', recipient)
+  end
+  -- One being sent at this instant goes: its sender records the outcome over the erased fields.
+  if status == 'queued' or status == 'deferred' or status == 'failed' then
+    redis.call('HSET', nkey, 'status', 'erased', 'last_answer', 'not sent: the customer was erased')
+  end
+end
+
+--[[
+customer_erase: a customer's right to erasure (RGPD art. 17) as pseudonymisation. Name, phone and e-mail leave
+the customer record and every message sent or due to them (recipient, subject and text); their consents are
+withdrawn and their messages not sent yet never go. Invoices keep the name they were issued to, with every
+legally required mention (Code de commerce L123-22: kept ten years); tickets, complaints and products keep the
+customer id. Refused while one of their tickets is open or one of their invoices unpaid: the contract is still
+being performed. Each of their tickets' timelines records who erased it.
+KEYS: 1 request dedup key, 2 customer hash
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 customer id, 5 pseudonym, 6 actor
+Returns {customer id, replayed, notifications erased, tickets, 1 if erased before (then nothing changed)}, or an
+error NOTFOUND / REFUSED.
+]]
+local function customer_erase(keys, args)
+  local prev = redis.call('GET', keys[1])
+  if prev then
+    local n, t, before = string.match(prev, '^(%d+),(%d+),(%d)$')
+    return {args[4], 1, tonumber(n), tonumber(t), tonumber(before)}
+  end
+  local prefix, now, cid, actor = args[1], args[2], args[4], args[6]
+  local c = redis.call('HMGET', keys[2], 'id', 'phone', 'erased_at')
+  if not c[1] then return redis.error_reply('NOTFOUND no customer ' .. cid) end
+  if c[3] then
+    redis.call('SET', keys[1], '0,0,1', 'EX', tonumber(args[3]))
+    return {cid, 0, 0, 0, 1}
+  end
+  local tids = redis.call('ZRANGE', prefix .. 'customer:' .. cid .. ':tickets', 0, -1)
+  local open, unpaid = {}, {}
+  for _, tid in ipairs(tids) do
+    local state = redis.call('HGET', prefix .. 'ticket:' .. tid, 'state')
+    if state ~= 'closed' and state ~= 'cancelled' then open[#open + 1] = tid .. ' (' .. tostring(state) .. ')' end
+    for _, kind in ipairs({'repair', 'diagnostic'}) do
+      local inv = redis.call('GET', prefix .. 'invoice_for:' .. tid .. ':' .. kind)
+      if inv and redis.call('ZSCORE', prefix .. 'invoices:unpaid', inv) then unpaid[#unpaid + 1] = inv end
+    end
+  end
+  if #open > 0 then
+    return redis.error_reply('REFUSED ' .. cid .. ' has open tickets: ' .. table.concat(open, ', ', 1, math.min(#open, 3))
+      .. ': close or cancel them first')
+  end
+  if #unpaid > 0 then
+    return redis.error_reply('REFUSED ' .. cid .. ' has unpaid invoices: ' .. table.concat(unpaid, ', ', 1,
+      math.min(#unpaid, 3)) .. ': they must be paid or credited first')
+  end
+  if c[2] and c[2] ~= '' then redis.call('SREM', prefix .. 'customers:phone:' .. c[2], cid) end
+  redis.call('HDEL', keys[2], 'phone', 'email')
+  redis.call('HSET', keys[2], 'name', args[5], 'consent_sms', '0', 'consent_email', '0', 'consent_marketing', '0',
+    'erased_at', now, 'erased_by', actor, 'updated_at', now)
+  local erased = 0
+  for _, tid in ipairs(tids) do
+    for _, nid in ipairs(redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)) do
+      local nkey = prefix .. 'notif:' .. nid
+      local f = redis.call('HMGET', nkey, 'status', 'recipient')
+      notification_withdraw(prefix, nid, nkey, f[1], f[2])
+      redis.call('HSET', nkey, 'recipient', '', 'subject', '', 'body', '', 'erased_at', now)
+      erased = erased + 1
+    end
+    timeline_add(prefix, tid, now, 'customer.erased', redis.call('HGET', prefix .. 'ticket:' .. tid, 'state'), actor,
+      'personal data pseudonymised')
+  end
+  redis.call('SET', keys[1], erased .. ',' .. #tids .. ',0', 'EX', tonumber(args[3]))
+  return {cid, 0, erased, #tids, 0}
+end
+
 --[[
 product_add: register a product (unique serial) to an existing customer.
 KEYS: 1 request dedup key, 2 product hash, 3 customer hash
@@ -1250,6 +1327,7 @@ redis.register_function('sms_receipt', sms_receipt)
 redis.register_function('sms_stop', sms_stop)
 redis.register_function('sms_handover', sms_handover)
 redis.register_function('sms_report', sms_report)
+redis.register_function('customer_erase', customer_erase)
 redis.register_function('parts_move', parts_move)
 redis.register_function{function_name = 'parts_stock', callback = parts_stock, flags = {'no-writes'}}
 redis.register_function{function_name = 'customer_view', callback = customer_view, flags = {'no-writes'}}

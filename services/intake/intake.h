@@ -18,6 +18,7 @@ void intake_on_ticket_show(service *svc, const Sav__Envelope *req, service_reply
 /* Commands (see tools/savctl for their arguments). */
 void registry_customer_add(service *svc, const Sav__Command *cmd, service_reply *reply);
 void registry_customer_update(service *svc, const Sav__Command *cmd, service_reply *reply);
+void registry_customer_erase(service *svc, const Sav__Command *cmd, service_reply *reply);
 void registry_product_add(service *svc, const Sav__Command *cmd, service_reply *reply);
 void registry_product_transfer(service *svc, const Sav__Command *cmd, service_reply *reply);
 void registry_contract_add(service *svc, const Sav__Command *cmd, service_reply *reply);

@@ -12,6 +12,7 @@ static const service_route intake_routes[] = {
 static const service_command intake_commands[] = {
     {"customer.add", ARGS("name", "phone", "email", "lang", "business", "consent"), registry_customer_add},
     {"customer.update", ARGS("id", "name", "phone", "email", "lang", "business", "consent"), registry_customer_update},
+    {"customer.erase", ARGS("id", "actor"), registry_customer_erase},
     {"customer.show", ARGS("id"), views_customer_show},
     {"customer.list", ARGS("search", "limit"), views_customer_list},
     {"product.add", ARGS("serial", "model", "customer", "delivered", "second_hand", "bought_at"), registry_product_add},

@@ -186,6 +186,43 @@ void registry_customer_update(service *svc, const Sav__Command *cmd, service_rep
     if (r) freeReplyObject(r);
 }
 
+/* The name an erased customer's record keeps: no one can be told from it. */
+#define REGISTRY_PSEUDONYM "(effacé)"
+
+void registry_customer_erase(service *svc, const Sav__Command *cmd, service_reply *reply) {
+    const char *rid = registry_request_id(cmd, reply), *id = rid ? registry_customer_id(cmd, "id", reply) : NULL;
+    if (!id) return;
+    const char *actor = command_arg(cmd, "actor");
+    if (actor && validate_token("actor", actor) != 0) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        return;
+    }
+    store *st = service_store(svc);
+    char req[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[64];
+    store_request_key(st, 0, "customer.erase", rid, req);
+    snprintf(name, sizeof(name), "customer:%s", id);
+    store_key(st, 0, name, key);
+    store_shard_prefix(st, 0, prefix);
+    store_args a;
+    store_args_init(&a);
+    store_args_add(&a, "FCALL"), store_args_add(&a, "customer_erase"), store_args_add(&a, "2");
+    store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, prefix);
+    store_args_addf(&a, "%lld", (long long)clock_now_ms());
+    store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
+    store_args_add(&a, id), store_args_add(&a, REGISTRY_PSEUDONYM), store_args_add(&a, actor ? actor : "operator");
+    redisReply *r = store_args_call(st, &a);
+    if (service_reply_failure(reply, r, "customer"))
+        ;
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "unexpected reply to customer_erase");
+    else
+        service_reply_json(reply, json_pack("{s:s,s:b,s:I,s:I,s:b}", "id", id, "replayed", r->element[1]->integer == 1,
+                                            "notifications_erased", (json_int_t)r->element[2]->integer, "tickets",
+                                            (json_int_t)r->element[3]->integer, "already_erased",
+                                            r->element[4]->integer == 1));
+    if (r) freeReplyObject(r);
+}
+
 void registry_product_add(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *rid = registry_request_id(cmd, reply), *owner = rid ? registry_customer_id(cmd, "customer", reply) : NULL;
     if (!owner) return;

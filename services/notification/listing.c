@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const listing_statuses[] = {"recorded", "queued", "deferred", "sending", "sent", "delivered", "failed", "call_customer", NULL};
+static const char *const listing_statuses[] = {"recorded", "queued", "deferred", "sending", "sent", "delivered", "failed", "call_customer", "erased", NULL};
 static const char *const listing_fields[] = {"id", "ticket", "event", "channel", "status", "recipient", "attempts",
                                              "last_answer", "at", "sent_at", NULL};
 #define LISTING_NFIELDS 10

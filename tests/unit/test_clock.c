@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 
@@ -31,6 +32,7 @@ static int64_t real_now_ms(void) {
 static int clock_reset(void **state) {
     (void)state;
     setenv("SAV_CLOCK_OFFSET_MS", "0", 1);
+    unsetenv("SAV_CLOCK_OFFSET_FILE");
     int rc = clock_init();
     unsetenv("SAV_CLOCK_OFFSET_MS");
     return rc;
@@ -269,6 +271,50 @@ static void test_init_refuses_bad_offset(void **state) {
     }
 }
 
+static void offset_file_write(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The wall clock jumps under a running process when the offset file changes; the monotonic clock does not. */
+static void test_offset_file_jumps_while_running(void **state) {
+    (void)state;
+    char path[] = "/tmp/sav-unit-clock-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    offset_file_write(path, "3600000\n");
+    setenv("SAV_CLOCK_OFFSET_FILE", path, 1);
+    assert_int_equal(0, clock_init());
+    int64_t before = real_now_ms(), now = clock_now_ms(), after = real_now_ms();
+    assert_in_range(now, before + 3600000, after + 3600000);
+    int64_t m0 = clock_mono_ms();
+    offset_file_write(path, "-172800000");
+    struct timespec pause = {0, 300 * 1000000L};
+    nanosleep(&pause, NULL);
+    before = real_now_ms(), now = clock_now_ms(), after = real_now_ms();
+    assert_in_range(now + 172800000, before, after);
+    assert_true(clock_mono_ms() - m0 < 10000);
+    /* A file caught half-written does not parse: the offset in force stays, the caller's error is untouched. */
+    offset_file_write(path, "-17280x");
+    nanosleep(&pause, NULL);
+    err_set("the caller's own error");
+    before = real_now_ms(), now = clock_now_ms(), after = real_now_ms();
+    assert_in_range(now + 172800000, before, after);
+    assert_err_equal("the caller's own error");
+    /* At start, a bad or missing file is refused. */
+    unit_err_clear();
+    assert_int_equal(-1, clock_init());
+    assert_err_equal("SAV_CLOCK_OFFSET_FILE must be an integer number of milliseconds, got \"-17280x\"");
+    unlink(path);
+    unit_err_clear();
+    assert_int_equal(-1, clock_init());
+    assert_err_contains("No such file or directory");
+    unsetenv("SAV_CLOCK_OFFSET_FILE");
+}
+
 /* Last: a signed overflow here aborts the whole binary under UBSan. */
 static void test_add_months_refuses_huge_month_counts(void **state) {
     (void)state;
@@ -299,6 +345,7 @@ int main(void) {
         cmocka_unit_test_setup(test_init_applies_offset, clock_reset),
         cmocka_unit_test_setup(test_init_offset_does_not_move_monotonic_clock, clock_reset),
         cmocka_unit_test_setup(test_init_refuses_bad_offset, clock_reset),
+        cmocka_unit_test_setup(test_offset_file_jumps_while_running, clock_reset),
         cmocka_unit_test_setup(test_add_months_refuses_huge_month_counts, clock_reset),
     };
     return cmocka_run_group_tests(tests, NULL, clock_reset);

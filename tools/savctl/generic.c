@@ -37,6 +37,9 @@ static const generic_option customer_update[] = {
     END};
 
 static const generic_option customer_show[] = {POS("id", 1, "C-NNNNNN", "the customer"), END};
+static const generic_option customer_erase[] = {
+    POS("id", 1, "C-NNNNNN", "the customer"),
+    VAL("actor", "actor", 0, "NAME", "who erases it, recorded in each of the customer's ticket timelines"), END};
 static const generic_option customer_list[] = {
     VAL("search", "search", 0, "TEXT", "only customers whose name contains TEXT (any case)"),
     VAL("limit", "limit", 0, "N", "at most N customers, newest first (default 50)"), END};
@@ -183,7 +186,7 @@ static const generic_option claim_reject[] = {
     END};
 
 static const generic_option notification_list[] = {
-    VAL("status", "status", 0, "STATUS", "recorded, queued, deferred, sending, sent, delivered, failed or call_customer"),
+    VAL("status", "status", 0, "STATUS", "recorded, queued, deferred, sending, sent, delivered, failed, call_customer or erased"),
     VAL("limit", "limit", 0, "N", "at most N, newest first (default 50)"), END};
 static const generic_option notification_retry[] = {POS("id", 1, "ID", "the notification (T-...:event:channel:version)"), END};
 
@@ -197,6 +200,15 @@ static const generic_command generic_table[] = {
      "kept separately.", created_output, customer_fields, NULL, NULL, NULL, NULL, NULL},
     {"customer update", "customer.update", SVC_INTAKE, 0, "change a customer's details or consents",
      "Changes only the fields given.", "--json: {\"id\", \"updated\": true}", customer_update, NULL, NULL, NULL, NULL, NULL},
+    {"customer erase", "customer.erase", SVC_INTAKE, 1, "pseudonymise a customer (right to erasure)",
+     "Removes the customer's name, phone and e-mail from their record and from every message sent or due to them\n"
+     "(recipient, subject and text), withdraws their consents, and cancels their messages not sent yet (status\n"
+     "erased). Invoices keep the name they were issued to and every legally required mention (kept ten years);\n"
+     "tickets, products and complaints keep the customer id, so the history stays whole. Refused while one of\n"
+     "the customer's tickets is open or one of their invoices unpaid. Each of their tickets' timelines records\n"
+     "the erasure. Cannot be undone; erasing an erased customer changes nothing (already_erased: true).",
+     "--json: {\"id\", \"replayed\", \"notifications_erased\", \"tickets\", \"already_erased\"}", customer_erase, NULL, NULL, NULL, NULL,
+     NULL},
     {"customer show", "customer.show", SVC_INTAKE, 0, "show a customer with their products and tickets",
      "Shows the customer record, the products they own and their tickets.", "The customer as JSON-like text.",
      customer_show, NULL, NULL, NULL, NULL, NULL},
