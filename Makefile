@@ -32,11 +32,11 @@ SERVICE_BINS := $(SERVICES:%=$(BIN)/sav-%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BIN)/%)
 
-.PHONY: all deps run test unit-test system-test clean
+.PHONY: all deps run test unit-test system-test bench clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
-all: $(SERVICE_BINS) $(BIN)/savctl $(UNIT_BINS)
+all: $(SERVICE_BINS) $(BIN)/savctl $(BIN)/sav-bench $(UNIT_BINS)
 
 deps:
 	@tools/deps.sh
@@ -72,6 +72,10 @@ $(BIN)/savctl: $(patsubst %.c,$(OBJ)/%.o,$(wildcard tools/savctl/*.c)) $(BUILD)/
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $(filter %.o,$^) $(BUILD)/lib/libsav.a $(LDLIBS_ALL)
 
+$(BIN)/sav-bench: $(patsubst %.c,$(OBJ)/%.o,$(wildcard tools/bench/*.c)) $(BUILD)/lib/libsav.a
+	@mkdir -p $(BIN)
+	$(CC) -o $@ $(filter %.o,$^) $(BUILD)/lib/libsav.a $(LDLIBS_ALL)
+
 $(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(BUILD)/lib/libsav.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $< $(BUILD)/lib/libsav.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
@@ -89,6 +93,11 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
 	@tests/run-all.sh
+
+# Measures throughput and latency (tools/bench/bench.py); BENCH_ARGS="--count 20000" for a shorter run.
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@/usr/bin/python3 tools/bench/bench.py --bin $(BIN) $(BENCH_ARGS)
 
 clean:
 	rm -rf build
