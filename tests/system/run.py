@@ -37,6 +37,7 @@ import sms_tests  # noqa: E402
 import sms_http_tests  # noqa: E402
 import fault_tests  # noqa: E402
 import privacy_tests  # noqa: E402
+import valgrind_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -691,7 +692,8 @@ TESTS = [
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
-    + sms_http_tests.TESTS + fault_tests.TESTS + privacy_tests.TESTS
+    + sms_http_tests.TESTS + fault_tests.TESTS + privacy_tests.TESTS \
+    + valgrind_tests.TESTS
 
 
 if __name__ == "__main__":
