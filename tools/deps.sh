@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
 libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev redis-server redis-tools tzdata python3 python3-zmq python3-redis
-python3-aiosmtpd perl libnet-smpp-perl kannel"
+python3-aiosmtpd perl libnet-smpp-perl kannel systemd"
 
 missing=""
 for p in $PACKAGES; do
