@@ -1,5 +1,6 @@
 #include "settings.h"
 #include "err.h"
+#include "keys.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -47,6 +48,10 @@ static const setting_def setting_defs[] = {
     INT_SETTING("relay", "scan_ms", relay_scan_ms, "1000", 10, 600000),
     INT_SETTING("client", "timeout_ms", request_timeout_ms, "3000", 10, 600000),
     INT_SETTING("client", "attempts", request_attempts, "3", 1, 100),
+    STR_SETTING("client", "identity", identity, "none"),
+    STR_SETTING("security", "curve", curve, "on"),
+    STR_SETTING("security", "keys_dir", keys_dir, "keys"),
+    STR_SETTING("security", "clients", clients_file, "keys/clients"),
     STR_SETTING("catalog", "path", catalog_path, "catalog.json"),
     STR_SETTING("notification", "templates", templates_dir, "../../services/notification/templates"),
     STR_SETTING("notification", "smtp_url", smtp_url, "off"),
@@ -307,6 +312,16 @@ static int settings_check(const settings *s) {
         !s->smpp_source[0]) {
         err_set("notification.smpp_system_id (at most 15 characters), smpp_password (8) and smpp_source (1 to 11) "
                 "do not fit SMPP 3.4");
+        return -1;
+    }
+    if (strcmp(s->curve, "on") != 0 && strcmp(s->curve, "off") != 0) {
+        err_set("security.curve must be on or off, got \"%s\"", s->curve);
+        return -1;
+    }
+    if (strcmp(s->identity, "none") != 0 && keys_name_check(s->identity) != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("client.identity: %s", why);
         return -1;
     }
     if (s->redis_host[0] != '/' && s->redis_port == 0) {

@@ -41,6 +41,10 @@ typedef struct settings {
     int relay_scan_ms;                /* how often an idle relay looks for entries it was not told about */
     int request_timeout_ms;           /* savctl: wait per attempt */
     int request_attempts;             /* savctl: attempts before "unavailable" */
+    char identity[72];                /* savctl: the identity whose key pair it uses, or "none" */
+    char curve[8];                    /* on: CURVE on every socket, clients admitted by ZAP and roles; off: plain */
+    char keys_dir[SETTINGS_STR];      /* NAME.pub and NAME.key of every service and operator identity */
+    char clients_file[SETTINGS_STR];  /* the authorised operators: "PUBLIC-KEY ROLE NAME" lines */
     char catalog_path[SETTINGS_STR];
     char templates_dir[SETTINGS_STR];
     char smtp_url[SETTINGS_STR];      /* smtp://host:port, or "off": e-mails are then recorded, not sent */

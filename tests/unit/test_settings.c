@@ -422,6 +422,25 @@ static void test_service_names_and_ids(void **state) {
     assert_int_equal(-1, settings_service_id(""));
 }
 
+static void test_security_keys(void **state) {
+    (void)state;
+    settings s;
+    assert_int_equal(0, settings_load(&s, conf_write("")));
+    assert_string_equal("on", s.curve);
+    assert_string_equal("keys", s.keys_dir);
+    assert_string_equal("keys/clients", s.clients_file);
+    assert_string_equal("none", s.identity);
+    assert_int_equal(0, settings_load(&s, conf_write("[security]\ncurve = off\nkeys_dir = /etc/sav/keys\n"
+                                                     "clients = /etc/sav/clients\n[client]\nidentity = tech-07\n")));
+    assert_string_equal("off", s.curve);
+    assert_string_equal("/etc/sav/keys", s.keys_dir);
+    assert_string_equal("/etc/sav/clients", s.clients_file);
+    assert_string_equal("tech-07", s.identity);
+    load_refused("[security]\ncurve = yes\n", "security.curve must be on or off, got \"yes\"");
+    load_refused("[client]\nidentity = ../admin\n", "client.identity: identity name \"../admin\"");
+    load_refused_at("[security]\nsecret_key = abc\n", 2, "unknown setting security.secret_key");
+}
+
 #define SETTINGS_TEST(f) cmocka_unit_test_setup_teardown(f, settings_setup, settings_teardown)
 
 int main(void) {
@@ -444,6 +463,7 @@ int main(void) {
         SETTINGS_TEST(test_resolve_path_relative_to_config_directory),
         SETTINGS_TEST(test_resolve_path_after_load),
         SETTINGS_TEST(test_service_names_and_ids),
+        SETTINGS_TEST(test_security_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
