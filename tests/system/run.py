@@ -10,8 +10,9 @@ failing test, and ends with "N passed, N failed"; exits 1 if any test failed.
 Tickets need registered records (issue 3): every test registers its customers
 and products first (fixtures.py). The tests of the ticket lifecycle, validations,
 records and queries, timers on an injected clock and maintenance visits are in
-scenarios.py. Every cluster runs with CURVE on, savctl acting as the admin
-identity unless a test names another. After every test, each service must still be running (or have been stopped by
+scenarios.py; CURVE, keys and roles in security_tests.py (every cluster runs
+with CURVE on, savctl acting as the admin identity unless a test names another).
+After every test, each service must still be running (or have been stopped by
 the harness), exit 0 on SIGTERM and have no sanitizer report in its log.
 """
 
@@ -35,6 +36,7 @@ import diagnostics_tests  # noqa: E402
 import billing_tests  # noqa: E402
 import notification_tests  # noqa: E402
 import sms_tests  # noqa: E402
+import security_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -685,7 +687,8 @@ TESTS = [
     ("hostile_input", test_hostile_input),
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
-] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS
+] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
+    + security_tests.TESTS
 
 
 if __name__ == "__main__":
