@@ -330,6 +330,9 @@ def test_roles_and_actors(cl):
               what="refused parts.receive")
     d = as_(cl, res, "desk1", "ticket", "pickup", tid) or {}
     res.check(d.get("state") == "closed", "pickup as desk1: %r" % d)
+    as_(cl, res, "tech1", "parts", "receive", "PAR-01", "RES-2000W", "2", "--reason", "livraison")
+    moves = [json.loads(m) for m in cl.redis().lrange(cl.key("stock:PAR-01:moves"), -1, -1)]
+    res.check([m.get("by") for m in moves] == ["tech1"], "the last stock move of PAR-01 %r, want by tech1" % moves)
 
     # The catalog: only admin publishes one.
     version = cl.redis().get(cl.key("catalog:version"))
