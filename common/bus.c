@@ -166,7 +166,8 @@ void bus_handshake_describe(int event, int value, char *out, size_t outlen) {
     else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
         snprintf(out, outlen, "the handshake broke the protocol (error 0x%x)", (unsigned)value);
     else
-        snprintf(out, outlen, "the CURVE handshake failed (a wrong server public key, or CURVE off on the server)");
+        snprintf(out, outlen, "the peer hung up during the handshake (a wrong server public key, or CURVE on one side "
+                 "only)");
 }
 
 int bus_recv(void *sock, bus_msg *m) {
@@ -249,7 +250,9 @@ static enum bus_result bus_attempt(void *sock, void *mon, const settings *s, con
     for (;;) {
         int event, value;
         while (bus_monitor_read(mon, &event, &value)) {
-            bus_handshake_describe(event, value, failure, failure_len);
+            /* A hang-up says less than a protocol error seen on an earlier try: keep the more telling one. */
+            if (event != ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL || !failure[0])
+                bus_handshake_describe(event, value, failure, failure_len);
             if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) return BUS_REFUSED;
         }
         /* ZMQ_IMMEDIATE refuses to queue before the connection is up: try again until the deadline. */

@@ -558,7 +558,7 @@ static void test_curve_plain_client_gets_no_answer(void **state) {
     Sav__Envelope *reply;
     assert_int_equal(BUS_NO_ANSWER, curve_request(&sv, &srv, &alice, NULL, NULL, &reply));
     assert_null(reply);
-    assert_err_contains("different security mechanisms");
+    assert_err_contains("CURVE on one side only");
     assert_int_equal(0, sv.requests);
 }
 
@@ -570,7 +570,7 @@ static void test_curve_wrong_server_key_gets_no_answer(void **state) {
     Sav__Envelope *reply;
     assert_int_equal(BUS_NO_ANSWER, curve_request(&sv, &srv, &alice, &alice, other.public_key, &reply));
     assert_null(reply);
-    assert_err_contains("CURVE handshake failed");
+    assert_err_contains("hung up during the handshake (a wrong server public key");
     assert_int_equal(0, sv.requests);
 }
 
