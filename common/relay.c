@@ -5,7 +5,6 @@
 #include "err.h"
 #include "log.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,8 @@
 
 #define RELAY_GROUP "relay"
 #define RELAY_ENTRY_ID_LEN 48
+/* A destination that keeps refusing the handshake is reported this often, not at every reconnection. */
+#define RELAY_HANDSHAKE_LOG_MS 10000
 
 typedef struct relay_entry {
     char entry_id[RELAY_ENTRY_ID_LEN];
@@ -31,6 +32,8 @@ struct relay {
     const settings *cfg;
     enum service_id self, dest;
     void *sock;
+    void *monitor;                /* the socket's handshake failures */
+    int64_t handshake_logged_at;  /* when the last one was logged */
     char stream_name[48];
     char consumer[96];
     relay_entry *entries; /* the window: messages in flight */
@@ -57,7 +60,7 @@ static int relay_ensure_group(relay *r, int shard) {
     return ok ? 0 : -1;
 }
 
-relay *relay_new(store *st, const settings *s, enum service_id self, enum service_id dest) {
+relay *relay_new(store *st, const settings *s, enum service_id self, enum service_id dest, const bus_peer *peer) {
     relay *r = calloc(1, sizeof(*r));
     if (!r) goto oom;
     r->st = st;
@@ -73,8 +76,13 @@ relay *relay_new(store *st, const settings *s, enum service_id self, enum servic
     for (int i = 0; i < store_shards(st); i++) strcpy(r->last_pending[i], "0");
     r->sock = bus_socket(ZMQ_DEALER, s);
     if (!r->sock) goto fail;
-    if (zmq_connect(r->sock, s->endpoint[dest]) != 0) {
-        err_set("cannot connect to %s at %s: %s", settings_service_name(dest), s->endpoint[dest], zmq_strerror(errno));
+    r->monitor = bus_monitor_open(r->sock);
+    if (!r->monitor) goto fail;
+    r->handshake_logged_at = clock_mono_ms() - RELAY_HANDSHAKE_LOG_MS;
+    if (bus_connect(r->sock, peer) != 0) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("relay to %s: %s", settings_service_name(dest), why);
         goto fail;
     }
     r->poked = 1;
@@ -88,6 +96,7 @@ fail:
 
 void relay_free(relay *r) {
     if (!r) return;
+    bus_monitor_close(r->sock, r->monitor);
     if (r->sock) zmq_close(r->sock);
     for (int i = 0; i < r->count; i++) envelope_buf_free(&r->entries[i].frame);
     free(r->entries);
@@ -340,18 +349,37 @@ void relay_on_readable(relay *r) {
         size_t len;
         const uint8_t *data = bus_frame(&m, m.nframes - 1, &len);
         Sav__Envelope *env = data ? envelope_unpack(data, len, (size_t)r->cfg->max_frame_bytes) : NULL;
+        Sav__ErrorReply *er = env && env->type == SAV__MESSAGE_TYPE__ERROR_REPLY
+                                  ? (Sav__ErrorReply *)envelope_body(env, &sav__error_reply__descriptor)
+                                  : NULL;
         if (env && env->type == SAV__MESSAGE_TYPE__EVENT_ACK)
             relay_on_ack(r, env);
+        else if (er)
+            log_error(NULL, env->message_id, "%s refused a message: %s", settings_service_name(r->dest), er->message);
         else
             log_warn(NULL, NULL, "unexpected reply from %s: %s", settings_service_name(r->dest),
                      env ? envelope_type_name(env->type) : err_get());
+        if (er) sav__error_reply__free_unpacked(er, NULL);
         envelope_free(env);
         bus_msg_close(&m);
     }
 }
 
+/* Reports why the destination does not let the relay in (a key it does not know, CURVE off on one side). */
+static void relay_check_handshake(relay *r, int64_t now) {
+    int event = 0, value = 0, failed = 0;
+    char why[256];
+    while (bus_monitor_read(r->monitor, &event, &value)) failed = 1;
+    if (!failed || now - r->handshake_logged_at < RELAY_HANDSHAKE_LOG_MS) return;
+    bus_handshake_describe(event, value, why, sizeof(why));
+    log_error(NULL, NULL, "relay to %s: cannot connect to %s: %s; its messages wait in the outbox",
+              settings_service_name(r->dest), r->cfg->endpoint[r->dest], why);
+    r->handshake_logged_at = now;
+}
+
 void relay_tick(relay *r) {
     int64_t now = clock_mono_ms();
+    relay_check_handshake(r, now);
     if (now < r->redis_backoff_until) return;
     relay_flush_acks(r);
     relay_resend_due(r);

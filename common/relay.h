@@ -11,13 +11,16 @@
 
 #include <stdint.h>
 
+#include "bus.h"
 #include "settings.h"
 #include "store.h"
 
 typedef struct relay relay;
 
-/* Creates the relay from service `self` to service `dest` and connects its socket; NULL with err. */
-relay *relay_new(store *st, const settings *s, enum service_id self, enum service_id dest);
+/* Creates the relay from service `self` to service `dest` and connects its socket to peer (the destination's
+ * endpoint, and its CURVE key with ours when security.curve is on); NULL with err. Reports handshake failures
+ * (a destination that does not admit our key) in the log, at most every 10 s. */
+relay *relay_new(store *st, const settings *s, enum service_id self, enum service_id dest, const bus_peer *peer);
 
 /* Closes the socket and frees everything; pending entries stay in Redis for the next run. */
 void relay_free(relay *r);

@@ -1,10 +1,13 @@
 #include "service.h"
+#include "auth.h"
 #include "bus.h"
 #include "clock.h"
 #include "command.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "textfile.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +25,10 @@
 
 #define SERVICE_MAX_RELAYS SVC_COUNT
 #define SERVICE_POLL_MAX_MS 1000
+/* How often the authorised clients file is looked at (also before every handshake). */
+#define SERVICE_AUTH_CHECK_MS 1000
+/* Refused handshakes are logged at most this often, with the count of the others. */
+#define SERVICE_HANDSHAKE_LOG_MS 1000
 
 struct service {
     const service_def *def;
@@ -36,6 +43,16 @@ struct service {
     int64_t next_catalog_check;
     int64_t next_tick;
     void *state;
+    auth_table *auth;             /* the identities admitted; NULL when security.curve is off */
+    zap *zap;
+    void *monitor;                /* the ROUTER's handshake failures */
+    int64_t handshake_logged_at;
+    unsigned handshakes_quiet;    /* refused handshakes not logged since */
+    int64_t next_auth_check;
+    keys_pair keys;               /* this service's CURVE key pair */
+    char public_keys[SVC_COUNT][KEYS_Z85_LEN + 1];
+    int serving;                  /* a request is being handled */
+    const auth_identity *caller;  /* who sent it (NULL when security.curve is off) */
 };
 
 static volatile sig_atomic_t service_stop;
@@ -51,6 +68,11 @@ void service_set_state(service *svc, void *state) { svc->state = state; }
 void *service_state(service *svc) { return svc->state; }
 const catalog *service_catalog(const service *svc) { return svc->cat; }
 long long service_catalog_version(const service *svc) { return svc->cat_version; }
+
+const char *service_actor(const service *svc) {
+    if (!svc->serving) return settings_service_name(svc->def->id);
+    return svc->caller ? svc->caller->name : "anonymous";
+}
 
 int service_catalog_publish(service *svc, const char *json, size_t len, const catalog *parsed, int only_if_absent,
                             long long *version) {
@@ -135,6 +157,42 @@ int service_catalog_sync(service *svc) {
     svc->cat_version = version;
     log_info(NULL, NULL, "catalog version %lld in force", version);
     return 0;
+}
+
+/* Reads the authorised clients file again if it changed; a file that does not parse leaves the identities alone. */
+static void service_auth_refresh(service *svc) {
+    int rc = auth_reload(svc->auth);
+    if (rc > 0)
+        log_info(NULL, NULL, "authorised clients read: %zu operator(s)", auth_operators(svc->auth));
+    else if (rc < 0)
+        log_error(NULL, NULL, "authorised clients not read again, the identities in force stay: %s", err_get());
+    svc->next_auth_check = clock_mono_ms() + SERVICE_AUTH_CHECK_MS;
+}
+
+/* Logs the handshakes the ROUTER refused (plain clients, clients with a wrong server key). Refused keys are
+ * logged by the ZAP handler. A plain client may also hang up first, when it reads our greeting before we read
+ * its own: that, like a port probe, is only a handshake cut short, logged at info. */
+static void service_log_handshakes(service *svc) {
+    int event, value;
+    int64_t now = clock_mono_ms();
+    while (bus_monitor_read(svc->monitor, &event, &value)) {
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) continue;
+        if (now - svc->handshake_logged_at < SERVICE_HANDSHAKE_LOG_MS) {
+            svc->handshakes_quiet++;
+            continue;
+        }
+        char why[256];
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+            bus_handshake_describe(event, value, why, sizeof(why));
+        else
+            snprintf(why, sizeof(why), "the peer hung up during the handshake (not a CURVE client of this service, "
+                                       "or a port probe)");
+        log_write(event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ? LOG_WARN : LOG_INFO, NULL, NULL,
+                  "refused a connection on %s: %s (%u other refusal(s) since the last report)",
+                  svc->cfg.endpoint[svc->def->id], why, svc->handshakes_quiet);
+        svc->handshake_logged_at = now;
+        svc->handshakes_quiet = 0;
+    }
 }
 
 /* Runs what is due besides messages: catalog refresh and the service's timers. */
@@ -315,10 +373,47 @@ int service_reply_failure(service_reply *reply, const redisReply *r, const char 
     return 1;
 }
 
+/* Refuses (0, reply set, logged) an action the caller's role may not perform; 1 when it may. */
+static int service_allowed(service *svc, const Sav__Envelope *env, const char *action, service_reply *reply) {
+    if (!svc->auth || auth_allows(svc->caller->role, action)) return 1;
+    const char *role = auth_role_name(svc->caller->role);
+    log_warn(env->ticket_id, env->message_id, "refused %s from %s (role %s): not allowed for the role", action,
+             svc->caller->name, role);
+    service_reply_error(reply, SAV__ERROR_CODE__ERR_FORBIDDEN, "%s (role %s) may not run %s", svc->caller->name, role,
+                        action);
+    return 0;
+}
+
+/* whoami: the identity this service authenticated, its role and what it may run here. */
+static void service_on_whoami(service *svc, service_reply *reply) {
+    json_t *commands = json_array();
+    for (size_t i = 0; i < svc->def->nroutes; i++) {
+        const char *name = envelope_type_name(svc->def->routes[i].type);
+        if (svc->def->routes[i].on_request && (!svc->auth || auth_allows(svc->caller->role, name)))
+            json_array_append_new(commands, json_string(name));
+    }
+    for (size_t i = 0; i < svc->def->ncommands; i++)
+        if (!svc->auth || auth_allows(svc->caller->role, svc->def->commands[i].name))
+            json_array_append_new(commands, json_string(svc->def->commands[i].name));
+    service_reply_json(reply, json_pack("{s:s,s:s?,s:b,s:s,s:o}", "identity", service_actor(svc), "role",
+                                        svc->auth ? auth_role_name(svc->caller->role) : NULL, "authenticated",
+                                        svc->auth != NULL, "service", settings_service_name(svc->def->id),
+                                        "commands", commands));
+}
+
 static void service_on_command(service *svc, const Sav__Envelope *env, service_reply *reply) {
     Sav__Command *cmd = (Sav__Command *)envelope_body(env, &sav__command__descriptor);
     if (!cmd) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        return;
+    }
+    if (!service_allowed(svc, env, cmd->name, reply)) {
+        sav__command__free_unpacked(cmd, NULL);
+        return;
+    }
+    if (strcmp(cmd->name, "whoami") == 0) {
+        service_on_whoami(svc, reply);
+        sav__command__free_unpacked(cmd, NULL);
         return;
     }
     const service_command *found = NULL;
@@ -350,6 +445,9 @@ static void service_ack(service_reply *reply, const char *message_id, Sav__Ack__
 
 /* Decides the reply to one decoded envelope. */
 static void service_dispatch(service *svc, const Sav__Envelope *env, service_reply *reply) {
+    /* A command's action is its name, checked once the body is decoded. */
+    if (env->type != SAV__MESSAGE_TYPE__COMMAND && !service_allowed(svc, env, envelope_type_name(env->type), reply))
+        return;
     if (env->type == SAV__MESSAGE_TYPE__PING) {
         service_on_ping(svc, env, reply);
         return;
@@ -414,15 +512,27 @@ static void service_on_message(service *svc, const bus_msg *m) {
         return;
     }
     Sav__Envelope *env = envelope_unpack(data, len, (size_t)svc->cfg.max_frame_bytes);
+    const char *user = bus_msg_user_id(m);
+    svc->caller = svc->auth && user ? auth_find_name(svc->auth, user) : NULL;
     if (!env) {
         log_warn(NULL, NULL, "refused a frame: %s", err_get());
         service_reply_error(&reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         service_send_reply(svc, identity, idlen, "invalid", NULL, &reply);
+    } else if (svc->auth && !svc->caller) {
+        /* Admitted at the handshake, since removed from the authorised clients. */
+        log_warn(env->ticket_id, env->message_id, "refused %s from %s: no longer an authorised identity",
+                 envelope_type_name(env->type), user ? user : "a connection without an identity");
+        service_reply_error(&reply, SAV__ERROR_CODE__ERR_FORBIDDEN, "%s is not an authorised identity",
+                            user ? user : "this connection");
+        service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
     } else {
+        svc->serving = 1;
         log_debug(env->ticket_id, env->message_id, "received %s", envelope_type_name(env->type));
         service_dispatch(svc, env, &reply);
         service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
+        svc->serving = 0;
     }
+    svc->caller = NULL;
     envelope_buf_free(&reply.body);
     envelope_free(env);
 }
@@ -431,6 +541,7 @@ static int service_poll_timeout(const service *svc) {
     int64_t now = clock_mono_ms(), timeout = SERVICE_POLL_MAX_MS;
     if (svc->def->uses_catalog && svc->next_catalog_check - now < timeout) timeout = svc->next_catalog_check - now;
     if (svc->def->tick && svc->next_tick - now < timeout) timeout = svc->next_tick - now;
+    if (svc->auth && svc->next_auth_check - now < timeout) timeout = svc->next_auth_check - now;
     if (timeout < 0) timeout = 0;
     for (size_t i = 0; i < svc->nrelays; i++) {
         int64_t left = relay_next_due(svc->relays[i]) - now;
@@ -441,16 +552,24 @@ static int service_poll_timeout(const service *svc) {
 
 /* Serves until a signal asks to stop; the message in hand is always finished. */
 static void service_loop(service *svc) {
-    zmq_pollitem_t items[1 + SERVICE_MAX_RELAYS];
-    items[0] = (zmq_pollitem_t){svc->router, 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t items[3 + SERVICE_MAX_RELAYS];
+    int n_items = 0;
+    items[n_items++] = (zmq_pollitem_t){svc->router, 0, ZMQ_POLLIN, 0};
     for (size_t i = 0; i < svc->nrelays; i++)
-        items[1 + i] = (zmq_pollitem_t){relay_socket(svc->relays[i]), 0, ZMQ_POLLIN, 0};
+        items[n_items++] = (zmq_pollitem_t){relay_socket(svc->relays[i]), 0, ZMQ_POLLIN, 0};
+    items[n_items++] = (zmq_pollitem_t){svc->monitor, 0, ZMQ_POLLIN, 0};
+    if (svc->zap) items[n_items++] = (zmq_pollitem_t){zap_socket(svc->zap), 0, ZMQ_POLLIN, 0};
     while (!service_stop) {
-        int n = zmq_poll(items, (int)(1 + svc->nrelays), service_poll_timeout(svc));
+        int n = zmq_poll(items, n_items, service_poll_timeout(svc));
         if (n < 0 && errno != EINTR) {
             log_error(NULL, NULL, "zmq_poll: %s", zmq_strerror(errno));
             break;
         }
+        /* The identities first, then the handshakes: a client admitted or revoked now counts in this same turn. */
+        int handshakes = svc->zap && (items[n_items - 1].revents & ZMQ_POLLIN);
+        if (svc->auth && (handshakes || clock_mono_ms() >= svc->next_auth_check)) service_auth_refresh(svc);
+        if (handshakes) zap_on_readable(svc->zap);
+        service_log_handshakes(svc);
         bus_msg m;
         /* Bounded burst so relays keep running under a flood of requests. */
         for (int burst = 0; burst < 256 && !service_stop && bus_recv(svc->router, &m) == 1; burst++) {
@@ -501,22 +620,68 @@ static int service_parse_args(const service_def *def, int argc, char **argv, con
     return -1;
 }
 
+/* Every action a service serves must have its roles, or no one could use it. */
+static int service_check_roles(const service_def *def) {
+    for (size_t i = 0; i < def->nroutes; i++)
+        if (!auth_known(envelope_type_name(def->routes[i].type))) {
+            err_set("%s has no roles in common/auth.c", envelope_type_name(def->routes[i].type));
+            return -1;
+        }
+    for (size_t i = 0; i < def->ncommands; i++)
+        if (!auth_known(def->commands[i].name)) {
+            err_set("command %s has no roles in common/auth.c", def->commands[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+/* With security.curve on: the service's key pair, every service's public key and the authorised clients,
+ * all checked before anything is bound. 0 or -1 with err naming the file. */
+static int service_security_load(service *svc) {
+    const settings *s = &svc->cfg;
+    if (strcmp(s->curve, "on") != 0) return 0;
+    if (!zmq_has("curve")) {
+        err_set("security.curve is on but this libzmq has no CURVE support (it needs libsodium); set "
+                "security.curve = off only on a trusted network");
+        return -1;
+    }
+    char dir[PATH_MAX], clients[PATH_MAX], path[PATH_MAX];
+    settings_resolve_path(s, s->keys_dir, dir, sizeof(dir));
+    settings_resolve_path(s, s->clients_file, clients, sizeof(clients));
+    if (keys_load_pair(dir, settings_service_name(svc->def->id), &svc->keys) != 0) return -1;
+    svc->auth = auth_new(clients);
+    if (!svc->auth) return -1;
+    for (int i = 0; i < SVC_COUNT; i++)
+        if (keys_path(dir, settings_service_name(i), "pub", path, sizeof(path)) != 0 ||
+            keys_read_public(path, svc->public_keys[i]) != 0 ||
+            auth_add_service(svc->auth, settings_service_name(i), svc->public_keys[i]) != 0)
+            return -1;
+    return auth_reload(svc->auth) < 0 ? -1 : 0;
+}
+
 static int service_start(service *svc) {
     const settings *s = &svc->cfg;
+    if (service_security_load(svc) != 0) return -1;
+    if (svc->auth)
+        log_info(NULL, NULL, "CURVE on: %zu operator(s) authorised", auth_operators(svc->auth));
+    else
+        log_warn(NULL, NULL, "security.curve is off: messages are neither encrypted nor authenticated, and every "
+                 "client may run every command");
     svc->st = store_open(s);
     if (!svc->st) return -1;
     if (svc->def->uses_catalog && service_catalog_sync(svc) == 0 && !svc->cat && service_catalog_bootstrap(svc) != 0)
         return -1;
     if (svc->def->uses_catalog && !svc->cat && service_catalog_bootstrap(svc) != 0) return -1;
+    /* The ZAP handler first: a CURVE server bound without one would let every client in. */
+    if (svc->auth && !(svc->zap = zap_new(bus_context(), svc->auth))) return -1;
+    svc->next_auth_check = clock_mono_ms() + SERVICE_AUTH_CHECK_MS;
     svc->router = bus_socket(ZMQ_ROUTER, s);
-    if (!svc->router) return -1;
+    if (!svc->router || !(svc->monitor = bus_monitor_open(svc->router))) return -1;
+    svc->handshake_logged_at = clock_mono_ms() - SERVICE_HANDSHAKE_LOG_MS;
     const char *endpoint = s->endpoint[svc->def->id], *name = settings_service_name(svc->def->id);
     int in_use = bus_endpoint_free(endpoint) != 0;
-    if (!in_use && zmq_bind(svc->router, endpoint) != 0) {
-        if (errno != EADDRINUSE) {
-            err_set("cannot bind %s: %s", endpoint, zmq_strerror(errno));
-            return -1;
-        }
+    if (!in_use && bus_bind(svc->router, endpoint, svc->auth ? &svc->keys : NULL) != 0) {
+        if (errno != EADDRINUSE) return -1;
         in_use = 1;
     }
     /* Refused before any relay or sender starts: two processes of one configuration would share consumer names. */
@@ -525,7 +690,9 @@ static int service_start(service *svc) {
         return -1;
     }
     for (size_t i = 0; i < svc->def->ndestinations; i++) {
-        svc->relays[i] = relay_new(svc->st, s, svc->def->id, svc->def->destinations[i]);
+        enum service_id dest = svc->def->destinations[i];
+        bus_peer peer = {s->endpoint[dest], svc->auth ? svc->public_keys[dest] : NULL, &svc->keys};
+        svc->relays[i] = relay_new(svc->st, s, svc->def->id, dest, &peer);
         if (!svc->relays[i]) return -1;
         svc->relay_dest[i] = svc->def->destinations[i];
         svc->nrelays++;
@@ -536,7 +703,11 @@ static int service_start(service *svc) {
 static void service_close(service *svc) {
     if (svc->def->cleanup) svc->def->cleanup(svc);
     for (size_t i = 0; i < svc->nrelays; i++) relay_free(svc->relays[i]);
+    bus_monitor_close(svc->router, svc->monitor);
     if (svc->router) zmq_close(svc->router);
+    zap_free(svc->zap);
+    auth_free(svc->auth);
+    keys_forget(&svc->keys);
     store_close(svc->st);
     catalog_free(svc->cat);
     bus_shutdown();
@@ -552,9 +723,20 @@ int service_main(const service_def *def, int argc, char **argv) {
         fprintf(stderr, "sav-%s: %s\n", name, err_get());
         return 1;
     }
+    if (service_check_roles(def) != 0) {
+        fprintf(stderr, "sav-%s: %s\n", name, err_get());
+        return 1;
+    }
     if (check) {
-        printf("sav-%s: configuration %s is valid\n", name, svc.cfg.path);
-        return 0;
+        rc = service_security_load(&svc) == 0 ? 0 : 1;
+        if (rc == 0)
+            printf("sav-%s: configuration %s is valid%s\n", name, svc.cfg.path,
+                   svc.auth ? ", with its keys and authorised clients" : "");
+        else
+            fprintf(stderr, "sav-%s: %s\n", name, err_get());
+        auth_free(svc.auth);
+        keys_forget(&svc.keys);
+        return rc;
     }
     int level = log_level_parse(svc.cfg.log_level);
     log_init(name, level < 0 ? LOG_INFO : (enum log_level)level);

@@ -3,6 +3,11 @@
  * service's outboxes, and one poll loop that serves requests, applies events
  * and drives the relays until SIGTERM or SIGINT.
  *
+ * With security.curve on, every request is authorised first: the connection's
+ * identity (set by the ZAP handler) must still be authorised, and its role
+ * must allow the action (common/auth.c); a refusal is an ERR_FORBIDDEN
+ * reply, logged with the identity and the action.
+ *
  * A request handler answers with service_reply_msg or service_reply_error.
  * An event handler applies the event (atomically, deduplicated by message id)
  * and returns the Ack status the sender's relay gets. */
@@ -63,6 +68,10 @@ int service_main(const service_def *def, int argc, char **argv);
 
 /* Returns the service's settings. */
 const settings *service_settings(const service *svc);
+
+/* Returns who acts, for timelines and records: the authenticated identity of the request being served ("anonymous"
+ * when security.curve is off), or the service's own name outside a request (timers); owned by the service. */
+const char *service_actor(const service *svc);
 
 /* Returns the service's Redis connection. */
 store *service_store(service *svc);

@@ -1,6 +1,8 @@
 #include "settings.h"
 #include "err.h"
 #include "httpd.h"
+#include "keys.h"
+#include "textfile.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -9,8 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-enum setting_type { ST_INT, ST_STR, ST_DAYS };
+enum setting_type { ST_INT, ST_STR, ST_DAYS, ST_SECRET };
 
 typedef struct setting_def {
     const char *section, *key;
@@ -23,6 +26,8 @@ typedef struct setting_def {
 #define INT_SETTING(sec, k, field, d, lo, hi) {sec, k, ST_INT, offsetof(settings, field), 0, d, lo, hi}
 #define STR_SETTING(sec, k, field, d) {sec, k, ST_STR, offsetof(settings, field), sizeof(((settings *)0)->field), d, 0, 0}
 #define DAYS_SETTING(sec, k, field, d) {sec, k, ST_DAYS, offsetof(settings, field), 0, d, 1, 3650}
+/* A password or key: "none" (empty), or file:PATH, never the secret itself in the configuration. */
+#define SECRET_SETTING(sec, k, field) {sec, k, ST_SECRET, offsetof(settings, field), sizeof(((settings *)0)->field), "none", 0, 0}
 
 static const setting_def setting_defs[] = {
     STR_SETTING("redis", "host", redis_host, "127.0.0.1"),
@@ -48,6 +53,10 @@ static const setting_def setting_defs[] = {
     INT_SETTING("relay", "scan_ms", relay_scan_ms, "1000", 10, 600000),
     INT_SETTING("client", "timeout_ms", request_timeout_ms, "3000", 10, 600000),
     INT_SETTING("client", "attempts", request_attempts, "3", 1, 100),
+    STR_SETTING("client", "identity", identity, "none"),
+    STR_SETTING("security", "curve", curve, "on"),
+    STR_SETTING("security", "keys_dir", keys_dir, "keys"),
+    STR_SETTING("security", "clients", clients_file, "keys/clients"),
     STR_SETTING("catalog", "path", catalog_path, "catalog.json"),
     STR_SETTING("notification", "templates", templates_dir, "../../services/notification/templates"),
     STR_SETTING("notification", "smtp_url", smtp_url, "off"),
@@ -62,7 +71,7 @@ static const setting_def setting_defs[] = {
     STR_SETTING("notification", "smpp_host", smpp_host, "off"),
     INT_SETTING("notification", "smpp_port", smpp_port, "2775", 1, 65535),
     STR_SETTING("notification", "smpp_system_id", smpp_system_id, "sav"),
-    STR_SETTING("notification", "smpp_password", smpp_password, "none"),
+    SECRET_SETTING("notification", "smpp_password", smpp_password),
     STR_SETTING("notification", "smpp_source", smpp_source, "SAV"),
     INT_SETTING("notification", "smpp_window", smpp_window, "10", 1, 100),
     INT_SETTING("notification", "smpp_tps", smpp_tps, "50", 1, 10000),
@@ -71,13 +80,13 @@ static const setting_def setting_defs[] = {
     STR_SETTING("notification", "sms_transport", sms_transport, "smpp"),
     STR_SETTING("notification", "http_sms_url", http_sms_url, "off"),
     STR_SETTING("notification", "http_sms_username", http_sms_username, "sav"),
-    STR_SETTING("notification", "http_sms_password", http_sms_password, "none"),
+    SECRET_SETTING("notification", "http_sms_password", http_sms_password),
     INT_SETTING("notification", "http_sms_timeout_ms", http_sms_timeout_ms, "10000", 100, 600000),
     INT_SETTING("notification", "http_sms_tps", http_sms_tps, "50", 1, 10000),
     INT_SETTING("notification", "http_sms_turn_ms", http_sms_turn_ms, "60000", 1000, 86400000),
     STR_SETTING("notification", "http_listen", http_listen, "off"),
     STR_SETTING("notification", "http_callback_url", http_callback_url, "off"),
-    STR_SETTING("notification", "http_callback_key", http_callback_key, "none"),
+    SECRET_SETTING("notification", "http_callback_key", http_callback_key),
     INT_SETTING("notification", "sms_retry_max_ms", sms_retry_max_ms, "60000", 100, 86400000),
     INT_SETTING("notification", "sms_max_attempts", sms_max_attempts, "10", 1, 1000),
     INT_SETTING("notification", "sms_stale_ms", sms_stale_ms, "60000", 1000, 86400000),
@@ -156,10 +165,54 @@ static int settings_days_parse(settings_days *out, const setting_def *d, const c
     return 0;
 }
 
+/* Reads a secret from the file a setting names (file:PATH, relative to the configuration's directory): one line,
+ * the file readable by its owner and group only. */
+static int settings_secret(settings *s, const setting_def *d, char *field, const char *value, const char *where) {
+    if (strcmp(value, "none") == 0) {
+        field[0] = '\0';
+        return 0;
+    }
+    if (strncmp(value, "file:", 5) != 0 || !value[5]) {
+        err_set("%s: %s.%s is a secret: give it as file:PATH (a file only the service's user can read), never in "
+                "the configuration itself", where, d->section, d->key);
+        return -1;
+    }
+    char path[PATH_MAX];
+    struct stat st;
+    settings_resolve_path(s, value + 5, path, sizeof(path));
+    if (stat(path, &st) != 0) {
+        err_set("%s: %s.%s: %s: %s", where, d->section, d->key, path, strerror(errno));
+        return -1;
+    }
+    if (st.st_mode & S_IRWXO) {
+        err_set("%s: %s.%s: %s is readable by others: chmod o-rwx %s", where, d->section, d->key, path, path);
+        return -1;
+    }
+    size_t len;
+    char *text = textfile_read(path, d->size + 2, &len);
+    if (!text) {
+        err_set("%s: %s.%s: %s: %s", where, d->section, d->key, path, err_get());
+        return -1;
+    }
+    if (len > 0 && text[len - 1] == '\n') text[--len] = '\0';
+    if (len > 0 && text[len - 1] == '\r') text[--len] = '\0';
+    int rc = -1;
+    if (len == 0 || len >= d->size)
+        err_set("%s: %s.%s: %s holds %s", where, d->section, d->key, path, len ? "more than one short line" : "nothing");
+    else if (validate_text("secret", text, d->size - 1, 0) != 0)
+        err_set("%s: %s.%s: %s must hold one line of printable UTF-8", where, d->section, d->key, path);
+    else
+        memcpy(field, text, len + 1), rc = 0;
+    memset(text, 0, len);
+    free(text);
+    return rc;
+}
+
 /* Stores one value into its field; where names the origin for the error message. */
 static int settings_assign(settings *s, const setting_def *d, const char *value, const char *where) {
     char *field = (char *)s + d->offset;
     if (d->type == ST_DAYS) return settings_days_parse((settings_days *)(void *)field, d, value, where);
+    if (d->type == ST_SECRET) return settings_secret(s, d, field, value, where);
     if (d->type == ST_STR) {
         size_t len = strlen(value);
         if (len == 0) {
@@ -323,7 +376,7 @@ static int settings_check_sms_http(const settings *s) {
                 s->http_callback_url);
         return -1;
     }
-    if (strlen(s->http_callback_key) < 16 || strcmp(s->http_callback_key, "none") == 0) {
+    if (strlen(s->http_callback_key) < 16) {
         err_set("notification.http_callback_key must have at least 16 characters with notification.http_sms_url on");
         return -1;
     }
@@ -378,6 +431,16 @@ static int settings_check(const settings *s) {
         return -1;
     }
     if (settings_check_sms_http(s) != 0) return -1;
+    if (strcmp(s->curve, "on") != 0 && strcmp(s->curve, "off") != 0) {
+        err_set("security.curve must be on or off, got \"%s\"", s->curve);
+        return -1;
+    }
+    if (strcmp(s->identity, "none") != 0 && keys_name_check(s->identity) != 0) {
+        char why[256];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("client.identity: %s", why);
+        return -1;
+    }
     if (s->redis_host[0] != '/' && s->redis_port == 0) {
         err_set("redis.port must be set unless redis.host is a unix socket path");
         return -1;
@@ -422,7 +485,9 @@ int settings_get(const settings *s, const char *section, const char *key, char *
         return -1;
     }
     const char *field = (const char *)s + d->offset;
-    if (d->type == ST_STR) {
+    if (d->type == ST_SECRET) {
+        snprintf(out, outlen, "%s", field[0] ? "(secret, read from its file)" : "none");
+    } else if (d->type == ST_STR) {
         snprintf(out, outlen, "%s", field);
     } else if (d->type == ST_DAYS) {
         const settings_days *days = (const settings_days *)(const void *)field;

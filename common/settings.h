@@ -4,7 +4,8 @@
  * Every key is known here with its type and bounds: an unknown key, a bad
  * value or a syntax error is refused with the file, line and reason, so a
  * typo never silently falls back to a default. Any key can be overridden by
- * the environment variable SAV_<SECTION>_<KEY> (upper case). */
+ * the environment variable SAV_<SECTION>_<KEY> (upper case). A secret (a password, a shared key) is never written
+ * in the file: its value is file:PATH, a file readable by its owner and group only, or none. */
 #ifndef SAV_SETTINGS_H
 #define SAV_SETTINGS_H
 
@@ -41,6 +42,10 @@ typedef struct settings {
     int relay_scan_ms;                /* how often an idle relay looks for entries it was not told about */
     int request_timeout_ms;           /* savctl: wait per attempt */
     int request_attempts;             /* savctl: attempts before "unavailable" */
+    char identity[72];                /* savctl: the identity whose key pair it uses, or "none" */
+    char curve[8];                    /* on: CURVE on every socket, clients admitted by ZAP and roles; off: plain */
+    char keys_dir[SETTINGS_STR];      /* NAME.pub and NAME.key of every service and operator identity */
+    char clients_file[SETTINGS_STR];  /* the authorised operators: "PUBLIC-KEY ROLE NAME" lines */
     char catalog_path[SETTINGS_STR];
     char templates_dir[SETTINGS_STR];
     char smtp_url[SETTINGS_STR];      /* smtp://host:port, or "off": e-mails are then recorded, not sent */
@@ -55,7 +60,7 @@ typedef struct settings {
     char smpp_host[SETTINGS_STR];     /* the SMSC, or "off": SMS are then recorded, not sent */
     int smpp_port;
     char smpp_system_id[SETTINGS_STR];
-    char smpp_password[SETTINGS_STR]; /* "none": an empty password */
+    char smpp_password[SETTINGS_STR]; /* read from file:PATH; "" for none */
     char smpp_source[SETTINGS_STR];   /* alphanumeric sender shown on the phone */
     int smpp_window;                  /* submit_sm awaiting their response at most */
     int smpp_tps;                     /* submit_sm per second at most (the SMSC's contract) */
@@ -64,13 +69,13 @@ typedef struct settings {
     char sms_transport[16];           /* smpp (smpp_host) or http (http_sms_url, e.g. Kannel's sendsms) */
     char http_sms_url[512];           /* the gateway's URL template ({to}, {text}, ...), or "off" */
     char http_sms_username[SETTINGS_STR];
-    char http_sms_password[SETTINGS_STR]; /* "none": empty */
+    char http_sms_password[SETTINGS_STR]; /* read from file:PATH; "" for none */
     int http_sms_timeout_ms;          /* one request to the gateway */
     int http_sms_tps;                 /* requests per second at most */
     int http_sms_turn_ms;             /* a recipient's next SMS waits this long at most for the report on the last */
     char http_listen[SETTINGS_STR];   /* host:port where the gateway calls back (reports, replies), or "off" */
     char http_callback_url[SETTINGS_STR]; /* the base URL the gateway calls; "off": http://<http_listen> */
-    char http_callback_key[SETTINGS_STR]; /* the key the gateway's calls for customers' replies carry */
+    char http_callback_key[SETTINGS_STR]; /* the key the gateway's calls for customers' replies carry (from its file) */
     int sms_retry_max_ms;             /* backoff cap between attempts of a temporary failure */
     int sms_max_attempts;             /* then the SMS is failed, with its last reason */
     int sms_stale_ms;                 /* a submit unconfirmed this long (the sender died) is tried again */

@@ -800,7 +800,8 @@ end
 parts_move: stock received (delta > 0, counted as received) or adjusted (counted as adjusted) at a centre;
 the stock never goes negative; freed stock goes to the waiting tickets in order.
 KEYS: 1 request dedup key, 2 the centre's stock hash
-ARGV: 1 shard prefix, 2 centre, 3 part, 4 delta, 5 'received' or 'adjusted', 6 dedup ttl s, 7 now ms, 8 reason
+ARGV: 1 shard prefix, 2 centre, 3 part, 4 delta, 5 'received' or 'adjusted', 6 dedup ttl s, 7 now ms, 8 reason,
+      9 actor
 Returns {on hand, replayed, tickets whose parts became complete} or "REFUSED <reason>".
 ]]
 local function parts_move(keys, args)
@@ -814,7 +815,7 @@ local function parts_move(keys, args)
   redis.call('HINCRBY', keys[2], ref, delta)
   redis.call('HINCRBY', keys[2] .. ':' .. args[5], ref, delta)
   redis.call('RPUSH', keys[2] .. ':moves', cjson.encode({at = tonumber(args[7]), part = ref, delta = delta,
-    kind = args[5], reason = args[8]}))
+    kind = args[5], reason = args[8], by = args[9]}))
   local completed = parts_serve_all(prefix, centre, {ref}, '')
   redis.call('SET', keys[1], '1', 'EX', tonumber(args[6]))
   return {tonumber(redis.call('HGET', keys[2], ref)), 0, completed}
@@ -915,7 +916,7 @@ end
 --[[
 payment_record: a payment on an invoice; partial payments add up; an overpayment is refused.
 KEYS: 1 request dedup key, 2 invoice hash
-ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 amount cents, 5 method, 6 reference
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 amount cents, 5 method, 6 reference, 7 actor
 Returns {balance, status, replayed} or "REFUSED <reason>" / "NOTFOUND".
 ]]
 local function payment_record(keys, args)
@@ -932,10 +933,10 @@ local function payment_record(keys, args)
   end
   redis.call('HINCRBY', keys[2], 'paid_cents', amount)
   redis.call('RPUSH', keys[2] .. ':payments', cjson.encode({at = tonumber(args[2]), amount_cents = amount,
-    method = args[5], ref = args[6]}))
+    method = args[5], ref = args[6], by = args[7]}))
   local balance, status = invoice_settle(args[1], keys[2])
   local state = redis.call('HGET', args[1] .. 'ticket:' .. f[3], 'state') or ''
-  timeline_add(args[1], f[3], args[2], 'payment.recorded', state, 'billing', f[1] .. ' ' .. amount)
+  timeline_add(args[1], f[3], args[2], 'payment.recorded', state, args[7], f[1] .. ' ' .. amount)
   redis.call('SET', keys[1], '1', 'EX', tonumber(args[3]))
   return {balance, status, 0}
 end
@@ -943,7 +944,8 @@ end
 --[[
 credit_issue: a credit note (avoir) on an invoice, numbered AV-<year>-NNNNNN in its own continuous series.
 KEYS: 1 request dedup key, 2 the year's credit-note sequence, 3 invoice hash
-ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 year, 5 amount cents (0 = the whole uncredited rest), 6 reason
+ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 year, 5 amount cents (0 = the whole uncredited rest), 6 reason,
+      7 actor
 Returns {credit note id, amount, replayed} or "REFUSED <reason>" / "NOTFOUND".
 ]]
 local function credit_issue(keys, args)
@@ -959,13 +961,13 @@ local function credit_issue(keys, args)
   end
   local id = string.format('AV-%s-%06d', args[4], redis.call('INCR', keys[2]))
   redis.call('HSET', args[1] .. 'credit:' .. id, 'id', id, 'invoice', f[1], 'ticket', f[4], 'customer_id', f[5],
-    'amount_cents', amount, 'reason', args[6], 'issued_at', args[2])
+    'amount_cents', amount, 'reason', args[6], 'issued_at', args[2], 'issued_by', args[7])
   redis.call('ZADD', args[1] .. 'credits', args[2], id)
   redis.call('HINCRBY', keys[3], 'credited_cents', amount)
   redis.call('RPUSH', keys[3] .. ':credits', id)
   invoice_settle(args[1], keys[3])
   local state = redis.call('HGET', args[1] .. 'ticket:' .. f[4], 'state') or ''
-  timeline_add(args[1], f[4], args[2], 'credit.issued', state, 'billing', id .. ' ' .. amount)
+  timeline_add(args[1], f[4], args[2], 'credit.issued', state, args[7], id .. ' ' .. amount)
   redis.call('SET', keys[1], id, 'EX', tonumber(args[3]))
   return {id, amount, 0}
 end

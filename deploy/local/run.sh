@@ -16,6 +16,18 @@ get() { "$bin/savctl" config get "$1"; }
 redis_host=$(get redis.host)
 redis_port=$(get redis.port)
 
+# CURVE keys, made at the first start: one pair per service and an admin
+# operator (the identity the local config gives savctl), in security.keys_dir.
+if [ "$(get security.curve)" = on ]; then
+    keys=$(get security.keys_dir)
+    case $keys in /*) ;; *) keys=$(dirname "$SAV_CONFIG")/$keys ;; esac
+    for name in intake diagnostics billing notification; do
+        [ -f "$keys/$name.key" ] || "$bin/savctl" keys generate "$name" >/dev/null
+    done
+    [ -f "$keys/admin.key" ] || "$bin/savctl" keys generate admin --role admin >/dev/null
+    echo "keys          $(cd "$keys" && pwd) (CURVE on; savctl acts as $(get client.identity))"
+fi
+
 pids=""
 stop() {
     trap - INT TERM EXIT

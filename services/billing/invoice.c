@@ -385,6 +385,7 @@ void payment_record_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, prefix);
     store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%ld", amount), store_args_add(&a, method), store_args_add(&a, ref ? ref : "");
+    store_args_add(&a, service_actor(svc));
     redisReply *r = store_args_call(st, &a);
     char what[64];
     snprintf(what, sizeof(what), "invoice %s", id);
@@ -419,6 +420,7 @@ void invoice_credit_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store_args_add(&a, req), store_args_add(&a, seq), store_args_add(&a, key), store_args_add(&a, prefix);
     store_args_addf(&a, "%lld", (long long)now), store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%d", clock_year_paris(now)), store_args_addf(&a, "%ld", full ? 0L : amount), store_args_add(&a, why);
+    store_args_add(&a, service_actor(svc));
     redisReply *r = store_args_call(st, &a);
     char what[64];
     snprintf(what, sizeof(what), "invoice %s", id);
@@ -467,6 +469,7 @@ void claim_decide_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
     store_args_init(&a);
     store_args_add(&a, "FCALL"), store_args_add(&a, "claim_status"), store_args_add(&a, "1"), store_args_add(&a, key);
     store_args_add(&a, to), store_args_addf(&a, "%lld", (long long)clock_now_ms());
+    store_args_addf(&a, "%s_by", to), store_args_add(&a, service_actor(svc));
     if (why) store_args_add(&a, "reason"), store_args_add(&a, why);
     redisReply *r = store_args_call(service_store(svc), &a);
     char what[64];

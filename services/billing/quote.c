@@ -221,7 +221,7 @@ void quote_accept_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
     /* Accepted: the repair can start, or waits for the parts still on order. */
     enum lifecycle_event ev = replay_ready ? LC_QUOTE_ACCEPTED : replay_waiting ? LC_PARTS_MISSING
                               : ticket_parts_complete(svc, tid) ? LC_QUOTE_ACCEPTED : LC_PARTS_MISSING;
-    ticket_step step = {cmd->request_id ? cmd->request_id : "", tid, ev, "customer", version, NULL, "", NULL, 0,
+    ticket_step step = {cmd->request_id ? cmd->request_id : "", tid, ev, service_actor(svc), version, NULL, "", NULL, 0,
                         hash, aux, 2};
     ticket_step_reply(svc, &step, reply);
 }
@@ -240,7 +240,7 @@ void quote_refuse_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
     const char *fields[] = {"outcome", "unrepaired"};
     const char *vars[] = {"outcome", "unrepaired", "note", why ? why : ""};
     ticket_notice notice = {"ready_for_pickup", 1, vars, 2};
-    ticket_step step = {cmd->request_id ? cmd->request_id : "", tid, LC_QUOTE_REFUSED, "customer", version, &notice,
+    ticket_step step = {cmd->request_id ? cmd->request_id : "", tid, LC_QUOTE_REFUSED, service_actor(svc), version, &notice,
                         "release", fields, 1, hash, aux, 3};
     ticket_step_reply(svc, &step, reply);
 }

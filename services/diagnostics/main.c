@@ -14,11 +14,11 @@ static const service_route diagnostics_routes[] = {
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static const service_command diagnostics_commands[] = {
-    {"diagnose", ARGS("id", "cause", "action", "part", "labour", "tech", "note"), verdict_diagnose},
-    {"repair.start", ARGS("id", "tech"), repair_start},
-    {"repair.done", ARGS("id", "tech", "note"), repair_done},
-    {"repair.exchange", ARGS("id", "tech", "new_serial", "model"), repair_exchange},
-    {"repair.impossible", ARGS("id", "tech", "reason"), repair_impossible},
+    {"diagnose", ARGS("id", "cause", "action", "part", "labour", "note"), verdict_diagnose},
+    {"repair.start", ARGS("id"), repair_start},
+    {"repair.done", ARGS("id", "note"), repair_done},
+    {"repair.exchange", ARGS("id", "new_serial", "model"), repair_exchange},
+    {"repair.impossible", ARGS("id", "reason"), repair_impossible},
     {"parts.stock", ARGS("centre"), parts_stock_cmd},
     {"parts.receive", ARGS("centre", "part", "quantity", "reason"), parts_receive_cmd},
     {"parts.adjust", ARGS("centre", "part", "delta", "reason"), parts_adjust_cmd},

@@ -76,6 +76,7 @@ static void parts_move(service *svc, const Sav__Command *cmd, long delta, const 
     store_args_add(&a, ref), store_args_addf(&a, "%ld", delta), store_args_add(&a, kind);
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, reason);
+    store_args_add(&a, service_actor(svc));
     redisReply *r = store_args_call(st, &a);
     if (service_reply_failure(reply, r, "such part")) {
         if (r) freeReplyObject(r);

@@ -12,18 +12,13 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *repair_actor(const Sav__Command *cmd) {
-    const char *tech = command_arg(cmd, "tech");
-    return tech && validate_token("technician", tech) == 0 ? tech : "technician";
-}
-
 static const char *repair_request(const Sav__Command *cmd) {
     return cmd->request_id ? cmd->request_id : "";
 }
 
 void repair_start(service *svc, const Sav__Command *cmd, service_reply *reply) {
     ticket_notice notice = {"repair_started", 1, NULL, 0};
-    ticket_step step = {repair_request(cmd), command_arg(cmd, "id") ?: "", LC_REPAIR_START, repair_actor(cmd), "",
+    ticket_step step = {repair_request(cmd), command_arg(cmd, "id") ?: "", LC_REPAIR_START, service_actor(svc), "",
                         &notice, "", NULL, 0, NULL, NULL, 0};
     ticket_step_reply(svc, &step, reply);
 }
@@ -50,7 +45,7 @@ static void repair_finish(service *svc, const Sav__Command *cmd, const char *out
     size_t nfields = 3;
     for (size_t i = 0; i < nextra && nfields < 4; i++, nfields++)
         fields[2 * nfields] = extra[2 * i], fields[2 * nfields + 1] = extra[2 * i + 1];
-    ticket_step step = {repair_request(cmd), tid, LC_REPAIR_DONE, repair_actor(cmd), note ? note : outcome, &notice,
+    ticket_step step = {repair_request(cmd), tid, LC_REPAIR_DONE, service_actor(svc), note ? note : outcome, &notice,
                         parts, fields, nfields, NULL, NULL, 0};
     ticket_step_reply(svc, &step, reply);
 }

@@ -72,10 +72,9 @@ bad:
 static int verdict_parse(service *svc, const Sav__Command *cmd, verdict *v) {
     memset(v, 0, sizeof(*v));
     v->cause = command_arg(cmd, "cause"), v->action = command_arg(cmd, "action");
-    v->note = command_arg(cmd, "note"), v->tech = command_arg(cmd, "tech");
+    v->note = command_arg(cmd, "note"), v->tech = service_actor(svc);
     if (validate_choice("cause", v->cause, verdict_causes) != 0 || validate_choice("action", v->action, verdict_actions) != 0 ||
-        command_int(cmd, "labour", 0, 10000, 0, &v->labour) != 0 || (v->note && validate_text("note", v->note, 2000, 1) != 0) ||
-        (v->tech && validate_token("technician", v->tech) != 0))
+        command_int(cmd, "labour", 0, 10000, 0, &v->labour) != 0 || (v->note && validate_text("note", v->note, 2000, 1) != 0))
         return -1;
     const char *specs[VERDICT_MAX_PARTS * 2];
     size_t n = command_args(cmd, "part", specs, VERDICT_MAX_PARTS * 2);
@@ -161,7 +160,7 @@ static redisReply *verdict_call(service *svc, const Sav__Command *cmd, const tic
     store_args_add(&a, t->id), store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%s:%d", t->state, t->verdict_version);
-    store_args_add(&a, complete), store_args_add(&a, missing), store_args_add(&a, v->tech ? v->tech : "technician");
+    store_args_add(&a, complete), store_args_add(&a, missing), store_args_add(&a, v->tech);
     store_args_addf(&a, "%s/%s %s", v->cause, v->action, d->basis);
     store_args_addb(&a, notices[0].data, notices[0].len), store_args_addb(&a, notices[1].data, notices[1].len);
     if (strcmp(d->basis, "legal_conformity") == 0) store_args_addf(&a, "%ld", clock_date_score(f->in.requested_on));

@@ -99,7 +99,7 @@ void complaint_open_cmd(service *svc, const Sav__Command *cmd, service_reply *re
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
     store_args_addf(&a, "%ld", clock_date_score(deadline));
-    store_args_add(&a, "front_desk");
+    store_args_add(&a, service_actor(svc));
     store_args_addb(&a, body.data, body.len);
     store_args_add(&a, id);
     store_args_add(&a, "reason"), store_args_add(&a, reason), store_args_add(&a, "text"), store_args_add(&a, text);
@@ -144,7 +144,7 @@ void complaint_resolve_cmd(service *svc, const Sav__Command *cmd, service_reply 
     store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, outbox), store_args_add(&a, prefix);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
-    store_args_add(&a, "front_desk");
+    store_args_add(&a, service_actor(svc));
     store_args_addb(&a, body.data, body.len);
     store_args_add(&a, "resolution"), store_args_add(&a, resolution);
     store_args_add(&a, "resolution_note"), store_args_add(&a, note ? note : "");

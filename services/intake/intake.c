@@ -148,7 +148,7 @@ static int intake_event(const Sav__TicketOpen *o, const intake_ticket *t, envelo
     return 0;
 }
 
-static void intake_ticket_fields(store_args *a, const Sav__TicketOpen *o, const intake_ticket *t) {
+static void intake_ticket_fields(service *svc, store_args *a, const Sav__TicketOpen *o, const intake_ticket *t) {
     store_args_add(a, "customer_id"), store_args_add(a, o->customer_id);
     store_args_add(a, "serial"), store_args_add(a, o->serial);
     store_args_add(a, "model"), store_args_add(a, intake_str(t->product, PR_MODEL));
@@ -160,6 +160,7 @@ static void intake_ticket_fields(store_args *a, const Sav__TicketOpen *o, const 
     store_args_add(a, "requested_on"), store_args_add(a, t->requested_on);
     store_args_add(a, "sla_due_on"), store_args_add(a, t->sla_due_on);
     store_args_add(a, "request_id"), store_args_add(a, o->request_id);
+    store_args_add(a, "opened_by"), store_args_add(a, service_actor(svc));
     store_args_add(a, "outcome"), store_args_add(a, "");
     /* Facts as they were at the request: the guarantees are judged on them. */
     store_args_add(a, "lang"), store_args_add(a, intake_str(t->customer, CU_LANG));
@@ -194,7 +195,7 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
     store_args_addf(&a, "%d", cfg->dedup_ttl_days * 86400);
     store_args_addb(&a, event->data, event->len);
     store_args_add(&a, o->customer_id), store_args_add(&a, o->serial), store_args_add(&a, o->kind);
-    intake_ticket_fields(&a, o, t);
+    intake_ticket_fields(svc, &a, o, t);
 
     redisReply *r = store_args_call(st, &a);
     if (!r) {

@@ -192,11 +192,6 @@ void registry_customer_update(service *svc, const Sav__Command *cmd, service_rep
 void registry_customer_erase(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *rid = registry_request_id(cmd, reply), *id = rid ? registry_customer_id(cmd, "id", reply) : NULL;
     if (!id) return;
-    const char *actor = command_arg(cmd, "actor");
-    if (actor && validate_token("actor", actor) != 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
-        return;
-    }
     store *st = service_store(svc);
     char req[STORE_KEY_LEN], key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[64];
     store_request_key(st, 0, "customer.erase", rid, req);
@@ -209,7 +204,7 @@ void registry_customer_erase(service *svc, const Sav__Command *cmd, service_repl
     store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, prefix);
     store_args_addf(&a, "%lld", (long long)clock_now_ms());
     store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
-    store_args_add(&a, id), store_args_add(&a, REGISTRY_PSEUDONYM), store_args_add(&a, actor ? actor : "operator");
+    store_args_add(&a, id), store_args_add(&a, REGISTRY_PSEUDONYM), store_args_add(&a, service_actor(svc));
     redisReply *r = store_args_call(st, &a);
     if (service_reply_failure(reply, r, "customer"))
         ;

@@ -11,12 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The operator's name for the timeline (roles and identities come with access control). */
-static const char *steps_actor(const Sav__Command *cmd) {
-    const char *actor = command_arg(cmd, "actor");
-    return actor && validate_token("actor", actor) == 0 ? actor : "front_desk";
-}
-
 void steps_ticket_cancel(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *reason = command_arg(cmd, "reason");
     if (!reason || validate_text("reason", reason, 500, 0) != 0) {
@@ -27,7 +21,7 @@ void steps_ticket_cancel(service *svc, const Sav__Command *cmd, service_reply *r
     ticket_notice notice = {"ticket_cancelled", 1, vars, 1};
     const char *fields[] = {"outcome", "cancelled", "cancel_reason", reason};
     ticket_step step = {cmd->request_id ? cmd->request_id : "", command_arg(cmd, "id") ?: "", LC_CANCEL,
-                        steps_actor(cmd), reason, &notice, "release", fields, 2, NULL, NULL, 0};
+                        service_actor(svc), reason, &notice, "release", fields, 2, NULL, NULL, 0};
     ticket_step_reply(svc, &step, reply);
 }
 
@@ -65,6 +59,6 @@ void steps_ticket_pickup(service *svc, const Sav__Command *cmd, service_reply *r
     snprintf(now, sizeof(now), "%lld", (long long)clock_now_ms());
     const char *fields[] = {"picked_up_at", now};
     ticket_step step = {cmd->request_id ? cmd->request_id : "", command_arg(cmd, "id") ?: "", LC_PICKUP,
-                        steps_actor(cmd), "collected by the customer", NULL, "", fields, 1, NULL, NULL, 0};
+                        service_actor(svc), "collected by the customer", NULL, "", fields, 1, NULL, NULL, 0};
     ticket_step_reply(svc, &step, reply);
 }

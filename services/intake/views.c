@@ -5,6 +5,7 @@
 #include "clock.h"
 #include "command.h"
 #include "err.h"
+#include "log.h"
 #include "lifecycle.h"
 #include "validate.h"
 
@@ -284,6 +285,7 @@ void views_catalog_load(service *svc, const Sav__Command *cmd, service_reply *re
     if (service_catalog_publish(svc, doc, strlen(doc), parsed, 0, &version) != 0) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "%s", err_get());
     } else {
+        log_info(NULL, NULL, "catalog version %lld published by %s", version, service_actor(svc));
         service_catalog_sync(svc);
         service_reply_json(reply, json_pack("{s:I,s:i}", "version", (json_int_t)version, "models",
                                             (int)catalog_model_count(parsed)));

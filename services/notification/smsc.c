@@ -145,8 +145,7 @@ static int smsc_bind(smsc *c) {
     c->in_len = 0;
     uint8_t pdu[128];
     uint32_t seq = smsc_next_seq(c);
-    const char *password = strcmp(c->cfg->smpp_password, "none") == 0 ? "" : c->cfg->smpp_password;
-    size_t n = smpp_encode_bind(pdu, sizeof(pdu), seq, c->cfg->smpp_system_id, password);
+    size_t n = smpp_encode_bind(pdu, sizeof(pdu), seq, c->cfg->smpp_system_id, c->cfg->smpp_password);
     int64_t deadline = clock_now_ms() + c->cfg->smpp_response_ms;
     if (n == 0 || smsc_write(c, pdu, n) != 0) goto fail;
     while (clock_now_ms() < deadline && !c->stop) {

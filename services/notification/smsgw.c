@@ -170,9 +170,8 @@ static void smsgw_one(smsgw *g, const char *nid, const redisReply *n) {
         }
         if (go <= 0) return;
         snprintf(dlr, sizeof(dlr), "%s/sms/dlr?id=%s&t=%s&type=%%d&answer=%%A", g->callback_base, nid, token);
-        const char *password = strcmp(g->cfg->http_sms_password, "none") == 0 ? "" : g->cfg->http_sms_password;
         smsgw_values v = {{"username", "password", "from", "to", "text", "coding", "charset", "dlr_mask", "dlr_url"},
-                          {g->cfg->http_sms_username, password, g->cfg->smpp_source, to, body,
+                          {g->cfg->http_sms_username, g->cfg->http_sms_password, g->cfg->smpp_source, to, body,
                            gsm_is_gsm7(body, strlen(body)) ? "0" : "2", "UTF-8", SMSGW_DLR_MASK, dlr}};
         if (smsgw_url(g, &v, url) != 0)
             snprintf(detail, sizeof(detail), "%s", err_get());

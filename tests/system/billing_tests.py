@@ -467,16 +467,20 @@ def send_ready(sock, tid, mid, timeout_ms=5000):
     return (rep["type"], ack_mid, status, reason)
 
 
-def blast_ready(endpoints, tids, threads_per_endpoint=2, start=None):
+def ready_sender(cl, ctx, endpoint=None):
+    """A DEALER to billing (at endpoint, default its own) authenticated with diagnostics' key: events come from
+    services only."""
+    return cl.dealer(ctx, "billing", identity="diagnostics", endpoint=endpoint)
+
+
+def blast_ready(cl, endpoints, tids, threads_per_endpoint=2, start=None):
     """Sends, from threads_per_endpoint threads per endpoint at once, one TicketReady per ticket each (unique
     message ids); returns a list of (endpoint, ticket, message id, reply)."""
     ctx = zmq.Context.instance()
     out, lock = [], threading.Lock()
 
     def worker(ep, k):
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(ep)
+        s = ready_sender(cl, ctx, ep)
         try:
             if start:
                 start.wait(10)
@@ -491,9 +495,7 @@ def blast_ready(endpoints, tids, threads_per_endpoint=2, start=None):
                     out.append((ep, tid, mid, rep))
                 if rep[0] == "timeout":  # the DEALER may hold a stale reply: start a fresh socket
                     s.close(0)
-                    s = ctx.socket(zmq.DEALER)
-                    s.setsockopt(zmq.LINGER, 0)
-                    s.connect(ep)
+                    s = ready_sender(cl, ctx, ep)
         finally:
             s.close(0)
 
@@ -710,7 +712,7 @@ def test_invoice_numbering_concurrent(cl, res):
             wait_port(cl, port, p, name)
         endpoints = [cl.endpoints["billing"]] + ["tcp://127.0.0.1:%d" % p for p in extra_ports]
         start = threading.Event()
-        ths, replies = blast_ready(endpoints, tids, threads_per_endpoint=SENDERS_PER_ENDPOINT, start=start)
+        ths, replies = blast_ready(cl, endpoints, tids, threads_per_endpoint=SENDERS_PER_ENDPOINT, start=start)
         done_res = []
 
         def done(tid):
@@ -1087,10 +1089,7 @@ def test_warranty_claims(cl, res):
     res.check(cl.redis().zcard(rkey(cl, "invoices")) == 0, "a free repair was invoiced: %s" % cl.redis().zrange(
         rkey(cl, "invoices"), 0, -1))
     # A duplicate TicketReady (another message id) makes no second claim.
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
-    s.connect(cl.endpoints["billing"])
+    s = ready_sender(cl, zmq.Context.instance())
     try:
         mid = "bt-claim-dup-" + uuid.uuid4().hex[:8]
         rep = send_ready(s, tids[0], mid)

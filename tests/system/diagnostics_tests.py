@@ -856,6 +856,7 @@ def test_verdict_and_coverage(cl):
     answering the first answer; the verdict's coverage not overwritten by a pre-diagnosis estimate that billing
     applies late; every emitted event acknowledged (outboxes drained, no dead letter)."""
     res = Result()
+    cl.add_identity("tech7", "technician")  # the verdicts are recorded as the technician's own identity
     cl.start_all()
     w = World(cl, res, "VERD")
     r = cl.redis()
@@ -877,8 +878,8 @@ def test_verdict_and_coverage(cl):
         "res_par": ("PAR-01", "RES-2000W"), "ev_par": ("PAR-01", "EV-INLET-2"), "res_lyo": ("LYO-01", "RES-2000W"),
         "pump_par": ("PAR-01", "PUMP-DRAIN"), "press_par": ("PAR-01", "PRESS-SENS")}.items()}
 
-    d = must(cl, res, "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts", "--part", "RES-2000W",
-             "--labour", "45", "--tech", "tech7", rid="verd-a1")
+    d = must(cl, res, "--identity", "tech7", "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts",
+             "--part", "RES-2000W", "--labour", "45", rid="verd-a1")
     cov = (d or {}).get("coverage") or {}
     res.check(d and d.get("state") == "in_diagnosis" and d.get("version") == 1 and d.get("replayed") is False
               and d.get("missing_parts") == [], "(a) diagnose v1 answered %r, want in_diagnosis v1, no part missing" % d)
@@ -894,12 +895,12 @@ def test_verdict_and_coverage(cl):
     res.check(stock_row(cl, "PAR-01", "RES-2000W")["reserved"] == base["res_par"]["reserved"] + 1,
               "(a) RES-2000W not reserved at PAR-01: %s" % stock_row(cl, "PAR-01", "RES-2000W"))
     # v2: another part; the first reservation is given back.
-    d = must(cl, res, "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts", "--part",
-             "EV-INLET-2:2", "--labour", "30", "--tech", "tech7", rid="verd-a2")
+    d = must(cl, res, "--identity", "tech7", "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts",
+             "--part", "EV-INLET-2:2", "--labour", "30", rid="verd-a2")
     res.check(d and d.get("state") == "in_diagnosis" and d.get("version") == 2 and d.get("replayed") is False,
               "(a) corrected verdict answered %r, want in_diagnosis version 2" % d)
-    d = must(cl, res, "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts", "--part",
-             "EV-INLET-2:2", "--labour", "30", "--tech", "tech7", rid="verd-a2")
+    d = must(cl, res, "--identity", "tech7", "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts",
+             "--part", "EV-INLET-2:2", "--labour", "30", rid="verd-a2")
     res.check(d and d.get("replayed") is True, "(a) the same request id again answered %r, want replayed" % d)
     res.check(r.hgetall(cl.key("parts_need:" + ta)) == {"EV-INLET-2": "2"} and
               r.hgetall(cl.key("parts_held:" + ta)) == {"EV-INLET-2": "2"},
@@ -925,8 +926,8 @@ def test_verdict_and_coverage(cl):
               "(a) refused verdict changed the ticket: version %s state %s" % (
                   r.hget(cl.key("ticket:" + ta), "verdict_version"), state_of(cl, ta)))
     # A retry of the successful v2 request (e.g. after a lost reply) still gets its first answer.
-    d = must(cl, res, "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts", "--part",
-             "EV-INLET-2:2", "--labour", "30", "--tech", "tech7", rid="verd-a2")
+    d = must(cl, res, "--identity", "tech7", "diagnose", ta, "--cause", "manufacturing", "--action", "replace_parts",
+             "--part", "EV-INLET-2:2", "--labour", "30", rid="verd-a2")
     res.check(d and d.get("replayed") is True and d.get("version") == 2 and d.get("state") == "in_diagnosis",
               "(a) diagnose replayed with the v2 request id once repair started answered %r, want the first answer "
               "(in_diagnosis, version 2, replayed true)" % d)

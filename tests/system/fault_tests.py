@@ -209,7 +209,7 @@ def test_fault_silent_peers(cl):
     cl.write_config(cl.config, extra={"notification": [
         ("smtp_url", "smtp://127.0.0.1:%d" % smtp_port), ("smtp_timeout_ms", "1500"), ("mail_retry_max_ms", "500"),
         ("mail_domain", "sav-test.example"), ("smpp_host", "127.0.0.1"), ("smpp_port", str(smpp_port)),
-        ("smpp_password", "secret"), ("smpp_response_ms", "1500"), ("sms_retry_max_ms", "500"),
+        ("smpp_password", cl.secret("smpp", "secret")), ("smpp_response_ms", "1500"), ("sms_retry_max_ms", "500"),
         ("sms_quiet_hours", "off")]})
     silent = [SilentPeer(smtp_port), SilentPeer(smpp_port)]
     smtp = smsc = None

@@ -1,6 +1,12 @@
 """System-test harness for SAV: a private Redis and the four services on free
 127.0.0.1 ports, savctl, and a minimal protobuf encoder/decoder for raw bus tests.
 
+Every cluster runs with CURVE on (security.curve) unless a test asks otherwise:
+its temp dir holds a keys directory with a key pair per service and an "admin"
+operator, and the authorised clients file; savctl acts as admin unless a call
+names another identity (add_identity makes one), and raw sockets come from
+dealer(), which authenticates as a given identity.
+
 Run with Debian's /usr/bin/python3 (it has the zmq and redis modules).
 Every process started here is registered and killed at exit (atexit, SIGINT,
 SIGTERM, exceptions); services and Redis also get PDEATHSIG=KILL through
@@ -19,6 +25,7 @@ import threading
 import time
 
 import redis
+import zmq  # Debian's python3-zmq
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SERVICES = ("intake", "diagnostics", "billing", "notification")
@@ -26,7 +33,7 @@ SAVCTL_TIMEOUT = 30  # seconds, for every savctl invocation
 SETPRIV = shutil.which("setpriv")
 
 # Exit codes of savctl.
-EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_USAGE, EXIT_REJECTED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, EXIT_FORBIDDEN = 0, 1, 2, 3, 4, 6
 
 # Message types (proto/sav.proto).
 MT_PING, MT_PONG, MT_ERROR_REPLY = 1, 2, 3
@@ -272,12 +279,32 @@ def decode_pong(body):
 
 # ---------------------------------------------------------------- the cluster
 
-class Cluster:
-    """One Redis, the four services and their config, in a fresh temp dir."""
+def write_key_pair(keys_dir, name):
+    """Writes keys_dir/name.key (0600) and name.pub as savctl keys generate does; returns (public, secret) Z85."""
+    public, secret = (k.decode() for k in zmq.curve_keypair())
+    os.makedirs(keys_dir, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(keys_dir, name + ".key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# SAV CURVE secret key of %s\n%s\n" % (name, secret))
+    with open(os.path.join(keys_dir, name + ".pub"), "w") as f:
+        f.write("# SAV CURVE public key of %s\n%s\n" % (name, public))
+    return public, secret
 
-    def __init__(self, bin_dir, name="sav", shards=1):
+
+class Cluster:
+    """One Redis, the four services and their config, in a fresh temp dir; CURVE on unless curve=False."""
+
+    def __init__(self, bin_dir, name="sav", shards=1, curve=True):
         self.bin_dir = os.path.abspath(bin_dir)
         self.dir = tempfile.mkdtemp(prefix="sav-systest-%s-" % name)
+        self.curve = curve
+        self.keys_dir = os.path.join(self.dir, "keys")
+        self.clients_file = os.path.join(self.keys_dir, "clients")
+        self.identity = "admin"  # savctl's identity unless a call names another
+        self.public_keys, self.secret_keys = {}, {}
+        for s in SERVICES:
+            self.make_keys(s)
+        self.add_identity("admin", "admin")
         ports = free_ports(1 + len(SERVICES))
         self.redis_port = ports[0]
         self.ports = dict(zip(SERVICES, ports[1:]))
@@ -302,7 +329,9 @@ class Cluster:
                              ("templates", os.path.join(REPO_ROOT, "services", "notification", "templates"))],
             "catalog": [("path", os.path.join(REPO_ROOT, "deploy", "local", "catalog.json"))],
             "relay": [("ack_timeout_ms", "300"), ("backoff_max_ms", "1000")],
-            "client": [("timeout_ms", "2000"), ("attempts", "3")],
+            "client": [("timeout_ms", "2000"), ("attempts", "3"), ("identity", self.identity)],
+            "security": [("curve", "on" if self.curve else "off"), ("keys_dir", self.keys_dir),
+                         ("clients", self.clients_file)],
         }
         for sec, kvs in (extra or {}).items():
             sections.setdefault(sec, []).extend(kvs)
@@ -317,6 +346,43 @@ class Cluster:
         with open(path, "w") as f:
             f.write(text if text is not None else self.config_text(extra))
         return path
+
+    # -- keys and identities
+
+    def secret(self, name, value):
+        """Writes a secret (a password, a shared key) to a file of its own, mode 0600, and returns the file:PATH
+        value the configuration takes (a secret is never written in the configuration itself)."""
+        path = os.path.join(self.dir, "secret-" + name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+        return "file:" + path
+
+    def make_keys(self, name):
+        """Writes a key pair for name in the keys directory (not authorised by itself); returns the public key."""
+        self.public_keys[name], self.secret_keys[name] = write_key_pair(self.keys_dir, name)
+        return self.public_keys[name]
+
+    def add_identity(self, name, role):
+        """Makes an operator identity with a role: its key pair and its line in the authorised clients file (the
+        services read it again within a second); returns the public key."""
+        public = self.make_keys(name)
+        with open(self.clients_file, "a") as f:
+            f.write("%s %s %s\n" % (public, role, name))
+        return public
+
+    def dealer(self, ctx, service, identity="admin", server_key=None, endpoint=None):
+        """A DEALER connected to a service (at endpoint, default its configured one), authenticated as identity (a
+        service's name for a peer service) when CURVE is on; identity None makes a plain socket. server_key
+        overrides the service's public key."""
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        if self.curve and identity is not None:
+            s.curve_serverkey = (server_key or self.public_keys[service]).encode()
+            s.curve_publickey = self.public_keys[identity].encode()
+            s.curve_secretkey = self.secret_keys[identity].encode()
+        s.connect(endpoint or self.endpoints[service])
+        return s
 
     def binary(self, name):
         path = os.path.join(self.bin_dir, name)
@@ -412,7 +478,6 @@ class Cluster:
 
     def wait_service(self, name, timeout=20):
         """Waits until sav-<name> answers a PING with a PONG on its own endpoint (the others may be down)."""
-        import zmq  # Debian's python3-zmq; only needed here
         deadline = time.monotonic() + timeout
         ctx = zmq.Context.instance()
         n = 0
@@ -423,11 +488,9 @@ class Cluster:
                     name, p.returncode if p else None, tail_file(os.path.join(self.dir, name + ".log"))))
             if port_open(self.ports[name]):
                 n += 1
-                s = ctx.socket(zmq.DEALER)
-                s.setsockopt(zmq.LINGER, 0)
+                s = self.dealer(ctx, name)
                 s.setsockopt(zmq.RCVTIMEO, 300)
                 try:
-                    s.connect(self.endpoints[name])
                     s.send_multipart([b"", encode_envelope("wait-%s-%d" % (name, n), MT_PING, b"", source="harness")])
                     try:
                         frames = s.recv_multipart()
@@ -488,10 +551,13 @@ class Cluster:
 
     # -- savctl
 
-    def savctl(self, *args, json_out=False, env=None, config=True, timeout=SAVCTL_TIMEOUT):
+    def savctl(self, *args, json_out=False, env=None, config=True, timeout=SAVCTL_TIMEOUT, identity=None):
+        """Runs savctl (as the config's identity, admin, unless identity names another); returns CompletedProcess."""
         argv = [self.binary("savctl")]
         if config:
             argv += ["--config", self.config]
+        if identity:
+            argv += ["--identity", identity]
         if json_out:
             argv.append("--json")
         argv += [str(a) for a in args]

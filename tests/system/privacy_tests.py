@@ -55,13 +55,18 @@ def add_people(cl, res):
 
 
 def keys_of(cl, cid, tids):
-    """Every key that holds this customer's data, with its value (DUMP), for before/after comparisons."""
+    """What an erasure would change, for before/after comparisons: the customer's record and indexes, their
+    tickets and timelines (DUMP), and the recipient, subject and text of their messages (the senders keep updating
+    a queued message's attempts meanwhile)."""
     r = cl.redis()
     names = ["customer:" + cid, "customer:%s:tickets" % cid, "customer:%s:products" % cid]
     for tid in tids:
         names += ["ticket:" + tid, "timeline:" + tid, "notifs:" + tid]
-        names += ["notif:" + n for n in r.lrange(cl.key("notifs:" + tid), 0, -1)]
-    return {n: r.dump(cl.key(n)) for n in names}
+    out = {n: r.dump(cl.key(n)) for n in names}
+    for tid in tids:
+        for n in r.lrange(cl.key("notifs:" + tid), 0, -1):
+            out["notif:" + n] = r.hmget(cl.key("notif:" + n), "recipient", "subject", "body", "erased_at")
+    return out
 
 
 def notifs_of(cl, tids):
@@ -111,7 +116,13 @@ def test_customer_erase(cl):
             res.check(keys_of(cl, ids[who], [tid]) == before, "a refused erasure of %s changed Redis" % who)
 
         # Jeanne is erased.
-        d = sv(cl, res, "customer", "erase", ids["jeanne"], "--actor", "dpo-01", "--request-id", "erase-jeanne") or {}
+        # The right to erasure is a manager's (or an admin's) act, recorded under their identity.
+        cl.add_identity("dpo-01", "manager")
+        cl.add_identity("desk1", "front_desk")
+        time.sleep(1.5)  # the services read the authorised clients file again within a second
+        rc, _, err = raw(cl, "--identity", "desk1", "customer", "erase", ids["jeanne"])
+        res.check(rc == harness.EXIT_FORBIDDEN, "a front desk identity erased a customer: exit %d %r" % (rc, err))
+        d = sv(cl, res, "--identity", "dpo-01", "customer", "erase", ids["jeanne"], "--request-id", "erase-jeanne") or {}
         res.fig("erase", d)
         res.check(d.get("replayed") is False and d.get("tickets") == 1 and d.get("notifications_erased", 0) >= 4,
                   "customer erase: %r" % d)
@@ -178,7 +189,7 @@ def test_no_personal_data_in_logs(cl):
     smsc = SmscPeer(cl, "logs")
     cl.write_config(cl.config, extra={"notification": [
         ("smtp_url", "smtp://127.0.0.1:%d" % smtp.port), ("mail_domain", "sav-test.example"),
-        ("smpp_host", "127.0.0.1"), ("smpp_port", str(smsc.port)), ("smpp_password", "secret"),
+        ("smpp_host", "127.0.0.1"), ("smpp_port", str(smsc.port)), ("smpp_password", cl.secret("smpp", "secret")),
         ("sms_quiet_hours", "off")]})
     try:
         smsc.start("--receipts", "--mo-stop", PEOPLE["paul"][2], "--fail-dest", PEOPLE["garage"][2])

@@ -10,8 +10,10 @@ failing test, and ends with "N passed, N failed"; exits 1 if any test failed.
 Tickets need registered records (issue 3): every test registers its customers
 and products first (fixtures.py). The tests of the ticket lifecycle, validations,
 records and queries, timers on an injected clock and maintenance visits are in
-scenarios.py. After every test, each service must still be running (or have been
-stopped by the harness), exit 0 on SIGTERM and have no sanitizer report in its log.
+scenarios.py; CURVE, keys and roles in security_tests.py (every cluster runs
+with CURVE on, savctl acting as the admin identity unless a test names another).
+After every test, each service must still be running (or have been stopped by
+the harness), exit 0 on SIGTERM and have no sanitizer report in its log.
 """
 
 import collections
@@ -39,6 +41,7 @@ import fault_tests  # noqa: E402
 import privacy_tests  # noqa: E402
 import valgrind_tests  # noqa: E402
 import deploy_tests  # noqa: E402
+import security_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -421,14 +424,12 @@ def test_crash_backlog(cl):
 
 # ---------------------------------------------------------------- 4. hostile_input
 
-def zmq_exchange(ctx, endpoint, frames, timeout_ms=2000):
-    """Sends frames on a fresh DEALER; returns the reply frames or None after timeout_ms."""
-    s = ctx.socket(zmq.DEALER)
-    s.setsockopt(zmq.LINGER, 0)
+def zmq_exchange(cl, ctx, svc, frames, timeout_ms=2000):
+    """Sends frames on a fresh DEALER (CURVE, as admin); returns the reply frames or None after timeout_ms."""
+    s = cl.dealer(ctx, svc)
     s.setsockopt(zmq.RCVTIMEO, timeout_ms)
     s.setsockopt(zmq.SNDTIMEO, timeout_ms)
     try:
-        s.connect(endpoint)
         s.send_multipart(frames)
         try:
             return s.recv_multipart()
@@ -460,7 +461,7 @@ def expect_reply(res, svc, case, reply, want_type):
             res.check(False, "%s %s: ErrorReply does not decode: %s" % (svc, case, e))
             return None
         res.check(er["message"], "%s %s: ErrorReply with an empty message" % (svc, case))
-        res.check(er["code"] in (1, 2, 3, 4, 5), "%s %s: ErrorReply code %r" % (svc, case, er["code"]))
+        res.check(er["code"] in (1, 2, 3, 4, 5, 6), "%s %s: ErrorReply code %r" % (svc, case, er["code"]))
         env["error"] = er
     return env
 
@@ -474,10 +475,9 @@ def test_hostile_input(cl):
     errors_seen = 0
     try:
         for svc in SERVICES:
-            ep = cl.endpoints[svc]
             # A valid PING is answered by a PONG from this service, echoing the message id.
             ping = harness.encode_envelope("ping-" + svc, harness.MT_PING, b"", source="systest")
-            env = expect_reply(res, svc, "valid ping", zmq_exchange(ctx, ep, [b"", ping]), harness.MT_PONG)
+            env = expect_reply(res, svc, "valid ping", zmq_exchange(cl, ctx, svc, [b"", ping]), harness.MT_PONG)
             if env:
                 res.check(env["message_id"] == "ping-" + svc, "%s: PONG message id %r" % (svc, env["message_id"]))
                 try:
@@ -506,16 +506,16 @@ def test_hostile_input(cl):
             cases.append(("single frame, no delimiter", [ping]))
             cases.append(("three frames", [b"", ping, b"extra"]))
             for case, frames in cases:
-                if expect_reply(res, svc, case, zmq_exchange(ctx, ep, frames), harness.MT_ERROR_REPLY):
+                if expect_reply(res, svc, case, zmq_exchange(cl, ctx, svc, frames), harness.MT_ERROR_REPLY):
                     errors_seen += 1
                 res.check(cl.service_alive(svc), "%s died after %s" % (svc, case))
             # (e) 2 MiB: above socket_max_bytes, libzmq drops the connection; no reply.
-            reply = zmq_exchange(ctx, ep, [b"", b"\0" * (2 * 1024 * 1024)])
+            reply = zmq_exchange(cl, ctx, svc, [b"", b"\0" * (2 * 1024 * 1024)])
             res.check(reply is None, "%s: 2 MiB frame got a reply %r (ZMQ_MAXMSGSIZE not enforced?)" % (
                 svc, reply and [len(f) for f in reply]))
             res.check(cl.service_alive(svc), "%s died after a 2 MiB frame" % svc)
             # Still serving on a fresh connection.
-            env = expect_reply(res, svc, "ping after 2 MiB", zmq_exchange(ctx, ep, [b"", ping]), harness.MT_PONG)
+            env = expect_reply(res, svc, "ping after 2 MiB", zmq_exchange(cl, ctx, svc, [b"", ping]), harness.MT_PONG)
     finally:
         ctx.destroy(linger=0)
     res.fig("error_replies", errors_seen)
@@ -694,7 +694,8 @@ TESTS = [
     ("bad_config", test_bad_config),
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
     + sms_http_tests.TESTS + fault_tests.TESTS + privacy_tests.TESTS \
-    + valgrind_tests.TESTS + deploy_tests.TESTS
+    + valgrind_tests.TESTS + deploy_tests.TESTS \
+    + security_tests.TESTS
 
 
 if __name__ == "__main__":

@@ -116,7 +116,20 @@ class Kannel:
                 self.stop()
                 raise HarnessError("%s did not listen on %d:\n%s" % (binary, port, harness.tail_file(
                     os.path.join(self.dir, "stderr.log"))))
+        # Kannel 1.4.5's smsbox serves sendsms before its link to bearerbox is up, and panics on a request in that
+        # window (gwlib/conn.c lock_out: conn != NULL): up means bearerbox lists the smsbox among its boxes.
+        if not harness.wait_until(self.smsbox_connected, timeout, 0.05):
+            self.stop()
+            raise HarnessError("smsbox did not connect to bearerbox within %ss" % timeout)
         return self
+
+    def smsbox_connected(self):
+        try:
+            url = "http://127.0.0.1:%d/status.txt?password=admin-secret" % self.admin_port
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return "smsbox:" in r.read().decode("utf-8", "replace")
+        except OSError:
+            return False
 
     def stop(self):
         for p in reversed(self.procs):
@@ -131,8 +144,8 @@ def http_config(cl, kannel, **keys):
     """Rewrites the cluster's config: SMS through Kannel's sendsms, reports to our listener, short delays."""
     kv = collections.OrderedDict([
         ("sms_transport", "http"), ("http_sms_url", kannel.url()), ("http_sms_username", KANNEL_USER),
-        ("http_sms_password", KANNEL_PASSWORD), ("http_listen", "127.0.0.1:%d" % kannel.callback_port),
-        ("http_callback_key", CALLBACK_KEY), ("http_sms_timeout_ms", 3000), ("sms_retry_max_ms", 1000),
+        ("http_sms_password", cl.secret("gateway", KANNEL_PASSWORD)), ("http_listen", "127.0.0.1:%d" % kannel.callback_port),
+        ("http_callback_key", cl.secret("callback", CALLBACK_KEY)), ("http_sms_timeout_ms", 3000), ("sms_retry_max_ms", 1000),
         ("sms_quiet_hours", "off")])
     kv.update(keys)
     cl.write_config(cl.config, extra={"notification": [(k, str(v)) for k, v in kv.items()]})

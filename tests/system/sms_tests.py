@@ -552,7 +552,7 @@ def test_smsc_peer_selftest(cl):
 
 def sms_config(cl, port, **keys):
     """Rewrites the cluster's config: [notification] smpp_* pointing at the peer, short delays, plus keys."""
-    kv = collections.OrderedDict([("smpp_host", "127.0.0.1"), ("smpp_port", port), ("smpp_password", PASSWORD),
+    kv = collections.OrderedDict([("smpp_host", "127.0.0.1"), ("smpp_port", port), ("smpp_password", cl.secret("smpp", PASSWORD)),
                                   ("smpp_enquire_ms", 1000), ("smpp_response_ms", 3000),
                                   ("sms_retry_max_ms", 1000), ("sms_quiet_hours", "off")])
     kv.update(keys)

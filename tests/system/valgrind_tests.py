@@ -49,7 +49,7 @@ def test_valgrind_services(cl):
     smsc = SmscPeer(cl, "vg")
     cl.write_config(cl.config, extra={
         "notification": [("smtp_url", "smtp://127.0.0.1:%d" % smtp.port), ("mail_domain", "sav-test.example"),
-                         ("smpp_host", "127.0.0.1"), ("smpp_port", str(smsc.port)), ("smpp_password", "secret"),
+                         ("smpp_host", "127.0.0.1"), ("smpp_port", str(smsc.port)), ("smpp_password", cl.secret("smpp", "secret")),
                          ("sms_quiet_hours", "off")],
         # Everything runs 20 to 50 times slower under valgrind: no resend for a slow answer.
         "relay": [("ack_timeout_ms", "5000"), ("backoff_max_ms", "10000")],
@@ -88,9 +88,7 @@ def test_valgrind_services(cl):
         import zmq
         ctx = zmq.Context.instance()
         for s in harness.SERVICES:
-            sock = ctx.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(cl.endpoints[s])
+            sock = cl.dealer(ctx, s)
             sock.send_multipart([b"", b"\x0a\xff\xff\xff\xff\x0fgarbage"])
             sock.poll(20000)
             sock.close()

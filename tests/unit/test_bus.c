@@ -1,4 +1,6 @@
-/* Unit tests for common/bus.c: socket options, multipart send/receive, frame access, request/reply with retries. */
+/* Unit tests for common/bus.c: socket options, multipart send/receive, frame access, request/reply with retries,
+ * and CURVE with the ZAP handler of common/zap.c: an admitted key carries its identity, an unknown key is refused,
+ * a plain client or a wrong server key gets no answer. */
 #include "unit.h"
 
 #include <pthread.h>
@@ -6,8 +8,10 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+#include "auth.h"
 #include "bus.h"
 #include "clock.h"
+#include "zap.h"
 
 #define SOCKET_MAX 1048576
 
@@ -286,6 +290,9 @@ typedef struct server {
     int requests;        /* requests received */
     int replies;         /* replies sent, stale ones included */
     char error[256];     /* what went wrong in the thread, if anything */
+    zap *zap;            /* CURVE servers: the ZAP handler, served by the thread too */
+    volatile int stop;   /* CURVE servers: the client is done, the thread may return */
+    char user[80];       /* the User-Id of the last request */
 } server;
 
 static int server_reply(server *sv, const uint8_t *identity, size_t idlen, const char *message_id) {
@@ -356,7 +363,9 @@ static int64_t request_served(server *sv, int timeout_ms, int attempts) {
     ping_request(id, &req);
     int64_t start = clock_mono_ms();
     unit_err_clear();
-    Sav__Envelope *reply = bus_request(&s, endpoint, &req, id, timeout_ms, attempts);
+    bus_peer peer = {endpoint, NULL, NULL};
+    Sav__Envelope *reply;
+    enum bus_result r = bus_request(&s, &peer, &req, id, timeout_ms, attempts, &reply);
     int64_t elapsed = clock_mono_ms() - start;
     char why[512];
     snprintf(why, sizeof(why), "%s", err_get());
@@ -367,7 +376,7 @@ static int64_t request_served(server *sv, int timeout_ms, int attempts) {
         envelope_free(reply);
         fail_msg("server thread: %s", sv->error);
     }
-    if (!reply) fail_msg("bus_request: %s", why);
+    if (r != BUS_REPLIED || !reply) fail_msg("bus_request: %s", why);
     assert_string_equal(id, reply->message_id);
     assert_int_equal(SAV__MESSAGE_TYPE__PONG, reply->type);
     Sav__Pong *pong = (Sav__Pong *)envelope_body(reply, &sav__pong__descriptor);
@@ -420,7 +429,9 @@ static void test_request_to_silent_endpoint_returns_null(void **state) {
     ping_request(id, &req);
     int64_t start = clock_mono_ms();
     unit_err_clear();
-    Sav__Envelope *reply = bus_request(&s, endpoint, &req, id, 150, 2);
+    bus_peer peer = {endpoint, NULL, NULL};
+    Sav__Envelope *reply;
+    assert_int_equal(BUS_NO_ANSWER, bus_request(&s, &peer, &req, id, 150, 2, &reply));
     int64_t elapsed = clock_mono_ms() - start;
     envelope_buf_free(&req);
     if (reply) {
@@ -439,9 +450,128 @@ static void test_request_to_invalid_endpoint_returns_null(void **state) {
     envelope_buf req = {0};
     ping_request("id-1", &req);
     unit_err_clear();
-    assert_null(bus_request(&s, "nope://nowhere", &req, "id-1", 100, 3));
+    bus_peer peer = {"nope://nowhere", NULL, NULL};
+    Sav__Envelope *reply;
+    assert_int_equal(BUS_NO_ANSWER, bus_request(&s, &peer, &req, "id-1", 100, 3, &reply));
+    assert_null(reply);
     assert_err_contains("cannot connect to nope://nowhere");
     envelope_buf_free(&req);
+}
+
+/* Serves a CURVE ROUTER and its ZAP handler until the client is done: answers every request, keeping its User-Id. */
+static void *curve_server_main(void *arg) {
+    server *sv = arg;
+    while (!sv->stop) {
+        zmq_pollitem_t items[2] = {{sv->sock, 0, ZMQ_POLLIN, 0}, {zap_socket(sv->zap), 0, ZMQ_POLLIN, 0}};
+        zmq_poll(items, 2, 20);
+        zap_on_readable(sv->zap);
+        bus_msg m;
+        while (bus_recv(sv->sock, &m) == 1) {
+            size_t idlen, len;
+            const uint8_t *id = bus_frame(&m, 0, &idlen);
+            const uint8_t *data = bus_frame(&m, 2, &len);
+            Sav__Envelope *env = data ? envelope_unpack(data, len, 65536) : NULL;
+            const char *user = bus_msg_user_id(&m);
+            snprintf(sv->user, sizeof(sv->user), "%s", user ? user : "(none)");
+            sv->requests++;
+            if (env && server_reply(sv, id, idlen, env->message_id) != 0)
+                snprintf(sv->error, sizeof(sv->error), "reply failed: %s", err_get());
+            envelope_free(env);
+            bus_msg_close(&m);
+        }
+    }
+    return NULL;
+}
+
+/* A CURVE request from a client with key pair `client` (NULL: plain) to a server with key pair `srv` that admits
+ * only the identity "alice" with key pair `alice`; the client names server_key as the server's key. */
+static enum bus_result curve_request(server *sv, const keys_pair *srv, const keys_pair *alice, const keys_pair *client,
+                                     const char *server_key, Sav__Envelope **reply) {
+    settings s = bus_settings();
+    auth_table *t = auth_new("/nonexistent");
+    assert_non_null(t);
+    assert_int_equal(0, auth_add_service(t, "alice", alice->public_key));
+    sv->zap = zap_new(bus_context(), t);
+    if (!sv->zap) fail_msg("zap_new: %s", err_get());
+    sv->sock = track(bus_socket(ZMQ_ROUTER, &s));
+    assert_int_equal(0, bus_bind(sv->sock, "tcp://127.0.0.1:0", srv));
+    char endpoint[64];
+    size_t len = sizeof(endpoint);
+    assert_int_equal(0, zmq_getsockopt(sv->sock, ZMQ_LAST_ENDPOINT, endpoint, &len));
+    pthread_t th;
+    assert_int_equal(0, pthread_create(&th, NULL, curve_server_main, sv));
+    char id[ENVELOPE_ID_LEN];
+    envelope_new_id(id);
+    envelope_buf req = {0};
+    ping_request(id, &req);
+    bus_peer peer = {endpoint, client ? server_key : NULL, client};
+    unit_err_clear();
+    enum bus_result r = bus_request(&s, &peer, &req, id, 500, 1, reply);
+    char why[512];
+    snprintf(why, sizeof(why), "%s", err_get());
+    sv->stop = 1;
+    pthread_join(th, NULL);
+    sock_close(sv->sock);
+    zap_free(sv->zap);
+    auth_free(t);
+    envelope_buf_free(&req);
+    if (sv->error[0]) fail_msg("server thread: %s", sv->error);
+    err_set("%s", why);
+    return r;
+}
+
+static void make_pair(keys_pair *p) {
+    assert_int_equal(0, zmq_curve_keypair(p->public_key, p->secret_key));
+}
+
+static void test_curve_admitted_key_carries_its_identity(void **state) {
+    (void)state;
+    keys_pair srv, alice;
+    make_pair(&srv), make_pair(&alice);
+    server sv = {0};
+    Sav__Envelope *reply;
+    assert_int_equal(BUS_REPLIED, curve_request(&sv, &srv, &alice, &alice, srv.public_key, &reply));
+    assert_non_null(reply);
+    assert_int_equal(SAV__MESSAGE_TYPE__PONG, reply->type);
+    envelope_free(reply);
+    assert_int_equal(1, sv.requests);
+    assert_string_equal("alice", sv.user);
+}
+
+static void test_curve_unknown_key_refused(void **state) {
+    (void)state;
+    keys_pair srv, alice, mallory;
+    make_pair(&srv), make_pair(&alice), make_pair(&mallory);
+    server sv = {0};
+    Sav__Envelope *reply;
+    assert_int_equal(BUS_REFUSED, curve_request(&sv, &srv, &alice, &mallory, srv.public_key, &reply));
+    assert_null(reply);
+    assert_err_contains("refused this client's key (ZAP status 400)");
+    assert_int_equal(0, sv.requests);
+}
+
+static void test_curve_plain_client_gets_no_answer(void **state) {
+    (void)state;
+    keys_pair srv, alice;
+    make_pair(&srv), make_pair(&alice);
+    server sv = {0};
+    Sav__Envelope *reply;
+    assert_int_equal(BUS_NO_ANSWER, curve_request(&sv, &srv, &alice, NULL, NULL, &reply));
+    assert_null(reply);
+    assert_err_contains("CURVE on one side only");
+    assert_int_equal(0, sv.requests);
+}
+
+static void test_curve_wrong_server_key_gets_no_answer(void **state) {
+    (void)state;
+    keys_pair srv, alice, other;
+    make_pair(&srv), make_pair(&alice), make_pair(&other);
+    server sv = {0};
+    Sav__Envelope *reply;
+    assert_int_equal(BUS_NO_ANSWER, curve_request(&sv, &srv, &alice, &alice, other.public_key, &reply));
+    assert_null(reply);
+    assert_err_contains("hung up during the handshake (a wrong server public key");
+    assert_int_equal(0, sv.requests);
 }
 
 #define BUS_TEST(f) cmocka_unit_test_teardown(f, bus_test_teardown)
@@ -471,6 +601,10 @@ int main(void) {
         BUS_TEST(test_request_retries_after_timeout),
         BUS_TEST(test_request_to_silent_endpoint_returns_null),
         BUS_TEST(test_request_to_invalid_endpoint_returns_null),
+        BUS_TEST(test_curve_admitted_key_carries_its_identity),
+        BUS_TEST(test_curve_unknown_key_refused),
+        BUS_TEST(test_curve_plain_client_gets_no_answer),
+        BUS_TEST(test_curve_wrong_server_key_gets_no_answer),
     };
     return cmocka_run_group_tests(tests, bus_group_setup, bus_group_teardown);
 }

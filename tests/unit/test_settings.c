@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "settings.h"
@@ -442,17 +443,77 @@ static void test_http_sms_transport_checks(void **state) {
     load_refused(text, "needs notification.http_listen");
     snprintf(text, sizeof(text), "[notification]\nhttp_sms_url = %s\nhttp_listen = 127.0.0.1:5564\n", good);
     load_refused(text, "http_callback_key must have at least 16 characters");
+    char key[] = "/tmp/sav-unit-key-XXXXXX";
+    int fd = mkstemp(key);
+    assert_int_equal(17, write(fd, "0123456789abcdef\n", 17));
+    close(fd);
     snprintf(text, sizeof(text), "[notification]\nhttp_sms_url = %s\nhttp_listen = 127.0.0.1:5564\n"
-             "http_callback_key = 0123456789abcdef\nhttp_callback_url = gw.example\n", good);
+             "http_callback_key = file:%s\nhttp_callback_url = gw.example\n", good, key);
     load_refused(text, "http_callback_url must be off or an http://");
     snprintf(text, sizeof(text), "[notification]\nsms_transport = http\nhttp_sms_url = %s\n"
-             "http_listen = [::1]:5564\nhttp_callback_key = 0123456789abcdef\n", good);
+             "http_listen = [::1]:5564\nhttp_callback_key = file:%s\n", good, key);
     settings s;
     assert_int_equal(0, settings_load(&s, conf_write(text)));
+    unlink(key);
     assert_string_equal("http", s.sms_transport);
     assert_string_equal(good, s.http_sms_url);
     assert_string_equal("off", s.http_callback_url);
     assert_int_equal(60000, s.http_sms_turn_ms);
+}
+
+/* Secrets come from files readable by their owner (and group) only, never from the configuration itself. */
+static void test_secrets_from_files(void **state) {
+    (void)state;
+    char secret[] = "/tmp/sav-unit-secret-XXXXXX", text[512];
+    int fd = mkstemp(secret);
+    assert_true(fd >= 0);
+    assert_int_equal(9, write(fd, "s3cr3tpw\n", 9));
+    close(fd);
+    load_refused_at("[notification]\nsmpp_password = s3cr3t\n", 2,
+                    "notification.smpp_password is a secret: give it as file:PATH (a file only the service's user can "
+                    "read), never in the configuration itself");
+    snprintf(text, sizeof(text), "[notification]\nsmpp_password = file:%s\n", secret);
+    settings s;
+    chmod(secret, 0604);
+    load_refused(text, "is readable by others: chmod o-rwx");
+    chmod(secret, 0640);
+    assert_int_equal(0, settings_load(&s, conf_write(text)));
+    assert_string_equal("s3cr3tpw", s.smpp_password);
+    char shown[64];
+    assert_int_equal(0, settings_get(&s, "notification", "smpp_password", shown, sizeof(shown)));
+    assert_null(strstr(shown, "s3cr3t"));
+    assert_int_equal(0, settings_load(&s, conf_write("[notification]\nsmpp_password = none\n")));
+    assert_string_equal("", s.smpp_password);
+    assert_int_equal(0, settings_get(&s, "notification", "smpp_password", shown, sizeof(shown)));
+    assert_string_equal("none", shown);
+    setenv("SAV_NOTIFICATION_HTTP_SMS_PASSWORD", "literal", 1);
+    load_refused("", "SAV_NOTIFICATION_HTTP_SMS_PASSWORD: notification.http_sms_password is a secret");
+    unsetenv("SAV_NOTIFICATION_HTTP_SMS_PASSWORD");
+    FILE *f = fopen(secret, "w");
+    fputs("two\nlines\n", f);
+    fclose(f);
+    load_refused(text, "must hold one line of printable UTF-8");
+    unlink(secret);
+    load_refused(text, "No such file or directory");
+}
+
+static void test_security_keys(void **state) {
+    (void)state;
+    settings s;
+    assert_int_equal(0, settings_load(&s, conf_write("")));
+    assert_string_equal("on", s.curve);
+    assert_string_equal("keys", s.keys_dir);
+    assert_string_equal("keys/clients", s.clients_file);
+    assert_string_equal("none", s.identity);
+    assert_int_equal(0, settings_load(&s, conf_write("[security]\ncurve = off\nkeys_dir = /etc/sav/keys\n"
+                                                     "clients = /etc/sav/clients\n[client]\nidentity = tech-07\n")));
+    assert_string_equal("off", s.curve);
+    assert_string_equal("/etc/sav/keys", s.keys_dir);
+    assert_string_equal("/etc/sav/clients", s.clients_file);
+    assert_string_equal("tech-07", s.identity);
+    load_refused("[security]\ncurve = yes\n", "security.curve must be on or off, got \"yes\"");
+    load_refused("[client]\nidentity = ../admin\n", "client.identity: identity name \"../admin\"");
+    load_refused_at("[security]\nsecret_key = abc\n", 2, "unknown setting security.secret_key");
 }
 
 #define SETTINGS_TEST(f) cmocka_unit_test_setup_teardown(f, settings_setup, settings_teardown)
@@ -478,6 +539,8 @@ int main(void) {
         SETTINGS_TEST(test_resolve_path_after_load),
         SETTINGS_TEST(test_service_names_and_ids),
         SETTINGS_TEST(test_http_sms_transport_checks),
+        SETTINGS_TEST(test_security_keys),
+        SETTINGS_TEST(test_secrets_from_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,8 @@ typedef struct bench_slot {
 
 struct bench_conn {
     void *sock;
+    keys_pair self;                       /* client.identity's key pair, with CURVE on */
+    char server_key[KEYS_Z85_LEN + 1];
     int window, in_flight;
     size_t nslots; /* a power of two, at least twice the window */
     bench_slot *slots;
@@ -60,7 +62,7 @@ static void bench_release(bench_conn *c, bench_slot *s) {
     c->in_flight--;
 }
 
-bench_conn *bench_conn_open(const settings *s, const char *endpoint, int window, bench_reply_fn fn, void *ctx) {
+bench_conn *bench_conn_open(const settings *s, enum service_id service, int window, bench_reply_fn fn, void *ctx) {
     bench_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         err_set("out of memory");
@@ -69,10 +71,10 @@ bench_conn *bench_conn_open(const settings *s, const char *endpoint, int window,
     c->window = window, c->fn = fn, c->ctx = ctx, c->max_frame = (size_t)s->max_frame_bytes;
     for (c->nslots = 16; c->nslots < (size_t)window * 2; c->nslots *= 2) continue;
     c->slots = calloc(c->nslots, sizeof(*c->slots));
+    bus_peer peer;
     c->sock = c->slots ? bus_socket(ZMQ_DEALER, s) : NULL;
-    if (!c->sock || zmq_connect(c->sock, endpoint) != 0) {
-        if (c->sock) err_set("cannot connect to %s: %s", endpoint, zmq_strerror(errno));
-        else if (!c->slots) err_set("out of memory");
+    if (!c->sock || bus_peer_load(s, service, &c->self, c->server_key, &peer) != 0 || bus_connect(c->sock, &peer) != 0) {
+        if (!c->slots) err_set("out of memory");
         bench_conn_close(c);
         return NULL;
     }

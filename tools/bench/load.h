@@ -13,8 +13,9 @@ typedef struct bench_conn bench_conn;
 /* Called for each reply (the envelope is freed after the call), with the caller's tag and the round trip. */
 typedef void (*bench_reply_fn)(void *ctx, long tag, const Sav__Envelope *reply, int64_t latency_us);
 
-/* Connects to endpoint with at most window requests in flight; NULL with err. Close with bench_conn_close. */
-bench_conn *bench_conn_open(const settings *s, const char *endpoint, int window, bench_reply_fn fn, void *ctx);
+/* Connects to the service (as client.identity when CURVE is on) with at most window requests in flight; NULL with
+ * err. Close with bench_conn_close. */
+bench_conn *bench_conn_open(const settings *s, enum service_id service, int window, bench_reply_fn fn, void *ctx);
 
 /* Closes the socket and frees the connection (NULL is fine). */
 void bench_conn_close(bench_conn *c);

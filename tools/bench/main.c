@@ -165,7 +165,7 @@ static int bench_phase_run(const settings *cfg, const bench_opts *o, enum servic
     ph->requests = count;
     ph->latency_us = calloc((size_t)(count ? count : 1), sizeof(int64_t));
     ph->sent_unix_us = calloc((size_t)(count ? count : 1), sizeof(int64_t));
-    bench_conn *c = ph->latency_us && ph->sent_unix_us ? bench_conn_open(cfg, cfg->endpoint[service], o->window,
+    bench_conn *c = ph->latency_us && ph->sent_unix_us ? bench_conn_open(cfg, service, o->window,
                                                                           bench_on_reply, ph)
                                                         : NULL;
     if (!c) return -1;

@@ -13,7 +13,7 @@
 const char savctl_help_ticket_open[] =
     "NAME\n    savctl ticket open - open a service ticket\n\n"
     "SYNOPSIS\n"
-    "    savctl [--config FILE] [--json] ticket open --customer C-NNNNNN --serial SN --kind KIND\n"
+    "    savctl [--config FILE] [--identity NAME] [--json] ticket open --customer C-NNNNNN --serial SN --kind KIND\n"
     "           [--channel CHANNEL] [--centre CENTRE] --symptom TEXT [--fault CODE]...\n"
     "           [--requested-on YYYY-MM-DD] [--request-id ID]\n\n"
     "DESCRIPTION\n"
@@ -23,7 +23,7 @@ const char savctl_help_ticket_open[] =
     "    SLA due date (sla.<kind>_days after the request) and, in the same atomic step, queues it\n"
     "    for diagnostics, which proposes a pre-diagnosis (installation, commissioning and\n"
     "    maintenance visits skip diagnosis); billing then estimates who pays and notification\n"
-    "    writes the customer's messages.\n\n"
+    "    writes the customer's messages. The timeline records the identity that opened it.\n\n"
     "OPTIONS\n"
     "    --customer C-NNNNNN  the customer (the product's owner)\n"
     "    --serial SN          the product's serial number\n"
@@ -38,22 +38,24 @@ const char savctl_help_ticket_open[] =
     "OUTPUT\n"
     "    The ticket id. --json: {\"id\": \"T-YYYY-NNNNNN\", \"state\": \"received\", \"replayed\": false}\n\n"
     "EXIT STATUS\n    0 opened (or replayed), 1 usage, 2 rejected (reason on stderr), 3 unknown customer or\n"
-    "    product, 4 intake unavailable.\n";
+    "    product, 4 intake unavailable, 6 forbidden (the identity's key or role: front_desk, manager, admin).\n";
 
 const char savctl_help_ticket_show[] =
     "NAME\n    savctl ticket show - show a ticket, what each service recorded, and its timeline\n\n"
-    "SYNOPSIS\n    savctl [--config FILE] [--json] ticket show T-YYYY-NNNNNN\n\n"
+    "SYNOPSIS\n    savctl [--config FILE] [--identity NAME] [--json] ticket show T-YYYY-NNNNNN\n\n"
     "DESCRIPTION\n"
     "    Prints the ticket's state, customer and product, the pre-diagnosis (diagnostics),\n"
     "    the coverage estimate (billing), the customer notifications (notification) and the\n"
-    "    timeline of every step with its time (Europe/Paris), state and actor.\n\n"
+    "    timeline of every step with its time (Europe/Paris), state and actor (the identity that\n"
+    "    ran it, or the service that acted by itself).\n\n"
     "OUTPUT\n"
     "    --json: one object with id, state, kind, channel, serial, model, customer {name, phone,\n"
     "    email, lang, business}, delivered_on, requested_on, symptom, fault_codes, created_at and\n"
     "    updated_at (UTC, ISO 8601), prediagnosis (object or null), coverage (object or null),\n"
     "    notifications [{id, event, channel, status, recipient, subject, body, lang, at}] and\n"
     "    timeline [{at, event, state, actor, detail}].\n\n"
-    "EXIT STATUS\n    0 shown, 1 usage, 2 malformed id, 3 no such ticket, 4 intake unavailable.\n";
+    "EXIT STATUS\n    0 shown, 1 usage, 2 malformed id, 3 no such ticket, 4 intake unavailable, 6 the identity\n"
+    "    is not admitted.\n";
 
 typedef struct ticket_args {
     Sav__TicketOpen open;

@@ -37,9 +37,7 @@ static const generic_option customer_update[] = {
     END};
 
 static const generic_option customer_show[] = {POS("id", 1, "C-NNNNNN", "the customer"), END};
-static const generic_option customer_erase[] = {
-    POS("id", 1, "C-NNNNNN", "the customer"),
-    VAL("actor", "actor", 0, "NAME", "who erases it, recorded in each of the customer's ticket timelines"), END};
+static const generic_option customer_erase[] = {POS("id", 1, "C-NNNNNN", "the customer"), END};
 static const generic_option customer_list[] = {
     VAL("search", "search", 0, "TEXT", "only customers whose name contains TEXT (any case)"),
     VAL("limit", "limit", 0, "N", "at most N customers, newest first (default 50)"), END};
@@ -125,19 +123,16 @@ static const generic_option diagnose[] = {
     VAL("action", "action", 1, "ACTION", "repair, replace_parts, exchange or none (none only with no_fault)"),
     {"part", "part", OPT_REPEATED, 0, "REF[:QTY]", "a spare part needed (repeat for several; QTY defaults to 1)"},
     VAL("labour", "labour", 0, "MINUTES", "labour the repair takes"),
-    VAL("tech", "tech", 0, "ID", "the technician"),
     VAL("note", "note", 0, "TEXT", "the technician's findings"),
     END};
 static const generic_option repair_exchange[] = {
     POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
     VAL("new-serial", "new_serial", 1, "SN", "serial number of the replacement unit"),
     VAL("model", "model", 0, "MODEL", "the replacement's model, if not the same"),
-    VAL("tech", "tech", 0, "ID", "the technician"),
     END};
 static const generic_option repair_impossible[] = {
     POS("id", 1, "T-YYYY-NNNNNN", "the ticket"),
     VAL("reason", "reason", 1, "TEXT", "why it cannot be repaired (told to the customer)"),
-    VAL("tech", "tech", 0, "ID", "the technician"),
     END};
 static const generic_option parts_stock[] = {POS("centre", 1, "CENTRE", "the service centre"), END};
 static const generic_option parts_receive[] = {
@@ -206,7 +201,7 @@ static const generic_command generic_table[] = {
      "erased). Invoices keep the name they were issued to and every legally required mention (kept ten years);\n"
      "tickets, products and complaints keep the customer id, so the history stays whole. Refused while one of\n"
      "the customer's tickets is open or one of their invoices unpaid. Each of their tickets' timelines records\n"
-     "the erasure. Cannot be undone; erasing an erased customer changes nothing (already_erased: true).",
+     "the erasure and the identity that made it (a manager or an admin). Cannot be undone; erasing an erased customer changes nothing (already_erased: true).",
      "--json: {\"id\", \"replayed\", \"notifications_erased\", \"tickets\", \"already_erased\"}", customer_erase, NULL, NULL, NULL, NULL,
      NULL},
     {"customer show", "customer.show", SVC_INTAKE, 0, "show a customer with their products and tickets",
@@ -260,7 +255,8 @@ static const generic_command generic_table[] = {
      "The parts are reserved at the ticket's centre; a missing part is backordered and the ticket waits in\n"
      "waiting_parts (when the repair is free) until stock arrives, first come first served. A chargeable repair\n"
      "waits in awaiting_approval for its quote. A verdict can be corrected until repair starts: each version\n"
-     "stays in the timeline and the reservations follow the new verdict.",
+     "stays in the timeline and the reservations follow the new verdict. The verdict is recorded as the\n"
+     "identity's (--identity or client.identity), which the timeline shows as actor.",
      "The new state and the coverage decision. --json: {\"id\", \"state\", \"version\", \"replayed\",\n"
      "\"coverage\": {basis, customer_pays, burden_of_proof, legal_until, commercial_until, extended_until, rule,\n"
      "estimate_cents, reason}, \"missing_parts\": [{part, short}]}", diagnose, NULL, NULL, NULL, NULL, NULL},
@@ -340,8 +336,8 @@ const generic_command *generic_commands(size_t *n) {
 }
 
 void generic_help(const generic_command *gc, FILE *out) {
-    fprintf(out, "NAME\n    savctl %s - %s\n\nSYNOPSIS\n    savctl [--config FILE] [--json] %s", gc->words, gc->summary,
-            gc->words);
+    fprintf(out, "NAME\n    savctl %s - %s\n\nSYNOPSIS\n    savctl [--config FILE] [--identity NAME] [--json] %s", gc->words,
+            gc->summary, gc->words);
     for (const generic_option *o = gc->options; o->name; o++) {
         const char *open = o->required ? "" : "[", *close = o->required ? "" : "]";
         if (o->kind == OPT_POSITIONAL)
@@ -370,8 +366,9 @@ void generic_help(const generic_command *gc, FILE *out) {
                 "idempotency key: the same id again returns the first answer and changes nothing");
     fprintf(out, "\nOUTPUT\n    ");
     for (const char *p = gc->output; *p; p++) fputs(*p == '\n' ? "\n    " : (char[]){*p, 0}, out);
-    fprintf(out, "\n\nEXIT STATUS\n    0 done, 1 usage error, 2 rejected (reason on stderr), 3 not found, 4 %s unavailable.\n",
-            settings_service_name(gc->service));
+    fprintf(out, "\n\nEXIT STATUS\n    0 done, 1 usage error, 2 rejected (reason on stderr), 3 not found, 4 %s unavailable,\n"
+                 "    6 forbidden (%s does not admit the identity, or its role may not run %s).\n",
+            settings_service_name(gc->service), settings_service_name(gc->service), gc->command);
 }
 
 /* The arguments collected from the command line; file contents are owned here. */

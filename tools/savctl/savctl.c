@@ -6,6 +6,7 @@
 #include "err.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,20 +23,30 @@ static const savctl_command savctl_commands[] = {
      savctl_help_ticket_show},
     {"config get", "print the effective value of a configuration key", savctl_cmd_config_get,
      savctl_help_config_get},
+    {"keys generate", "make a CURVE key pair for a service or an operator", savctl_cmd_keys_generate,
+     savctl_help_keys_generate},
+    {"whoami", "show the identity and role every service authenticates", savctl_cmd_whoami, savctl_help_whoami},
 };
 #define SAVCTL_NCOMMANDS (sizeof(savctl_commands) / sizeof(savctl_commands[0]))
 
 static void savctl_overview(FILE *out) {
     fprintf(out,
             "NAME\n    savctl - operate SAV, the after-sales service platform\n\n"
-            "SYNOPSIS\n    savctl [--config FILE] [--json] COMMAND [options]\n"
+            "SYNOPSIS\n    savctl [--config FILE] [--identity NAME] [--json] COMMAND [options]\n"
             "    savctl COMMAND --help\n\n"
             "GLOBAL OPTIONS\n"
-            "    --config FILE  configuration file (default: $SAV_CONFIG, else deploy/local/sav.conf);\n"
-            "                   SAV_<SECTION>_<KEY> environment variables override its keys\n"
-            "    --json         print one JSON document instead of text\n"
-            "    --version      print the version\n"
-            "    --help         print this page\n\n"
+            "    --config FILE    configuration file (default: $SAV_CONFIG, else deploy/local/sav.conf);\n"
+            "                     SAV_<SECTION>_<KEY> environment variables override its keys\n"
+            "    --identity NAME  the operator identity to act as (default: client.identity in the config):\n"
+            "                     its key pair NAME.key / NAME.pub is read from security.keys_dir\n"
+            "    --json           print one JSON document instead of text\n"
+            "    --version        print the version\n"
+            "    --help           print this page\n\n"
+            "SECURITY\n"
+            "    With security.curve = on (the default), every request is encrypted (CURVE) and\n"
+            "    authenticated by the identity's key; each service admits only the keys of its authorised clients\n"
+            "    file and lets each role run its own commands (front_desk, technician, billing, manager,\n"
+            "    admin; docs/ARCHITECTURE.md has the table). The timeline records the identity as actor.\n\n"
             "COMMANDS\n");
     size_t ngeneric;
     const generic_command *generic = generic_commands(&ngeneric);
@@ -44,7 +55,9 @@ static void savctl_overview(FILE *out) {
     for (size_t i = 0; i < ngeneric; i++) fprintf(out, "    %-18s %s\n", generic[i].words, generic[i].summary);
     fprintf(out, "\nEXIT STATUS\n"
                  "    0 ok, 1 usage error, 2 input rejected (reason on stderr), 3 not found,\n"
-                 "    4 service unavailable (which one on stderr), 5 internal error\n");
+                 "    4 service unavailable (which one on stderr), 5 internal error,\n"
+                 "    6 forbidden: the service does not admit the identity's key, or its role may not run\n"
+                 "      the command\n");
 }
 
 int savctl_usage_error(const char *command, const char *fmt, ...) {
@@ -81,6 +94,7 @@ static int savctl_exit_for(Sav__ErrorCode code) {
     case SAV__ERROR_CODE__ERR_REJECTED: return SAVCTL_REJECTED;
     case SAV__ERROR_CODE__ERR_NOT_FOUND: return SAVCTL_NOT_FOUND;
     case SAV__ERROR_CODE__ERR_UNAVAILABLE: return SAVCTL_UNAVAILABLE;
+    case SAV__ERROR_CODE__ERR_FORBIDDEN: return SAVCTL_FORBIDDEN;
     default: return SAVCTL_INTERNAL;
     }
 }
@@ -98,24 +112,39 @@ static int savctl_report_error(enum service_id service, const Sav__Envelope *rep
     return rc;
 }
 
+int savctl_peer(savctl *ctl, enum service_id service, bus_peer *peer) {
+    if (bus_peer_load(&ctl->cfg, service, &ctl->keys, ctl->server_keys[service], peer) == 0) return SAVCTL_OK;
+    fprintf(stderr, "savctl: %s\n", err_get());
+    return SAVCTL_USAGE;
+}
+
 int savctl_request(savctl *ctl, enum service_id service, Sav__MessageType type, const ProtobufCMessage *body,
                    const char *ticket_id, Sav__Envelope **reply) {
     char id[ENVELOPE_ID_LEN];
-    envelope_new_id(id);
     envelope_buf frame;
+    bus_peer peer;
+    *reply = NULL;
+    int rc = savctl_peer(ctl, service, &peer);
+    if (rc != SAVCTL_OK) return rc;
+    envelope_new_id(id);
     if (envelope_pack(type, id, ticket_id, "savctl", clock_now_ms(), body, &frame) != 0) {
         fprintf(stderr, "savctl: %s\n", err_get());
         return SAVCTL_INTERNAL;
     }
-    *reply = bus_request(&ctl->cfg, ctl->cfg.endpoint[service], &frame, id, ctl->cfg.request_timeout_ms,
-                         ctl->cfg.request_attempts);
+    enum bus_result r = bus_request(&ctl->cfg, &peer, &frame, id, ctl->cfg.request_timeout_ms,
+                                    ctl->cfg.request_attempts, reply);
     envelope_buf_free(&frame);
-    if (!*reply) {
+    if (r == BUS_REFUSED) {
+        fprintf(stderr, "savctl: %s refused identity %s: %s\n", settings_service_name(service), ctl->cfg.identity,
+                err_get());
+        return SAVCTL_FORBIDDEN;
+    }
+    if (r != BUS_REPLIED) {
         fprintf(stderr, "savctl: service %s unavailable: %s\n", settings_service_name(service), err_get());
         return SAVCTL_UNAVAILABLE;
     }
     if ((*reply)->type == SAV__MESSAGE_TYPE__ERROR_REPLY) {
-        int rc = savctl_report_error(service, *reply);
+        rc = savctl_report_error(service, *reply);
         envelope_free(*reply);
         *reply = NULL;
         return rc;
@@ -146,8 +175,9 @@ static const generic_command *savctl_find_generic(int argc, char **argv, int *us
     return NULL;
 }
 
-static int savctl_global_options(int argc, char **argv, const char **config, int *json) {
+static int savctl_global_options(int argc, char **argv, const char **config, const char **identity, int *json) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"identity", required_argument, 0, 'i'},
                                          {"json", no_argument, 0, 'j'},
                                          {"version", no_argument, 0, 'v'},
                                          {"help", no_argument, 0, 'h'},
@@ -157,6 +187,7 @@ static int savctl_global_options(int argc, char **argv, const char **config, int
     while ((c = getopt_long(argc, argv, "+c:jh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': *config = optarg; break;
+        case 'i': *identity = optarg; break;
         case 'j': *json = 1; break;
         case 'v': printf("savctl %s\n", SAV_VERSION); return SAVCTL_OK;
         case 'h': savctl_overview(stdout); return SAVCTL_OK;
@@ -167,9 +198,9 @@ static int savctl_global_options(int argc, char **argv, const char **config, int
 }
 
 int main(int argc, char **argv) {
-    const char *config = NULL;
+    const char *config = NULL, *identity = NULL;
     savctl ctl = {0};
-    int rc = savctl_global_options(argc, argv, &config, &ctl.json);
+    int rc = savctl_global_options(argc, argv, &config, &identity, &ctl.json);
     if (rc >= 0) return rc;
     if (optind >= argc) {
         savctl_overview(stderr);
@@ -192,8 +223,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "savctl: %s\n", err_get());
         return SAVCTL_USAGE;
     }
+    if (identity) {
+        if (keys_name_check(identity) != 0) {
+            fprintf(stderr, "savctl: --identity: %s\n", err_get());
+            return SAVCTL_USAGE;
+        }
+        snprintf(ctl.cfg.identity, sizeof(ctl.cfg.identity), "%s", identity);
+    }
     optind = 0; /* 0, not 1: glibc re-initialises getopt, dropping the "+" mode of the global parse */
     rc = cmd ? cmd->run(&ctl, cmd_argc, cmd_argv) : generic_run(&ctl, gc, cmd_argc, cmd_argv);
+    keys_forget(&ctl.keys);
     bus_shutdown();
     return rc;
 }

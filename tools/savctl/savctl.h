@@ -5,7 +5,9 @@
 
 #include <jansson.h>
 
+#include "bus.h"
 #include "envelope.h"
+#include "keys.h"
 #include "settings.h"
 
 enum savctl_exit {
@@ -15,11 +17,14 @@ enum savctl_exit {
     SAVCTL_NOT_FOUND = 3,
     SAVCTL_UNAVAILABLE = 4, /* a service (named) or its Redis did not answer */
     SAVCTL_INTERNAL = 5,
+    SAVCTL_FORBIDDEN = 6,   /* the identity is not authorised, or its role may not run the command */
 };
 
 typedef struct savctl {
     settings cfg;
-    int json; /* --json: one JSON document on stdout */
+    int json;                /* --json: one JSON document on stdout */
+    keys_pair keys;          /* the identity's pair, once a request needs it */
+    char server_keys[SVC_COUNT][KEYS_Z85_LEN + 1]; /* each service's public key, once read ("" before) */
 } savctl;
 
 /* A command: name, one-line summary, handler, man-style help text. */
@@ -29,6 +34,10 @@ typedef struct savctl_command {
     int (*run)(savctl *ctl, int argc, char **argv);
     const char *help;
 } savctl_command;
+
+/* Fills peer with the service's endpoint and, when security.curve is on, its public key and the identity's key
+ * pair (read from the keys directory on first use). Returns SAVCTL_OK, or SAVCTL_USAGE after printing why. */
+int savctl_peer(savctl *ctl, enum service_id service, bus_peer *peer);
 
 /* Sends body as a request of `type` to service and stores the reply envelope in *reply (free with envelope_free).
  * Returns SAVCTL_OK, or the exit code after printing why (service error, unavailable). */
@@ -51,10 +60,14 @@ int savctl_cmd_ping(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_open(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_show(savctl *ctl, int argc, char **argv);
 int savctl_cmd_config_get(savctl *ctl, int argc, char **argv);
+int savctl_cmd_keys_generate(savctl *ctl, int argc, char **argv);
+int savctl_cmd_whoami(savctl *ctl, int argc, char **argv);
 
 extern const char savctl_help_ping[];
 extern const char savctl_help_ticket_open[];
 extern const char savctl_help_ticket_show[];
 extern const char savctl_help_config_get[];
+extern const char savctl_help_keys_generate[];
+extern const char savctl_help_whoami[];
 
 #endif
