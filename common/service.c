@@ -30,6 +30,28 @@
 /* Refused handshakes are logged at most this often, with the count of the others. */
 #define SERVICE_HANDSHAKE_LOG_MS 1000
 
+/* The message being handled: where its answer goes. */
+typedef struct service_message {
+    const uint8_t *identity;
+    size_t idlen;
+    const Sav__Envelope *env;
+} service_message;
+
+/* A message whose answer waits for its queued write, with everything needed to send it then. */
+typedef struct service_pending {
+    service *svc;
+    uint8_t identity[256];
+    size_t idlen;
+    char message_id[ENVELOPE_ID_LEN];
+    char ticket[ENVELOPE_ID_LEN];
+    int type;
+    enum service_id poke;      /* an event: the relay to wake once it is applied (SVC_COUNT: none) */
+    service_finish_fn finish;  /* a request: builds its reply (NULL for an event) */
+    void *ctx;
+} service_pending;
+
+#define SERVICE_PENDING_MAX 256
+
 struct service {
     const service_def *def;
     settings cfg;
@@ -53,6 +75,9 @@ struct service {
     char public_keys[SVC_COUNT][KEYS_Z85_LEN + 1];
     int serving;                  /* a request is being handled */
     const auth_identity *caller;  /* who sent it (NULL when security.curve is off) */
+    const service_message *current; /* the message being handled, for a handler that queues its write */
+    char pending[SERVICE_PENDING_MAX][ENVELOPE_ID_LEN]; /* the tickets with a queued write */
+    int npending;
 };
 
 static volatile sig_atomic_t service_stop;
@@ -245,22 +270,29 @@ void service_seen_key(service *svc, const Sav__Envelope *in, char out[STORE_KEY_
     store_key(svc->st, store_ticket_shard(svc->st, in->ticket_id), name, out);
 }
 
-Sav__Ack__Status service_ack_status(service *svc, const Sav__Envelope *in, redisReply *r, char *reason,
-                                    size_t reason_len) {
-    (void)svc;
+/* The Ack status a Function's answer stands for (see service_ack_status), r left to the caller. */
+static Sav__Ack__Status service_ack_of(const char *ticket, const char *message_id, const redisReply *r, char *reason,
+                                       size_t reason_len) {
     Sav__Ack__Status status = SAV__ACK__STATUS__RETRY;
     if (!r) {
         snprintf(reason, reason_len, "redis unavailable: %s", err_get());
     } else if (r->type == REDIS_REPLY_STRING && strncmp(r->str, "retry:", 6) == 0) {
         snprintf(reason, reason_len, "%s", r->str + 6);
     } else if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) {
-        if (strcmp(r->str, "duplicate") == 0) log_info(in->ticket_id, in->message_id, "duplicate, acknowledged again");
+        if (strcmp(r->str, "duplicate") == 0) log_info(ticket, message_id, "duplicate, acknowledged again");
         status = SAV__ACK__STATUS__ACK;
     } else {
         /* A script error is a bug or an overloaded Redis, not a bad message: keep it for a retry. */
         snprintf(reason, reason_len, "redis refused: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        log_error(in->ticket_id, in->message_id, "%s", reason);
+        log_error(ticket, message_id, "%s", reason);
     }
+    return status;
+}
+
+Sav__Ack__Status service_ack_status(service *svc, const Sav__Envelope *in, redisReply *r, char *reason,
+                                    size_t reason_len) {
+    (void)svc;
+    Sav__Ack__Status status = service_ack_of(in->ticket_id, in->message_id, r, reason, reason_len);
     if (r) freeReplyObject(r);
     return status;
 }
@@ -304,10 +336,8 @@ Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, cons
     store_args_addb(&a, body.data, body.len);
     store_args_add(&a, c->unless_decided ? "1" : "0");
     for (size_t i = 0; i < 2 * c->nfields; i++) store_args_add(&a, c->fields[i]);
-    redisReply *r = store_args_call(svc->st, &a);
+    Sav__Ack__Status status = service_ack_after(svc, in, &a, c->dest, reason, reason_len);
     envelope_buf_free(&body);
-    Sav__Ack__Status status = service_ack_status(svc, in, r, reason, reason_len);
-    if (status == SAV__ACK__STATUS__ACK && c->dest < SVC_COUNT) relay_poke(service_relay(svc, c->dest));
     return status;
 }
 
@@ -465,6 +495,10 @@ static void service_dispatch(service *svc, const Sav__Envelope *env, service_rep
     Sav__Ack__Status status = SAV__ACK__STATUS__REJECT;
     if (route) {
         status = route->on_event(svc, env, reason, sizeof(reason));
+        if (status == SERVICE_ACK_LATER) {
+            reply->later = 1;
+            return;
+        }
     } else if (env->type >= SAV__MESSAGE_TYPE__TICKET_RECEIVED) {
         snprintf(reason, sizeof(reason), "%s does not handle %s", settings_service_name(svc->def->id),
                  envelope_type_name(env->type));
@@ -493,6 +527,94 @@ static void service_send_reply(service *svc, const uint8_t *identity, size_t idl
     if (bus_send(svc->router, 3, frames, lens) != 0)
         log_warn(ticket, message_id, "reply not delivered: %s", err_get());
     envelope_buf_free(&frame);
+}
+
+/* Sends the queued writes of the burst, then every answer that waited for them. */
+static void service_flush(service *svc) {
+    if (store_deferred(svc->st)) store_flush(svc->st);
+    svc->npending = 0;
+}
+
+static int service_ticket_pending(const service *svc, const char *ticket) {
+    for (int i = 0; ticket && i < svc->npending; i++)
+        if (strcmp(svc->pending[i], ticket) == 0) return 1;
+    return 0;
+}
+
+/* Copies where the current message's answer goes; NULL with err when out of memory. */
+static service_pending *service_pending_new(service *svc) {
+    const service_message *m = svc->current;
+    service_pending *p = calloc(1, sizeof(*p));
+    if (!p || m->idlen > sizeof(p->identity)) {
+        err_set("%s", p ? "identity too long" : "out of memory");
+        free(p);
+        return NULL;
+    }
+    p->svc = svc;
+    memcpy(p->identity, m->identity, m->idlen);
+    p->idlen = m->idlen;
+    snprintf(p->message_id, sizeof(p->message_id), "%s", m->env->message_id);
+    snprintf(p->ticket, sizeof(p->ticket), "%s", m->env->ticket_id ? m->env->ticket_id : "");
+    p->type = m->env->type;
+    if (m->env->ticket_id && svc->npending < SERVICE_PENDING_MAX)
+        snprintf(svc->pending[svc->npending++], ENVELOPE_ID_LEN, "%s", m->env->ticket_id);
+    return p;
+}
+
+static void service_event_done(void *ctx, redisReply *r) {
+    service_pending *p = ctx;
+    char reason[256] = "";
+    const char *ticket = p->ticket[0] ? p->ticket : NULL;
+    Sav__Ack__Status status = service_ack_of(ticket, p->message_id, r, reason, sizeof(reason));
+    if (status == SAV__ACK__STATUS__ACK && p->poke < SVC_COUNT) relay_poke(service_relay(p->svc, p->poke));
+    if (status != SAV__ACK__STATUS__ACK)
+        log_warn(ticket, p->message_id, "%s retry: %s", envelope_type_name(p->type), reason);
+    service_reply reply = {0};
+    service_ack(&reply, p->message_id, status, reason);
+    service_send_reply(p->svc, p->identity, p->idlen, p->message_id, ticket, &reply);
+    envelope_buf_free(&reply.body);
+    free(p);
+}
+
+Sav__Ack__Status service_ack_after(service *svc, const Sav__Envelope *in, const store_args *a, enum service_id poke,
+                                   char *reason, size_t reason_len) {
+    service_pending *p = svc->current ? service_pending_new(svc) : NULL;
+    if (p) p->poke = poke;
+    if (p && store_defer(svc->st, a, service_event_done, p) == 0) return SERVICE_ACK_LATER;
+    free(p);
+    /* Not in a burst, or it cannot be queued: applied now. */
+    redisReply *r = store_args_call(svc->st, (store_args *)a);
+    Sav__Ack__Status status = service_ack_status(svc, in, r, reason, reason_len);
+    if (status == SAV__ACK__STATUS__ACK && poke < SVC_COUNT) relay_poke(service_relay(svc, poke));
+    return status;
+}
+
+static void service_request_done(void *ctx, redisReply *r) {
+    service_pending *p = ctx;
+    service_reply reply = {0};
+    p->finish(p->svc, r, p->ctx, &reply);
+    service_send_reply(p->svc, p->identity, p->idlen, p->message_id, p->ticket[0] ? p->ticket : NULL, &reply);
+    envelope_buf_free(&reply.body);
+    free(p);
+}
+
+void service_reply_after(service *svc, const store_args *a, service_finish_fn finish, void *ctx,
+                         service_reply *reply) {
+    service_pending *p = svc->current ? service_pending_new(svc) : NULL;
+    if (p) p->finish = finish, p->ctx = ctx;
+    if (p && store_defer(svc->st, a, service_request_done, p) == 0) {
+        reply->later = 1;
+        return;
+    }
+    free(p);
+    redisReply *r = store_args_call(svc->st, (store_args *)a);
+    finish(svc, r, ctx, reply);
+    if (r) freeReplyObject(r);
+}
+
+/* Only these may leave their write queued: every other message first sees the burst's writes applied. */
+static int service_may_queue(const Sav__Envelope *env) {
+    return env->type == SAV__MESSAGE_TYPE__TICKET_OPEN || env->type >= SAV__MESSAGE_TYPE__TICKET_RECEIVED;
 }
 
 /* Handles one message from the ROUTER: [identity][empty][envelope]. */
@@ -526,10 +648,15 @@ static void service_on_message(service *svc, const bus_msg *m) {
                             user ? user : "this connection");
         service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
     } else {
+        /* A message reads what the writes before it did: those of its own ticket, or all for the others. */
+        if (!service_may_queue(env) || service_ticket_pending(svc, env->ticket_id)) service_flush(svc);
+        service_message current = {identity, idlen, env};
         svc->serving = 1;
+        svc->current = &current;
         log_debug(env->ticket_id, env->message_id, "received %s", envelope_type_name(env->type));
         service_dispatch(svc, env, &reply);
-        service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
+        if (!reply.later) service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
+        svc->current = NULL;
         svc->serving = 0;
     }
     svc->caller = NULL;
@@ -576,6 +703,7 @@ static void service_loop(service *svc) {
             service_on_message(svc, &m);
             bus_msg_close(&m);
         }
+        service_flush(svc);
         for (size_t i = 0; i < svc->nrelays; i++) {
             relay_on_readable(svc->relays[i]);
             relay_tick(svc->relays[i]);
@@ -719,7 +847,7 @@ int service_main(const service_def *def, int argc, char **argv) {
     int rc = service_parse_args(def, argc, argv, &config, &check);
     if (rc >= 0) return rc;
     service svc = {.def = def};
-    if (settings_load(&svc.cfg, config) != 0 || clock_init() != 0) {
+    if (settings_load_service(&svc.cfg, config, def->id) != 0 || clock_init() != 0) {
         fprintf(stderr, "sav-%s: %s\n", name, err_get());
         return 1;
     }

@@ -30,7 +30,15 @@ typedef struct service service;
 typedef struct service_reply {
     Sav__MessageType type;
     envelope_buf body; /* the packed reply message */
+    int later;         /* sent once a queued write is done (service_reply_after) */
 } service_reply;
+
+/* An event handler's answer that is not known yet: its write is queued (service_ack_after). */
+#define SERVICE_ACK_LATER ((Sav__Ack__Status)-1)
+
+/* Builds a request's reply from the answer to its queued write (r NULL with err: Redis unreachable; the caller
+ * frees r) and frees ctx. */
+typedef void (*service_finish_fn)(service *svc, const redisReply *r, void *ctx, service_reply *reply);
 
 typedef void (*service_request_fn)(service *svc, const Sav__Envelope *req, service_reply *reply);
 typedef Sav__Ack__Status (*service_event_fn)(service *svc, const Sav__Envelope *event, char *reason, size_t reason_len);
@@ -133,6 +141,18 @@ typedef struct service_change {
  * returns the Ack status for the sender, with reason set when it is not ACK. */
 Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, const service_change *c, char *reason,
                                      size_t reason_len);
+
+/* Ends an event handler with the write whose answer decides the acknowledgement: the service queues it with the
+ * other writes of the burst of messages in hand, sends them to Redis in one round trip (with appendfsync always:
+ * one fsync for all), then acknowledges each event and wakes the relay towards poke (SVC_COUNT: none) for those
+ * applied. Returns SERVICE_ACK_LATER (the ack follows), or an Ack status with reason set when it cannot queue. */
+Sav__Ack__Status service_ack_after(service *svc, const Sav__Envelope *in, const store_args *a, enum service_id poke,
+                                   char *reason, size_t reason_len);
+
+/* Ends a request handler the same way: its write is queued, and finish(ctx) builds the reply from the answer once
+ * the burst's writes are done (reply is then sent by the service). */
+void service_reply_after(service *svc, const store_args *a, service_finish_fn finish, void *ctx,
+                         service_reply *reply);
 
 /* Writes the dedup key of an incoming message for this service into out. */
 void service_seen_key(service *svc, const Sav__Envelope *in, char out[STORE_KEY_LEN]);

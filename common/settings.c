@@ -26,8 +26,10 @@ typedef struct setting_def {
 #define INT_SETTING(sec, k, field, d, lo, hi) {sec, k, ST_INT, offsetof(settings, field), 0, d, lo, hi}
 #define STR_SETTING(sec, k, field, d) {sec, k, ST_STR, offsetof(settings, field), sizeof(((settings *)0)->field), d, 0, 0}
 #define DAYS_SETTING(sec, k, field, d) {sec, k, ST_DAYS, offsetof(settings, field), 0, d, 1, 3650}
-/* A password or key: "none" (empty), or file:PATH, never the secret itself in the configuration. */
-#define SECRET_SETTING(sec, k, field) {sec, k, ST_SECRET, offsetof(settings, field), sizeof(((settings *)0)->field), "none", 0, 0}
+/* A password or key: "none" (empty), or file:PATH, never the secret itself in the configuration. Only the owning
+ * service reads the file (min holds the owner): savctl, or another service's container, never needs it. */
+#define SECRET_SETTING(sec, k, field, owner) \
+    {sec, k, ST_SECRET, offsetof(settings, field), sizeof(((settings *)0)->field), "none", owner, 0}
 
 static const setting_def setting_defs[] = {
     STR_SETTING("redis", "host", redis_host, "127.0.0.1"),
@@ -38,6 +40,14 @@ static const setting_def setting_defs[] = {
     STR_SETTING("redis", "prefix", redis_prefix, "sav"),
     INT_SETTING("redis", "dedup_ttl_days", dedup_ttl_days, "7", 1, 365),
     STR_SETTING("intake", "endpoint", endpoint[SVC_INTAKE], "tcp://127.0.0.1:5551"),
+    STR_SETTING("intake", "redis_user", redis_user[SVC_INTAKE], "none"),
+    SECRET_SETTING("intake", "redis_password", redis_password[SVC_INTAKE], SVC_INTAKE),
+    STR_SETTING("diagnostics", "redis_user", redis_user[SVC_DIAGNOSTICS], "none"),
+    SECRET_SETTING("diagnostics", "redis_password", redis_password[SVC_DIAGNOSTICS], SVC_DIAGNOSTICS),
+    STR_SETTING("billing", "redis_user", redis_user[SVC_BILLING], "none"),
+    SECRET_SETTING("billing", "redis_password", redis_password[SVC_BILLING], SVC_BILLING),
+    STR_SETTING("notification", "redis_user", redis_user[SVC_NOTIFICATION], "none"),
+    SECRET_SETTING("notification", "redis_password", redis_password[SVC_NOTIFICATION], SVC_NOTIFICATION),
     STR_SETTING("diagnostics", "endpoint", endpoint[SVC_DIAGNOSTICS], "tcp://127.0.0.1:5552"),
     STR_SETTING("billing", "endpoint", endpoint[SVC_BILLING], "tcp://127.0.0.1:5553"),
     STR_SETTING("notification", "endpoint", endpoint[SVC_NOTIFICATION], "tcp://127.0.0.1:5554"),
@@ -71,7 +81,7 @@ static const setting_def setting_defs[] = {
     STR_SETTING("notification", "smpp_host", smpp_host, "off"),
     INT_SETTING("notification", "smpp_port", smpp_port, "2775", 1, 65535),
     STR_SETTING("notification", "smpp_system_id", smpp_system_id, "sav"),
-    SECRET_SETTING("notification", "smpp_password", smpp_password),
+    SECRET_SETTING("notification", "smpp_password", smpp_password, SVC_NOTIFICATION),
     STR_SETTING("notification", "smpp_source", smpp_source, "SAV"),
     INT_SETTING("notification", "smpp_window", smpp_window, "10", 1, 100),
     INT_SETTING("notification", "smpp_tps", smpp_tps, "50", 1, 10000),
@@ -80,13 +90,13 @@ static const setting_def setting_defs[] = {
     STR_SETTING("notification", "sms_transport", sms_transport, "smpp"),
     STR_SETTING("notification", "http_sms_url", http_sms_url, "off"),
     STR_SETTING("notification", "http_sms_username", http_sms_username, "sav"),
-    SECRET_SETTING("notification", "http_sms_password", http_sms_password),
+    SECRET_SETTING("notification", "http_sms_password", http_sms_password, SVC_NOTIFICATION),
     INT_SETTING("notification", "http_sms_timeout_ms", http_sms_timeout_ms, "10000", 100, 600000),
     INT_SETTING("notification", "http_sms_tps", http_sms_tps, "50", 1, 10000),
     INT_SETTING("notification", "http_sms_turn_ms", http_sms_turn_ms, "60000", 1000, 86400000),
     STR_SETTING("notification", "http_listen", http_listen, "off"),
     STR_SETTING("notification", "http_callback_url", http_callback_url, "off"),
-    SECRET_SETTING("notification", "http_callback_key", http_callback_key),
+    SECRET_SETTING("notification", "http_callback_key", http_callback_key, SVC_NOTIFICATION),
     INT_SETTING("notification", "sms_retry_max_ms", sms_retry_max_ms, "60000", 100, 86400000),
     INT_SETTING("notification", "sms_max_attempts", sms_max_attempts, "10", 1, 1000),
     INT_SETTING("notification", "sms_stale_ms", sms_stale_ms, "60000", 1000, 86400000),
@@ -165,9 +175,8 @@ static int settings_days_parse(settings_days *out, const setting_def *d, const c
     return 0;
 }
 
-/* Reads a secret from the file a setting names (file:PATH, relative to the configuration's directory): one line,
- * the file readable by its owner and group only. */
-static int settings_secret(settings *s, const setting_def *d, char *field, const char *value, const char *where) {
+/* Checks a secret's value: "none" (kept as "") or file:PATH, kept as it is until settings_read_secrets. */
+static int settings_secret(const setting_def *d, char *field, const char *value, const char *where) {
     if (strcmp(value, "none") == 0) {
         field[0] = '\0';
         return 0;
@@ -177,30 +186,43 @@ static int settings_secret(settings *s, const setting_def *d, char *field, const
                 "the configuration itself", where, d->section, d->key);
         return -1;
     }
+    if (strlen(value) >= d->size) {
+        err_set("%s: %s.%s: the file name is too long", where, d->section, d->key);
+        return -1;
+    }
+    memcpy(field, value, strlen(value) + 1);
+    return 0;
+}
+
+/* Replaces a secret's file:PATH (relative to the configuration's directory) by what the file holds: one line,
+ * the file readable by its owner and group only. */
+static int settings_read_secret(settings *s, const setting_def *d, char *field) {
     char path[PATH_MAX];
     struct stat st;
-    settings_resolve_path(s, value + 5, path, sizeof(path));
+    settings_resolve_path(s, field + 5, path, sizeof(path));
     if (stat(path, &st) != 0) {
-        err_set("%s: %s.%s: %s: %s", where, d->section, d->key, path, strerror(errno));
+        err_set("%s.%s: %s: %s", d->section, d->key, path, strerror(errno));
         return -1;
     }
     if (st.st_mode & S_IRWXO) {
-        err_set("%s: %s.%s: %s is readable by others: chmod o-rwx %s", where, d->section, d->key, path, path);
+        err_set("%s.%s: %s is readable by others: chmod o-rwx %s", d->section, d->key, path, path);
         return -1;
     }
     size_t len;
     char *text = textfile_read(path, d->size + 2, &len);
     if (!text) {
-        err_set("%s: %s.%s: %s: %s", where, d->section, d->key, path, err_get());
+        char why[512];
+        snprintf(why, sizeof(why), "%s", err_get());
+        err_set("%s.%s: %s: %s", d->section, d->key, path, why);
         return -1;
     }
     if (len > 0 && text[len - 1] == '\n') text[--len] = '\0';
     if (len > 0 && text[len - 1] == '\r') text[--len] = '\0';
     int rc = -1;
     if (len == 0 || len >= d->size)
-        err_set("%s: %s.%s: %s holds %s", where, d->section, d->key, path, len ? "more than one short line" : "nothing");
+        err_set("%s.%s: %s holds %s", d->section, d->key, path, len ? "more than one short line" : "nothing");
     else if (validate_text("secret", text, d->size - 1, 0) != 0)
-        err_set("%s: %s.%s: %s must hold one line of printable UTF-8", where, d->section, d->key, path);
+        err_set("%s.%s: %s must hold one line of printable UTF-8", d->section, d->key, path);
     else
         memcpy(field, text, len + 1), rc = 0;
     memset(text, 0, len);
@@ -208,11 +230,22 @@ static int settings_secret(settings *s, const setting_def *d, char *field, const
     return rc;
 }
 
+/* Reads the secrets this process owns (the others keep only their files' names), once the environment had its
+ * say: SAV_<SECTION>_<KEY> may name another file. */
+static int settings_read_secrets(settings *s) {
+    for (size_t i = 0; i < SETTING_COUNT; i++) {
+        const setting_def *d = &setting_defs[i];
+        char *field = (char *)s + d->offset;
+        if (d->type == ST_SECRET && d->min == s->self && field[0] && settings_read_secret(s, d, field) != 0) return -1;
+    }
+    return 0;
+}
+
 /* Stores one value into its field; where names the origin for the error message. */
 static int settings_assign(settings *s, const setting_def *d, const char *value, const char *where) {
     char *field = (char *)s + d->offset;
     if (d->type == ST_DAYS) return settings_days_parse((settings_days *)(void *)field, d, value, where);
-    if (d->type == ST_SECRET) return settings_secret(s, d, field, value, where);
+    if (d->type == ST_SECRET) return settings_secret(d, field, value, where);
     if (d->type == ST_STR) {
         size_t len = strlen(value);
         if (len == 0) {
@@ -376,9 +409,28 @@ static int settings_check_sms_http(const settings *s) {
                 s->http_callback_url);
         return -1;
     }
-    if (strlen(s->http_callback_key) < 16) {
+    /* Only the notification service holds the secrets themselves; the others see their files' names. */
+    if (s->self == SVC_NOTIFICATION && strlen(s->http_callback_key) < 16) {
         err_set("notification.http_callback_key must have at least 16 characters with notification.http_sms_url on");
         return -1;
+    }
+    return 0;
+}
+
+/* Each service may connect to Redis as a user of its own (an ACL user with only what it needs). */
+static int settings_check_redis_users(const settings *s) {
+    for (int i = 0; i < SVC_COUNT; i++) {
+        const char *user = s->redis_user[i];
+        if (strcmp(user, "none") != 0 && validate_token("redis user", user) != 0) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s", err_get());
+            err_set("%s.redis_user: %s", service_names[i], why);
+            return -1;
+        }
+        if (s->self == i && strcmp(user, "none") != 0 && !s->redis_password[i][0]) {
+            err_set("%s.redis_user %s needs %s.redis_password (file:PATH)", service_names[i], user, service_names[i]);
+            return -1;
+        }
     }
     return 0;
 }
@@ -424,13 +476,13 @@ static int settings_check(const settings *s) {
     }
     if (settings_quiet_hours(s->sms_quiet_hours, NULL, NULL) != 0) return -1;
     /* SMPP 3.4 caps these C-octet strings: system_id 16, password 9, an alphanumeric source 11 characters. */
-    if (strlen(s->smpp_system_id) > 15 || strlen(s->smpp_password) > 8 || strlen(s->smpp_source) > 11 ||
-        !s->smpp_source[0]) {
+    if (strlen(s->smpp_system_id) > 15 || (s->self == SVC_NOTIFICATION && strlen(s->smpp_password) > 8) ||
+        strlen(s->smpp_source) > 11 || !s->smpp_source[0]) {
         err_set("notification.smpp_system_id (at most 15 characters), smpp_password (8) and smpp_source (1 to 11) "
                 "do not fit SMPP 3.4");
         return -1;
     }
-    if (settings_check_sms_http(s) != 0) return -1;
+    if (settings_check_sms_http(s) != 0 || settings_check_redis_users(s) != 0) return -1;
     if (strcmp(s->curve, "on") != 0 && strcmp(s->curve, "off") != 0) {
         err_set("security.curve must be on or off, got \"%s\"", s->curve);
         return -1;
@@ -464,7 +516,12 @@ int settings_quiet_hours(const char *spec, int *start, int *end) {
 }
 
 int settings_load(settings *s, const char *path) {
+    return settings_load_service(s, path, SVC_COUNT);
+}
+
+int settings_load_service(settings *s, const char *path, enum service_id self) {
     memset(s, 0, sizeof(*s));
+    s->self = (int)self;
     for (size_t i = 0; i < SETTING_COUNT; i++)
         if (settings_assign(s, &setting_defs[i], setting_defs[i].def, "default") != 0) return -1;
     if (!path) path = getenv("SAV_CONFIG");
@@ -474,7 +531,7 @@ int settings_load(settings *s, const char *path) {
         return -1;
     }
     snprintf(s->path, sizeof(s->path), "%s", path);
-    if (settings_parse_file(s, path) != 0 || settings_apply_env(s) != 0) return -1;
+    if (settings_parse_file(s, path) != 0 || settings_apply_env(s) != 0 || settings_read_secrets(s) != 0) return -1;
     return settings_check(s);
 }
 
@@ -486,7 +543,7 @@ int settings_get(const settings *s, const char *section, const char *key, char *
     }
     const char *field = (const char *)s + d->offset;
     if (d->type == ST_SECRET) {
-        snprintf(out, outlen, "%s", field[0] ? "(secret, read from its file)" : "none");
+        snprintf(out, outlen, "%s", !field[0] ? "none" : s->self == d->min ? "(secret, read from its file)" : field);
     } else if (d->type == ST_STR) {
         snprintf(out, outlen, "%s", field);
     } else if (d->type == ST_DAYS) {

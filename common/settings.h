@@ -24,6 +24,9 @@ typedef struct settings_days {
 
 typedef struct settings {
     char path[SETTINGS_STR];          /* the file these were read from */
+    int self;                         /* the service this process is (SVC_COUNT for tools): its secrets are read */
+    char redis_user[SVC_COUNT][64];   /* each service's Redis ACL user, or "none" (the default user) */
+    char redis_password[SVC_COUNT][SETTINGS_STR]; /* its password: the secret for its own service, else the file */
     char redis_host[SETTINGS_STR];    /* host name or IP; or a unix socket path starting with '/' */
     int redis_port;
     int redis_timeout_ms;             /* connect and command timeout */
@@ -114,8 +117,12 @@ typedef struct settings {
  * be NULL to check only); 0 or -1 with err. */
 int settings_quiet_hours(const char *spec, int *start, int *end);
 
-/* Loads path (NULL: $SAV_CONFIG, else deploy/local/sav.conf), applies the environment, validates; 0 or -1 with err. */
+/* Loads path (NULL: $SAV_CONFIG, else deploy/local/sav.conf), applies the environment, validates; 0 or -1 with err.
+ * As a tool's (savctl's): the services' secrets are not read, only their files named. */
 int settings_load(settings *s, const char *path);
+
+/* Loads the configuration as the service self does: its own secrets are read from their files. 0 or -1 with err. */
+int settings_load_service(settings *s, const char *path, enum service_id self);
 
 /* Returns the service's name ("intake", ...) for an id. */
 const char *settings_service_name(enum service_id id);

@@ -13,6 +13,18 @@
 /* The Functions library, embedded at build time from common/redis/sav.lua. */
 extern const char store_functions_lua[];
 
+#define STORE_DEFER_MAX 256
+
+/* One command held back for the next store_flush: its argument pointers, lengths and bytes in one block. */
+typedef struct store_queued {
+    void *block;
+    int argc;
+    const char **argv;
+    size_t *len;
+    store_done_fn done;
+    void *ctx;
+} store_queued;
+
 struct store {
     redisContext *ctx;
     char host[SETTINGS_STR];
@@ -22,6 +34,11 @@ struct store {
     char prefix[32];
     int64_t next_connect_ms; /* monotonic: no reconnect attempt before this */
     int connect_backoff_ms;
+    char user[64];             /* this service's ACL user, "" for the default user */
+    char password[SETTINGS_STR];
+    int refused;               /* Redis refused the user: a configuration error, not an outage */
+    store_queued queued[STORE_DEFER_MAX]; /* commands waiting for store_flush, in order */
+    int nqueued;
 };
 
 #define STORE_BACKOFF_MIN_MS 50
@@ -84,6 +101,22 @@ static int store_connect(store *st) {
         store_drop(st);
         return -1;
     }
+    if (st->user[0]) {
+        const char *argv[] = {"AUTH", st->user, st->password};
+        size_t lens[] = {4, strlen(st->user), strlen(st->password)};
+        redisReply *auth = redisCommandArgv(st->ctx, 3, argv, lens);
+        st->refused = auth && auth->type == REDIS_REPLY_ERROR;
+        if (!auth || st->refused) {
+            char why[256];
+            if (auth) snprintf(why, sizeof(why), "%s", auth->str);
+            else store_why(st, probe_ms, why, sizeof(why));
+            err_set("redis at %s:%d refused the user %s: %s", st->host, st->port, st->user, why);
+            if (auth) freeReplyObject(auth);
+            store_drop(st);
+            return -1;
+        }
+        freeReplyObject(auth);
+    }
     redisReply *pong = redisCommand(st->ctx, "PING");
     if (!pong) {
         char why[128];
@@ -111,7 +144,17 @@ store *store_open(const settings *s) {
     st->port = s->redis_port;
     st->timeout_ms = s->redis_timeout_ms;
     st->shards = s->redis_shards;
-    if (store_connect(st) != 0) log_warn(NULL, NULL, "%s (will retry)", err_get());
+    if (s->self < SVC_COUNT && strcmp(s->redis_user[s->self], "none") != 0) {
+        snprintf(st->user, sizeof(st->user), "%s", s->redis_user[s->self]);
+        snprintf(st->password, sizeof(st->password), "%s", s->redis_password[s->self]);
+    }
+    if (store_connect(st) == 0) return st;
+    if (st->refused) {
+        /* A wrong user or password will not heal by waiting: the service must not start. */
+        free(st);
+        return NULL;
+    }
+    log_warn(NULL, NULL, "%s (will retry)", err_get());
     return st;
 }
 
@@ -297,4 +340,54 @@ const char *store_field(const redisReply *flat, const char *name) {
         if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING && strcmp(k->str, name) == 0) return v->str;
     }
     return "";
+}
+
+int store_defer(store *st, const store_args *a, store_done_fn done, void *ctx) {
+    if (a->overflow || a->argc == 0) {
+        err_set("redis command has too many or too long arguments");
+        return -1;
+    }
+    if (st->nqueued == STORE_DEFER_MAX && store_flush(st) < 0) return -1;
+    size_t total = (size_t)a->argc * (sizeof(char *) + sizeof(size_t));
+    for (int i = 0; i < a->argc; i++) total += a->len[i] + 1;
+    store_queued *q = &st->queued[st->nqueued];
+    if (!(q->block = malloc(total))) {
+        err_set("out of memory queueing a redis command");
+        return -1;
+    }
+    q->argv = q->block;
+    q->len = (size_t *)(void *)(q->argv + a->argc);
+    char *p = (char *)(q->len + a->argc);
+    for (int i = 0; i < a->argc; i++) {
+        memcpy(p, a->argv[i], a->len[i]);
+        p[a->len[i]] = '\0';
+        q->argv[i] = p, q->len[i] = a->len[i];
+        p += a->len[i] + 1;
+    }
+    q->argc = a->argc, q->done = done, q->ctx = ctx;
+    st->nqueued++;
+    return 0;
+}
+
+size_t store_deferred(const store *st) { return (size_t)st->nqueued; }
+
+int store_flush(store *st) {
+    int n = st->nqueued;
+    if (n == 0) return 0;
+    int argc[STORE_DEFER_MAX] = {0};
+    const char **argv[STORE_DEFER_MAX] = {0};
+    const size_t *lens[STORE_DEFER_MAX] = {0};
+    redisReply *replies[STORE_DEFER_MAX] = {0};
+    for (int i = 0; i < n; i++) argc[i] = st->queued[i].argc, argv[i] = st->queued[i].argv, lens[i] = st->queued[i].len;
+    st->nqueued = 0;
+    int rc = store_pipeline(st, n, argc, argv, lens, replies);
+    /* Unreachable: each gets NULL (err set), as from store_call; some may still have been applied (a timeout). */
+    for (int i = 0; i < n; i++) {
+        store_queued *q = &st->queued[i];
+        redisReply *r = rc == 0 ? replies[i] : NULL;
+        q->done(q->ctx, r);
+        if (r) freeReplyObject(r);
+        free(q->block);
+    }
+    return rc == 0 ? n : -1;
 }

@@ -19,7 +19,8 @@
 
 typedef struct store store;
 
-/* Connects to Redis and loads the Functions library; NULL with err (the caller may retry later). */
+/* Connects to Redis (as the service's own ACL user when redis_user is set) and loads the Functions library. An
+ * unreachable Redis is retried at each call; NULL with err when out of memory or when Redis refuses the user. */
 store *store_open(const settings *s);
 
 /* Closes the connection and frees the store. */
@@ -92,6 +93,22 @@ redisReply *store_args_call(store *st, store_args *a);
 /* Returns the value of field `name` in a flat reply (HGETALL: name, value, ...), or "" when absent; owned by the
  * reply. */
 const char *store_field(const redisReply *flat, const char *name);
+
+/* Called with a queued command's reply (NULL with err when Redis was unreachable); the store frees the reply. */
+typedef void (*store_done_fn)(void *ctx, redisReply *r);
+
+/* Queues a command (its arguments are copied) for the next store_flush, which sends every queued command in one
+ * round trip: with appendfsync always, one fsync covers them all. A full queue is flushed first. 0, or -1 with
+ * err (nothing queued). The queue is the caller's to flush: store_call does not, so a command sent meanwhile runs
+ * before the queued ones. */
+int store_defer(store *st, const store_args *a, store_done_fn done, void *ctx);
+
+/* Sends the queued commands and calls each one's done, in order; returns how many, or -1 when Redis was
+ * unreachable (each done then got NULL). */
+int store_flush(store *st);
+
+/* Returns how many commands wait for store_flush. */
+size_t store_deferred(const store *st);
 
 /* The members of shard 0's sorted set `name` (a list index), highest score first, at most count: an array reply
  * the caller frees with freeReplyObject, or NULL with err (Redis unreachable, or not a sorted set). */

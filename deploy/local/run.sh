@@ -28,6 +28,27 @@ if [ "$(get security.curve)" = on ]; then
     echo "keys          $(cd "$keys" && pwd) (CURVE on; savctl acts as $(get client.identity))"
 fi
 
+# Redis ACL: each service reaches Redis as its own user, with only what it needs (savctl redis acl prints each
+# rule), and a password made at the first start in var/secrets/ (mode 600) that the configuration names. The
+# default user is the operators', behind var/secrets/redis-admin: REDISCLI_AUTH=$(cat var/secrets/redis-admin)
+# redis-cli (a password never goes on a command line). It keeps every right, as Redis 7.0 replays the AOF as
+# the default user: restricted, the replay would drop the writes it is refused.
+secrets=$var/secrets
+mkdir -p "$secrets"
+chmod 700 "$secrets"
+newpass() { [ -s "$1" ] || (umask 077 && od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > "$1"); }
+newpass "$secrets/redis-admin"
+acl=$var/redis/users.acl
+(
+    umask 077
+    echo "user default on >$(cat "$secrets/redis-admin") ~* &* +@all"
+    "$bin/savctl" redis acl | while read -r svc user rule; do
+        newpass "$secrets/redis-$svc"
+        echo "user $user on >$(cat "$secrets/redis-$svc") $rule"
+    done
+) > "$acl.new"
+mv "$acl.new" "$acl"
+
 pids=""
 stop() {
     trap - INT TERM EXIT
@@ -50,17 +71,19 @@ appendfsync always
 save ""
 maxmemory-policy noeviction
 protected-mode yes
+aclfile $acl
 logfile $var/log/redis.log
 CONF
 redis-server "$var/redis/redis.conf" &
 pids="$!"
 i=0
-until redis-cli -h "$redis_host" -p "$redis_port" ping >/dev/null 2>&1; do
+until REDISCLI_AUTH=$(cat "$secrets/redis-admin") redis-cli --no-auth-warning -h "$redis_host" -p "$redis_port" \
+        ping 2>/dev/null | grep -q PONG; do
     i=$((i + 1))
     [ $i -lt 100 ] || { echo "redis-server did not start: see $var/log/redis.log" >&2; exit 1; }
     sleep 0.1
 done
-echo "redis         $redis_host:$redis_port  data in $var/redis (AOF appendfsync always)"
+echo "redis         $redis_host:$redis_port  data in $var/redis (AOF appendfsync always; one ACL user per service)"
 
 for svc in intake diagnostics billing notification; do
     "$bin/sav-$svc" >>"$var/log/$svc.log" 2>&1 &

@@ -169,7 +169,29 @@ static void intake_ticket_fields(service *svc, store_args *a, const Sav__TicketO
     store_args_add(a, "second_hand"), store_args_add(a, intake_str(t->product, PR_SECOND_HAND));
 }
 
-/* Runs ticket_open; fills reply either way. */
+/* Answers a ticket open from ticket_open's reply (request_id: the request's, to free). */
+static void intake_opened(service *svc, const redisReply *r, void *request_id, service_reply *reply) {
+    if (!r) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
+    } else if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED ", 8) == 0) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", r->str + 8);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
+        log_error(NULL, NULL, "ticket_open failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "ticket could not be stored");
+    } else {
+        Sav__TicketOpened opened = SAV__TICKET_OPENED__INIT;
+        opened.ticket_id = r->element[0]->str;
+        opened.state = "received";
+        opened.replayed = r->element[1]->integer == 1;
+        log_info(opened.ticket_id, NULL, "ticket %s (request %s)", opened.replayed ? "replayed" : "opened",
+                 (const char *)request_id);
+        service_reply_msg(reply, SAV__MESSAGE_TYPE__TICKET_OPENED, &opened.base);
+        relay_poke(service_relay(svc, SVC_DIAGNOSTICS));
+    }
+    free(request_id);
+}
+
+/* Queues ticket_open (the reply follows its answer, see intake_opened); fills reply when it cannot. */
 static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ticket *t, const envelope_buf *event,
                          service_reply *reply) {
     store *st = service_store(svc);
@@ -197,27 +219,12 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
     store_args_add(&a, o->customer_id), store_args_add(&a, o->serial), store_args_add(&a, o->kind);
     intake_ticket_fields(svc, &a, o, t);
 
-    redisReply *r = store_args_call(st, &a);
-    if (!r) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
+    char *request_id = strdup(o->request_id);
+    if (!request_id) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "out of memory");
         return;
     }
-    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "REFUSED ", 8) == 0) {
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", r->str + 8);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING) {
-        log_error(NULL, NULL, "ticket_open failed: %s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "ticket could not be stored");
-    } else {
-        Sav__TicketOpened opened = SAV__TICKET_OPENED__INIT;
-        opened.ticket_id = r->element[0]->str;
-        opened.state = "received";
-        opened.replayed = r->element[1]->integer == 1;
-        log_info(opened.ticket_id, NULL, "ticket %s (request %s)", opened.replayed ? "replayed" : "opened",
-                 o->request_id);
-        service_reply_msg(reply, SAV__MESSAGE_TYPE__TICKET_OPENED, &opened.base);
-        relay_poke(service_relay(svc, SVC_DIAGNOSTICS));
-    }
-    freeReplyObject(r);
+    service_reply_after(svc, &a, intake_opened, request_id, reply);
 }
 
 void intake_open(service *svc, const Sav__TicketOpen *o, service_reply *reply) {

@@ -187,7 +187,11 @@ int mailer_start(const settings *s, mailer **out) {
         return -1;
     }
     m->cfg = s;
-    m->st = store_open(s);
+    if (!(m->st = store_open(s))) {
+        curl_easy_cleanup(m->curl);
+        free(m);
+        return -1;
+    }
     store_key(m->st, 0, "mail:queue", m->queue);
     store_key(m->st, 0, "mail:sending", m->sending);
     store_shard_prefix(m->st, 0, m->prefix);

@@ -414,7 +414,7 @@ static Sav__Ack__Status notify_record(service *svc, const Sav__Envelope *ev, con
         }
         store_args_add(&a, notify_urgent(service_settings(svc), b->event) ? "1" : "0");
     }
-    return service_ack_status(svc, ev, store_args_call(st, &a), reason, reason_len);
+    return service_ack_after(svc, ev, &a, SVC_COUNT, reason, reason_len);
 }
 
 /* Reads the ticket's contact, renders event `e` (values from fill) on every route and records it once. */

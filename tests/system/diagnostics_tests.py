@@ -266,8 +266,7 @@ class StockMonitor:
 
     def __init__(self, cl):
         self.cl = cl
-        self.r = redis.Redis(host="127.0.0.1", port=cl.redis_port, socket_timeout=2, socket_connect_timeout=1,
-                             decode_responses=True)
+        self.r = redis.Redis(socket_timeout=2, socket_connect_timeout=1, decode_responses=True, **cl.redis_kwargs())
         self.stop_ev = threading.Event()
         self.samples = 0
         self.bad = []

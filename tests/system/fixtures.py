@@ -494,6 +494,15 @@ def end_of_test_checks(cl, res):
             res.check(False, "sav-%s exited %s while the test ran, without the harness stopping it%s; its log ends: %s" % (
                 s, p.returncode, " (a SIGTERM from outside the test)" if p.returncode == 0 else "",
                 harness.tail_file(os.path.join(cl.dir, s + ".log"), 2).replace("\n", " | ")))
+    # Each service's Redis user has only what redisacl.c gives it: any denial means a rule is missing (or a
+    # service tried what it must not).
+    try:
+        denied = cl.redis().acl_log(count=20) if cl.redis_proc and cl.redis_proc.poll() is None else []
+    except Exception:
+        denied = []
+    res.check(not denied, "Redis ACL denials: %s" % ["%s %s %s (%s)" % (d.get("username"), d.get("reason"),
+                                                                         d.get("object"), d.get("context"))
+                                                      for d in denied[:6]])
     codes = {s: c for s, c in cl.stop_all(timeout=10).items() if s in harness.SERVICES}
     res.check(all(c == 0 for c in codes.values()), "services did not exit 0 on SIGTERM at the end: %s" % codes)
     for s in harness.SERVICES:

@@ -16,6 +16,7 @@ setpriv when available, so they die with the harness even if it is SIGKILLed.
 import atexit
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -298,6 +299,12 @@ class Cluster:
         self.bin_dir = os.path.abspath(bin_dir)
         self.dir = tempfile.mkdtemp(prefix="sav-systest-%s-" % name)
         self.curve = curve
+        # Each service reaches Redis as its own ACL user (savctl redis acl), the tests as the default user, which
+        # needs a password (Redis 7.0 replays the AOF as the default user: it must keep every right).
+        self.redis_admin = ("default", secrets.token_hex(16))
+        self.redis_users = {s: ("sav-" + s, secrets.token_hex(16)) for s in SERVICES}
+        self.redis_password_files = {s: self.secret("redis-" + s, pw)[len("file:"):]
+                                     for s, (_, pw) in self.redis_users.items()}
         self.keys_dir = os.path.join(self.dir, "keys")
         self.clients_file = os.path.join(self.keys_dir, "clients")
         self.identity = "admin"  # savctl's identity unless a call names another
@@ -322,11 +329,12 @@ class Cluster:
     def config_text(self, extra=None):
         sections = {
             "redis": [("host", "127.0.0.1"), ("port", str(self.redis_port)), ("shards", str(self.shards))],
-            "intake": [("endpoint", self.endpoints["intake"])],
-            "diagnostics": [("endpoint", self.endpoints["diagnostics"])],
-            "billing": [("endpoint", self.endpoints["billing"])],
+            "intake": [("endpoint", self.endpoints["intake"])] + self.redis_user_keys("intake"),
+            "diagnostics": [("endpoint", self.endpoints["diagnostics"])] + self.redis_user_keys("diagnostics"),
+            "billing": [("endpoint", self.endpoints["billing"])] + self.redis_user_keys("billing"),
             "notification": [("endpoint", self.endpoints["notification"]),
-                             ("templates", os.path.join(REPO_ROOT, "services", "notification", "templates"))],
+                             ("templates", os.path.join(REPO_ROOT, "services", "notification", "templates"))]
+                            + self.redis_user_keys("notification"),
             "catalog": [("path", os.path.join(REPO_ROOT, "deploy", "local", "catalog.json"))],
             "relay": [("ack_timeout_ms", "300"), ("backoff_max_ms", "1000")],
             "client": [("timeout_ms", "2000"), ("attempts", "3"), ("identity", self.identity)],
@@ -341,6 +349,31 @@ class Cluster:
             lines.append("[%s]" % sec)
             lines.extend("%s = %s" % kv for kv in kvs)
         return "\n".join(lines) + "\n"
+
+    def redis_user_keys(self, service):
+        return [("redis_user", self.redis_users[service][0]),
+                ("redis_password", "file:" + self.redis_password_files[service])]
+
+    def write_acl(self):
+        """The Redis ACL file: each service's user with the rule savctl prints for it, and the default user behind
+        the tests' password. Returns its path."""
+        r = subprocess.run([self.binary("savctl"), "--config", self.config, "--json", "redis", "acl"],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise HarnessError("savctl redis acl: %s" % r.stderr.strip())
+        lines = ["user %s on >%s ~* &* +@all" % self.redis_admin]
+        for u in json.loads(r.stdout)["users"]:
+            lines.append("user %s on >%s %s" % (u["user"], self.redis_users[u["service"]][1], u["rule"]))
+        path = os.path.join(self.dir, "users.acl")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        return path
+
+    def redis_kwargs(self):
+        """What a redis-py client of the tests passes to reach this cluster's Redis (as the tests' admin user)."""
+        return {"host": "127.0.0.1", "port": self.redis_port, "username": self.redis_admin[0],
+                "password": self.redis_admin[1]}
 
     def write_config(self, path, extra=None, text=None):
         with open(path, "w") as f:
@@ -418,7 +451,8 @@ class Cluster:
         argv = ["/bin/sh", "-c", 'trap "" XFSZ; exec "$@"', "redis-server",
                 shutil.which("redis-server") or "redis-server", "--dir", self.dir, "--appendonly", "yes",
                 "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction",
-                "--bind", "127.0.0.1", "--port", str(self.redis_port), "--daemonize", "no"]
+                "--bind", "127.0.0.1", "--port", str(self.redis_port), "--daemonize", "no",
+                "--aclfile", self.write_acl(), "--acllog-max-len", "1000"]
         self.redis_proc = self._spawn(argv, "redis.log")
         r = self.redis()
         def ready():
@@ -439,8 +473,8 @@ class Cluster:
 
     def redis(self):
         if self._redis is None:
-            self._redis = redis.Redis(host="127.0.0.1", port=self.redis_port, socket_timeout=5,
-                                      socket_connect_timeout=2, decode_responses=True)
+            self._redis = redis.Redis(socket_timeout=5, socket_connect_timeout=2, decode_responses=True,
+                                      **self.redis_kwargs())
         return self._redis
 
     def key(self, name, shard=0):

@@ -529,7 +529,8 @@ def test_identities_and_key_files(cl):
     # The production example parses, with the keys of this cluster.
     r = subprocess.run([cl.binary("sav-intake"), "--config", PRODUCTION_CONF, "--check-config"], capture_output=True,
                        text=True, timeout=30, stdin=subprocess.DEVNULL,
-                       env=dict(os.environ, SAV_SECURITY_KEYS_DIR=cl.keys_dir, SAV_SECURITY_CLIENTS=cl.clients_file))
+                       env=dict(os.environ, SAV_SECURITY_KEYS_DIR=cl.keys_dir, SAV_SECURITY_CLIENTS=cl.clients_file,
+                                SAV_INTAKE_REDIS_PASSWORD="file:" + cl.redis_password_files["intake"]))
     res.check(r.returncode == 0, "deploy/production/sav.conf --check-config: exit %d %s%s" % (
         r.returncode, r.stdout, r.stderr))
     counts["production_config_valid"] += r.returncode == 0
@@ -579,8 +580,86 @@ def test_curve_off(cl):
     return res
 
 
+# One Function of each service for its user to call; the others' are refused.
+OWN_FUNCTION = {"intake": ("FCALL_RO", "ticket_list"), "diagnostics": ("FCALL_RO", "parts_stock"),
+                "billing": ("FCALL_RO", "coverage_facts"), "notification": ("FCALL_RO", "ticket_contact")}
+OTHERS_FUNCTION = {"intake": "sms_stop", "diagnostics": "payment_record", "billing": "customer_erase",
+                   "notification": "invoice_issue"}
+
+
+def test_redis_users(cl):
+    """Each service reaches Redis as its own ACL user (savctl redis acl): it may call its own Functions, never
+    another service's, nor anything outside SAV's keys or the commands the Functions library needs; the default
+    user is off; a wrong password stops the service at start, naming the user and not the password."""
+    import redis
+    res = Result()
+    cl.start_all()
+    r = cl.redis()
+    users = {c["user"] for c in r.client_list()}
+    res.fig("connected_as", sorted(users))
+    res.check(all(cl.redis_users[s][0] in users for s in SERVICES), "services not connected as their users: %s" % users)
+    before = snapshot(cl)
+    counts = collections.Counter()
+    for s in SERVICES:
+        name, pw = cl.redis_users[s]
+        c = redis.Redis(host="127.0.0.1", port=cl.redis_port, username=name, password=pw, decode_responses=True)
+        kind, fn = OWN_FUNCTION[s]
+        try:
+            c.execute_command(kind, fn, "1", cl.key("nothing"), cl.key(""), "x")
+            counts["own_function_ok"] += 1
+        except redis.exceptions.NoPermissionError as e:
+            res.check(False, "%s may not call its own %s: %s" % (name, fn, e))
+        except redis.exceptions.ResponseError:
+            counts["own_function_ok"] += 1  # allowed, refused by the Function itself for the dummy arguments
+        for cmd in (["FCALL", OTHERS_FUNCTION[s], "0"], ["FLUSHALL"], ["KEYS", "*"], ["CONFIG", "GET", "dir"],
+                    ["EVAL", "return 1", "0"], ["SCRIPT", "FLUSH"], ["ACL", "LIST"], ["MODULE", "LIST"],
+                    ["CLIENT", "KILL", "TYPE", "normal"], ["SET", "elsewhere:x", "1"], ["SHUTDOWN"], ["PUBLISH", "c", "m"]):
+            try:
+                c.execute_command(*cmd)
+                res.check(False, "%s ran %s" % (name, " ".join(cmd)))
+            except redis.exceptions.NoPermissionError:
+                counts["refused"] += 1
+            except redis.exceptions.ResponseError as e:
+                res.check("NOPERM" in str(e) or "no permissions" in str(e), "%s %s: %s" % (name, cmd[0], e))
+                counts["refused"] += 1
+        c.close()
+    try:
+        redis.Redis(host="127.0.0.1", port=cl.redis_port).ping()
+        res.check(False, "Redis answered without a password")
+    except redis.exceptions.AuthenticationError:
+        counts["default_user_refused"] += 1
+    res.fig("refusals", dict(counts))
+    res.check(counts["refused"] == 12 * len(SERVICES), "%d of %d forbidden calls refused" % (
+        counts["refused"], 12 * len(SERVICES)))
+    res.check(snapshot(cl) == before, "a refused call changed Redis")
+    # Every write survives a restart: the AOF replay is not refused by the ACL (see docs/ARCHITECTURE.md).
+    cl.kill_redis()
+    cl._redis = None
+    cl.start_redis()
+    after_restart = snapshot(cl)
+    res.check(after_restart == before, "a Redis restart lost %d key(s)" % len(set(before) - set(after_restart)))
+    res.fig("keys_after_restart", "%d/%d" % (len(after_restart), len(before)))
+    r = cl.redis()
+    # The refusals above are in the ACL LOG: clear it, the end-of-test check is for the services' own calls.
+    r.execute_command("ACL", "LOG", "RESET")
+    # A wrong password: the service does not start, and says which user was refused.
+    wrong = cl.secret("redis-wrong", "not-the-password")
+    p = subprocess.run([cl.binary("sav-billing"), "--config", cl.config], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL, env=dict(os.environ, SAV_BILLING_REDIS_PASSWORD=wrong))
+    res.check(p.returncode == 1 and "refused the user sav-billing" in p.stderr and "WRONGPASS" in p.stderr,
+              "sav-billing with a wrong Redis password: exit %d %r" % (p.returncode, p.stderr.strip()[-300:]))
+    res.fig("wrong_password", p.stderr.strip().splitlines()[-1][:140] if p.stderr.strip() else None)
+    res.check("not-the-password" not in p.stderr, "the password appears in the error")
+    r.execute_command("ACL", "LOG", "RESET")
+    leaks = [(n, s) for n in os.listdir(cl.dir) if n.endswith(".log") for s, (_, pw) in cl.redis_users.items()
+             if pw in read(os.path.join(cl.dir, n)).decode("utf-8", "replace")]
+    res.check(not leaks, "Redis passwords in the logs: %s" % leaks)
+    return res
+
+
 TESTS = [
     ("unknown_and_plain_clients", test_unknown_and_plain_clients),
+    ("redis_users", test_redis_users),
     ("roles_and_actors", test_roles_and_actors),
     ("identities_and_key_files", test_identities_and_key_files),
     ("curve_off", test_curve_off),

@@ -11,6 +11,9 @@
 
 extern char **environ;
 
+/* The process the configurations of a test are loaded for (SVC_COUNT: a tool's, like savctl's). */
+static enum service_id load_as = SVC_COUNT;
+
 /* The temporary config file of the running test; removed by the teardown. */
 static char conf_path[64];
 
@@ -44,6 +47,7 @@ static void env_clear_sav(void) {
 
 static int settings_setup(void **state) {
     (void)state;
+    load_as = SVC_COUNT;
     conf_path[0] = '\0';
     env_clear_sav();
     return 0;
@@ -62,7 +66,7 @@ static void load_refused_at(const char *text, int line, const char *reason) {
     settings s;
     const char *path = conf_write(text);
     unit_err_clear();
-    if (settings_load(&s, path) != -1) fail_msg("config accepted:\n%s", text);
+    if (settings_load_service(&s, path, load_as) != -1) fail_msg("config accepted:\n%s", text);
     char expected[512];
     snprintf(expected, sizeof(expected), "%s:%d: %s", path, line, reason);
     assert_err_equal(expected);
@@ -75,7 +79,7 @@ static void load_refused(const char *text, const char *needle) {
     settings s;
     const char *path = conf_write(text);
     unit_err_clear();
-    if (settings_load(&s, path) != -1) fail_msg("config accepted:\n%s", text);
+    if (settings_load_service(&s, path, load_as) != -1) fail_msg("config accepted:\n%s", text);
     assert_err_contains(needle);
     unlink(conf_path);
     conf_path[0] = '\0';
@@ -428,6 +432,7 @@ static void test_http_sms_transport_checks(void **state) {
     (void)state;
     const char *good = "http://gw:13013/cgi-bin/sendsms?username={username}&to={to}&text={text}&dlr-url={dlr_url}";
     char text[1024];
+    load_as = SVC_NOTIFICATION; /* the process that holds the callback key */
     load_refused("[notification]\nsms_transport = kannel\n", "sms_transport must be smpp or http");
     load_refused("[notification]\nhttp_listen = 127.0.0.1\n", "notification.http_listen must be host:port");
     load_refused("[notification]\nhttp_listen = 127.0.0.1:0\n", "notification.http_listen must be host:port");
@@ -453,7 +458,10 @@ static void test_http_sms_transport_checks(void **state) {
     snprintf(text, sizeof(text), "[notification]\nsms_transport = http\nhttp_sms_url = %s\n"
              "http_listen = [::1]:5564\nhttp_callback_key = file:%s\n", good, key);
     settings s;
+    assert_int_equal(0, settings_load_service(&s, conf_write(text), SVC_NOTIFICATION));
+    /* Another process keeps the file's name only, and does not check what it does not hold. */
     assert_int_equal(0, settings_load(&s, conf_write(text)));
+    assert_non_null(strstr(s.http_callback_key, key));
     unlink(key);
     assert_string_equal("http", s.sms_transport);
     assert_string_equal(good, s.http_sms_url);
@@ -474,18 +482,33 @@ static void test_secrets_from_files(void **state) {
                     "read), never in the configuration itself");
     snprintf(text, sizeof(text), "[notification]\nsmpp_password = file:%s\n", secret);
     settings s;
+    load_as = SVC_NOTIFICATION;
     chmod(secret, 0604);
     load_refused(text, "is readable by others: chmod o-rwx");
     chmod(secret, 0640);
-    assert_int_equal(0, settings_load(&s, conf_write(text)));
+    assert_int_equal(0, settings_load_service(&s, conf_write(text), SVC_NOTIFICATION));
     assert_string_equal("s3cr3tpw", s.smpp_password);
-    char shown[64];
+    char shown[128];
     assert_int_equal(0, settings_get(&s, "notification", "smpp_password", shown, sizeof(shown)));
     assert_null(strstr(shown, "s3cr3t"));
+    /* savctl and the other services never read it: they only know where it is. */
+    chmod(secret, 0000);
+    assert_int_equal(0, settings_load(&s, conf_write(text)));
+    assert_int_equal(0, settings_load_service(&s, conf_write(text), SVC_BILLING));
+    assert_int_equal(0, settings_get(&s, "notification", "smpp_password", shown, sizeof(shown)));
+    assert_non_null(strstr(shown, secret));
+    chmod(secret, 0600);
     assert_int_equal(0, settings_load(&s, conf_write("[notification]\nsmpp_password = none\n")));
     assert_string_equal("", s.smpp_password);
     assert_int_equal(0, settings_get(&s, "notification", "smpp_password", shown, sizeof(shown)));
     assert_string_equal("none", shown);
+    /* Each service's own Redis user needs its password; the others' are not its concern. */
+    load_as = SVC_BILLING;
+    load_refused("[billing]\nredis_user = sav-billing\n", "billing.redis_user sav-billing needs "
+                 "billing.redis_password");
+    assert_int_equal(0, settings_load(&s, conf_write("[billing]\nredis_user = sav-billing\n")));
+    load_refused("[billing]\nredis_user = sav billing\n", "billing.redis_user:");
+    load_as = SVC_NOTIFICATION;
     setenv("SAV_NOTIFICATION_HTTP_SMS_PASSWORD", "literal", 1);
     load_refused("", "SAV_NOTIFICATION_HTTP_SMS_PASSWORD: notification.http_sms_password is a secret");
     unsetenv("SAV_NOTIFICATION_HTTP_SMS_PASSWORD");

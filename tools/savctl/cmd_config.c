@@ -1,7 +1,8 @@
-/* savctl config get: prints one effective configuration value, so scripts
- * (deploy/local/run.sh) read the same file, the same way, as the services. */
+/* savctl config get and redis acl: what the configuration says, for scripts (deploy/local/run.sh, the test
+ * harness) that must read the same file, the same way, as the services. */
 #include "savctl.h"
 #include "err.h"
+#include "redisacl.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,5 +29,41 @@ int savctl_cmd_config_get(savctl *ctl, int argc, char **argv) {
         savctl_print_json(json_pack("{s:s,s:s}", "key", argv[1], "value", value));
     else
         puts(value);
+    return SAVCTL_OK;
+}
+
+const char savctl_help_redis_acl[] =
+    "NAME\n    savctl redis acl - print the Redis ACL rule of every service's user\n\n"
+    "SYNOPSIS\n    savctl [--config FILE] [--json] redis acl\n\n"
+    "DESCRIPTION\n"
+    "    Prints, per service, its Redis user (SERVICE.redis_user) and the rule that gives it\n"
+    "    only what it needs: SAV's keys (redis.prefix), the plain commands of the Functions\n"
+    "    library, and the Functions that service calls. A line of a Redis ACL file is\n"
+    "        user USER on >PASSWORD RULE\n"
+    "    with the password of SERVICE.redis_password; savctl never reads the passwords.\n"
+    "    deploy/local/run.sh and the test harness build their ACL file this way.\n\n"
+    "OUTPUT\n    SERVICE USER RULE, one line each; --json: {\"users\": [{\"service\", \"user\", \"rule\"}]}\n\n"
+    "EXIT STATUS\n    0 printed, 1 bad usage.\n";
+
+int savctl_cmd_redis_acl(savctl *ctl, int argc, char **argv) {
+    (void)argv;
+    if (argc != 1) return savctl_usage_error("redis acl", "takes no arguments");
+    json_t *users = json_array();
+    for (int id = 0; id < SVC_COUNT; id++) {
+        char rule[4096];
+        if (redisacl_rule(id, ctl->cfg.redis_prefix, rule, sizeof(rule)) != 0) {
+            json_decref(users);
+            return savctl_usage_error("redis acl", "%s", err_get());
+        }
+        const char *name = settings_service_name(id), *user = ctl->cfg.redis_user[id];
+        if (ctl->json)
+            json_array_append_new(users, json_pack("{s:s,s:s,s:s}", "service", name, "user", user, "rule", rule));
+        else
+            printf("%s %s %s\n", name, user, rule);
+    }
+    if (ctl->json)
+        savctl_print_json(json_pack("{s:o}", "users", users));
+    else
+        json_decref(users);
     return SAVCTL_OK;
 }

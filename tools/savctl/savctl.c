@@ -23,6 +23,7 @@ static const savctl_command savctl_commands[] = {
      savctl_help_ticket_show},
     {"config get", "print the effective value of a configuration key", savctl_cmd_config_get,
      savctl_help_config_get},
+    {"redis acl", "print the Redis ACL rule of every service's user", savctl_cmd_redis_acl, savctl_help_redis_acl},
     {"keys generate", "make a CURVE key pair for a service or an operator", savctl_cmd_keys_generate,
      savctl_help_keys_generate},
     {"whoami", "show the identity and role every service authenticates", savctl_cmd_whoami, savctl_help_whoami},

@@ -60,6 +60,7 @@ int savctl_cmd_ping(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_open(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_show(savctl *ctl, int argc, char **argv);
 int savctl_cmd_config_get(savctl *ctl, int argc, char **argv);
+int savctl_cmd_redis_acl(savctl *ctl, int argc, char **argv);
 int savctl_cmd_keys_generate(savctl *ctl, int argc, char **argv);
 int savctl_cmd_whoami(savctl *ctl, int argc, char **argv);
 
@@ -67,6 +68,7 @@ extern const char savctl_help_ping[];
 extern const char savctl_help_ticket_open[];
 extern const char savctl_help_ticket_show[];
 extern const char savctl_help_config_get[];
+extern const char savctl_help_redis_acl[];
 extern const char savctl_help_keys_generate[];
 extern const char savctl_help_whoami[];
 
