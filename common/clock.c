@@ -90,6 +90,12 @@ int64_t clock_mono_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t clock_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void clock_paris_tm(int64_t utc_ms, struct tm *tm) {
     time_t t = (time_t)(utc_ms / 1000);
     localtime_r(&t, tm);

@@ -23,6 +23,9 @@ int64_t clock_now_ms(void);
 /* Returns a monotonic time in milliseconds, for timeouts (never offset). */
 int64_t clock_mono_ms(void);
 
+/* Returns a monotonic time in microseconds, for latencies. */
+int64_t clock_mono_us(void);
+
 /* Writes the Europe/Paris calendar date of a UTC instant as YYYY-MM-DD. */
 void clock_date_paris(int64_t utc_ms, char out[CLOCK_DATE_LEN]);
 

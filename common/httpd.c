@@ -13,7 +13,6 @@ struct httpd {
     struct MHD_Daemon *daemon;
     const httpd_route *routes;
     size_t nroutes;
-    void *ctx;
 };
 
 struct httpd_request {
@@ -45,10 +44,11 @@ void httpd_printf(httpd_reply *reply, const char *fmt, ...) {
     }
 }
 
-static enum MHD_Result httpd_send(struct MHD_Connection *conn, int status, const char *text, size_t len) {
+static enum MHD_Result httpd_send(struct MHD_Connection *conn, int status, const char *text, size_t len,
+                                  const char *type) {
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
     if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type ? type : "text/plain; charset=utf-8");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -60,7 +60,7 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, cons
     httpd *h = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 || *upload_len != 0) {
         static const char only_get[] = "only GET is served here\n";
-        return httpd_send(conn, MHD_HTTP_METHOD_NOT_ALLOWED, only_get, sizeof(only_get) - 1);
+        return httpd_send(conn, MHD_HTTP_METHOD_NOT_ALLOWED, only_get, sizeof(only_get) - 1, NULL);
     }
     for (size_t i = 0; i < h->nroutes; i++) {
         if (strcmp(url, h->routes[i].path) != 0) continue;
@@ -68,14 +68,14 @@ static enum MHD_Result httpd_access(void *cls, struct MHD_Connection *conn, cons
         if (!reply.body) return MHD_NO;
         reply.body[0] = '\0';
         httpd_request req = {conn};
-        int status = h->routes[i].handler(h->ctx, &req, &reply);
-        enum MHD_Result rc = reply.oom ? httpd_send(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", 14)
-                                       : httpd_send(conn, status, reply.body, reply.len);
+        int status = h->routes[i].handler(h->routes[i].ctx, &req, &reply);
+        enum MHD_Result rc = reply.oom ? httpd_send(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n", 14, NULL)
+                                       : httpd_send(conn, status, reply.body, reply.len, h->routes[i].content_type);
         free(reply.body);
         return rc;
     }
     static const char unknown[] = "no such path\n";
-    return httpd_send(conn, MHD_HTTP_NOT_FOUND, unknown, sizeof(unknown) - 1);
+    return httpd_send(conn, MHD_HTTP_NOT_FOUND, unknown, sizeof(unknown) - 1, NULL);
 }
 
 static void httpd_log(void *cls, const char *fmt, va_list ap) {
@@ -107,7 +107,7 @@ int httpd_parse_listen(const char *what, const char *listen, char *host, size_t 
     return 0;
 }
 
-httpd *httpd_start(const char *listen, const httpd_route *routes, size_t nroutes, void *ctx) {
+httpd *httpd_start(const char *listen, const httpd_route *routes, size_t nroutes) {
     char host[256], service[8];
     int port;
     if (httpd_parse_listen("the HTTP listener", listen, host, sizeof(host), &port) != 0) return NULL;
@@ -124,7 +124,7 @@ httpd *httpd_start(const char *listen, const httpd_route *routes, size_t nroutes
         err_set("out of memory starting the HTTP listener");
         return NULL;
     }
-    h->routes = routes, h->nroutes = nroutes, h->ctx = ctx;
+    h->routes = routes, h->nroutes = nroutes;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
                      (res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     h->daemon = MHD_start_daemon(flags, 0, NULL, NULL, httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, httpd_log, NULL,

@@ -25,10 +25,12 @@ typedef int (*httpd_handler)(void *ctx, const httpd_request *req, httpd_reply *r
 typedef struct httpd_route {
     const char *path; /* "/sms/dlr" */
     httpd_handler handler;
+    void *ctx;        /* passed to the handler */
+    const char *content_type; /* NULL: text/plain; charset=utf-8 */
 } httpd_route;
 
 /* Starts listening on "host:port" (the routes table must outlive the listener); NULL with err. */
-httpd *httpd_start(const char *listen, const httpd_route *routes, size_t nroutes, void *ctx);
+httpd *httpd_start(const char *listen, const httpd_route *routes, size_t nroutes);
 
 /* Stops listening, waiting for the handler in progress; NULL is fine. */
 void httpd_stop(httpd *h);

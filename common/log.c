@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 static char log_service[32] = "sav";
+static char log_instance[64] = "";
 static enum log_level log_min = LOG_INFO;
 static const char *log_names[] = {"debug", "info", "warn", "error"};
 
-void log_init(const char *service, enum log_level min_level) {
+void log_init(const char *service, const char *instance, enum log_level min_level) {
     snprintf(log_service, sizeof(log_service), "%s", service);
+    snprintf(log_instance, sizeof(log_instance), "%s", instance ? instance : "");
     log_min = min_level;
 }
 
@@ -75,6 +77,7 @@ void log_write(enum log_level level, const char *ticket, const char *msg_id, con
 
     size_t pos = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\"", ts, log_names[level]);
     pos = log_field(line, pos, sizeof(line), "service", log_service);
+    if (log_instance[0]) pos = log_field(line, pos, sizeof(line), "instance", log_instance);
     pos = log_field(line, pos, sizeof(line), "ticket", ticket);
     pos = log_field(line, pos, sizeof(line), "msg_id", msg_id);
     pos = log_field(line, pos, sizeof(line), "msg", text);

@@ -6,8 +6,8 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
-/* Sets the service name written on every line and the minimum level. */
-void log_init(const char *service, enum log_level min_level);
+/* Sets the service and instance names written on every line (instance may be NULL) and the minimum level. */
+void log_init(const char *service, const char *instance, enum log_level min_level);
 
 /* Parses "debug", "info", "warn" or "error"; returns -1 on anything else. */
 int log_level_parse(const char *name);

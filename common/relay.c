@@ -4,6 +4,7 @@
 #include "envelope.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct relay {
     int64_t redis_backoff_until; /* after a failed Redis call, leave Redis alone until then */
     char (*last_pending)[RELAY_ENTRY_ID_LEN]; /* per shard: "" once caught up with our own pending entries */
     char (*checked_group); /* per shard: consumer group known to exist */
+    metrics_counter *m_sent, *m_resent, *m_dead;
 };
 
 static int relay_ensure_group(relay *r, int shard) {
@@ -86,6 +88,11 @@ relay *relay_new(store *st, const settings *s, enum service_id self, enum servic
         goto fail;
     }
     r->poked = 1;
+    const char *to = settings_service_name(dest);
+    r->m_sent = metrics_counter_new("sav_relay_sent_total", "Messages relayed, first sends, by destination", "dest", to);
+    r->m_resent = metrics_counter_new("sav_relay_resent_total", "Messages sent again for want of an acknowledgement",
+                                      "dest", to);
+    r->m_dead = metrics_counter_new("sav_relay_dead_letters_total", "Messages moved to the dead letters", "dest", to);
     return r;
 oom:
     err_set("out of memory creating a relay");
@@ -145,7 +152,7 @@ static void relay_send(relay *r, relay_entry *e) {
     /* ZMQ_IMMEDIATE refuses the send while the destination is not connected: that is no
      * delivery attempt, so a destination that is down for a long time dead-letters nothing. */
     if (bus_send(r->sock, 2, frames, lens) == 0)
-        e->attempts++;
+        metrics_add(e->attempts++ ? r->m_resent : r->m_sent, 1);
     else
         log_debug(e->ticket, e->msg_id, "send to %s deferred: %s", settings_service_name(r->dest), err_get());
     e->next_at = clock_mono_ms() + e->interval_ms;
@@ -185,6 +192,7 @@ static int relay_dead_letter(relay *r, int shard, const char *entry_id, const ch
     if (rc) err_set("outbox_dead: %s", rep->str);
     freeReplyObject(rep);
     if (rc == 0) log_error(NULL, entry_id, "dead-lettered message for %s after %d attempt(s): %s", dest, attempts, reason);
+    if (rc == 0) metrics_add(r->m_dead, 1);
     return rc;
 }
 

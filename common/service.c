@@ -4,16 +4,21 @@
 #include "clock.h"
 #include "command.h"
 #include "err.h"
+#include "health.h"
+#include "httpd.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
 #include "textfile.h"
 #include "zap.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +40,7 @@ typedef struct service_message {
     const uint8_t *identity;
     size_t idlen;
     const Sav__Envelope *env;
+    int64_t received_us; /* monotonic */
 } service_message;
 
 /* A message whose answer waits for its queued write, with everything needed to send it then. */
@@ -48,9 +54,20 @@ typedef struct service_pending {
     enum service_id poke;      /* an event: the relay to wake once it is applied (SVC_COUNT: none) */
     service_finish_fn finish;  /* a request: builds its reply (NULL for an event) */
     void *ctx;
+    int64_t received_us;
 } service_pending;
 
 #define SERVICE_PENDING_MAX 256
+#define SERVICE_MAX_ROUTES 8
+#define SERVICE_HEALTH_MS 1000   /* how often the health the HTTP probes read is refreshed */
+#define SERVICE_LIVE_MS 10000    /* a loop silent this long is not alive */
+#define SERVICE_TYPE_METRICS 128 /* message types counted (their numbers are below this) */
+
+/* What each message type costs: how many, and how long until their answer went. */
+typedef struct service_type_metrics {
+    metrics_counter *count;
+    metrics_histogram *seconds;
+} service_type_metrics;
 
 struct service {
     const service_def *def;
@@ -78,6 +95,15 @@ struct service {
     const service_message *current; /* the message being handled, for a handler that queues its write */
     char pending[SERVICE_PENDING_MAX][ENVELOPE_ID_LEN]; /* the tickets with a queued write */
     int npending;
+    httpd *http;                  /* SERVICE.http_listen: health, metrics, and the routes the service adds */
+    httpd_route routes[SERVICE_MAX_ROUTES];
+    size_t nroutes;
+    pthread_mutex_t health_lock;  /* health is read by the listener's thread */
+    health_facts health;
+    _Atomic int64_t heartbeat_ms; /* the loop's last turn (monotonic) */
+    int64_t next_health_ms, started_ms;
+    service_type_metrics types[SERVICE_TYPE_METRICS];
+    metrics_gauge *g_redis_up, *g_outbox_depth, *g_outbox_oldest, *g_dead_letters;
 };
 
 static volatile sig_atomic_t service_stop;
@@ -221,8 +247,12 @@ static void service_log_handshakes(service *svc) {
 }
 
 /* Runs what is due besides messages: catalog refresh and the service's timers. */
+static void service_health_refresh(service *svc);
+
 static void service_timers(service *svc) {
     int64_t now = clock_mono_ms();
+    atomic_store(&svc->heartbeat_ms, now);
+    service_health_refresh(svc);
     if (svc->def->uses_catalog && now >= svc->next_catalog_check) {
         svc->next_catalog_check = now + svc->cfg.catalog_check_ms;
         if (service_catalog_sync(svc) != 0) log_warn(NULL, NULL, "catalog check: %s", err_get());
@@ -342,38 +372,140 @@ Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, cons
 }
 
 /* Sums XLEN over every shard of a stream name. */
-static uint64_t service_stream_total(service *svc, const char *name) {
-    uint64_t total = 0;
-    for (int shard = 0; shard < store_shards(svc->st); shard++) {
-        char key[STORE_KEY_LEN];
-        store_key(svc->st, shard, name, key);
-        const char *argv[] = {"XLEN", key};
-        size_t lens[] = {4, strlen(key)};
-        redisReply *r = store_call(svc->st, 2, argv, lens);
-        if (r && r->type == REDIS_REPLY_INTEGER) total += (uint64_t)r->integer;
-        if (r) freeReplyObject(r);
-    }
-    return total;
+/* Reads the service's health from Redis now. */
+static void service_health_read(service *svc, health_facts *h) {
+    const char *outboxes[SERVICE_MAX_RELAYS];
+    for (size_t i = 0; i < svc->nrelays; i++) outboxes[i] = relay_stream_name(svc->relays[i]);
+    health_read(svc->st, outboxes, (int)svc->nrelays, h);
 }
 
 static void service_on_ping(service *svc, const Sav__Envelope *req, service_reply *reply) {
     (void)req;
+    health_facts h;
+    service_health_read(svc, &h);
     Sav__Pong pong = SAV__PONG__INIT;
     pong.service = (char *)settings_service_name(svc->def->id);
     pong.version = SAV_VERSION;
     pong.endpoint = svc->cfg.endpoint[svc->def->id];
-    const char *argv[] = {"PING"};
-    size_t lens[] = {4};
-    redisReply *r = store_call(svc->st, 1, argv, lens);
-    pong.redis_ok = r && r->type == REDIS_REPLY_STATUS;
-    if (r) freeReplyObject(r);
-    if (pong.redis_ok) {
-        uint64_t depth = 0;
-        for (size_t i = 0; i < svc->nrelays; i++) depth += service_stream_total(svc, relay_stream_name(svc->relays[i]));
-        pong.has_outbox_depth = 1, pong.outbox_depth = depth;
-        pong.has_dead_letters = 1, pong.dead_letters = service_stream_total(svc, "deadletter");
+    pong.instance = svc->cfg.instance;
+    pong.has_uptime_s = 1, pong.uptime_s = (clock_mono_ms() - svc->started_ms) / 1000;
+    pong.redis_ok = h.redis_ok;
+    if (h.redis_ok) {
+        pong.has_outbox_depth = 1, pong.outbox_depth = h.outbox_depth;
+        pong.has_dead_letters = 1, pong.dead_letters = h.dead_letters;
+        pong.has_oldest_pending_ms = 1, pong.oldest_pending_ms = h.oldest_pending_ms;
+        pong.redis_role = h.redis_role;
+        pong.has_redis_lag_ms = h.redis_lag_ms >= 0, pong.redis_lag_ms = h.redis_lag_ms;
     }
     service_reply_msg(reply, SAV__MESSAGE_TYPE__PONG, &pong.base);
+}
+
+/* ---- health and metrics over HTTP ------------------------------------------ */
+
+int service_http_route(service *svc, const char *path, httpd_handler handler, void *ctx) {
+    if (svc->nroutes == SERVICE_MAX_ROUTES) {
+        err_set("too many HTTP routes");
+        return -1;
+    }
+    svc->routes[svc->nroutes++] = (httpd_route){path, handler, ctx, NULL};
+    return 0;
+}
+
+static health_facts service_health_copy(service *svc) {
+    pthread_mutex_lock(&svc->health_lock);
+    health_facts h = svc->health;
+    pthread_mutex_unlock(&svc->health_lock);
+    return h;
+}
+
+/* GET /health/live: the loop still turns (Kubernetes' liveness, systemd's watchdog). */
+static int service_http_live(void *ctx, const httpd_request *req, httpd_reply *reply) {
+    (void)req;
+    service *svc = ctx;
+    int64_t quiet = clock_mono_ms() - atomic_load(&svc->heartbeat_ms);
+    httpd_printf(reply, quiet < SERVICE_LIVE_MS ? "alive\n" : "stuck: no turn of the loop for %lld ms\n", (long long)quiet);
+    return quiet < SERVICE_LIVE_MS ? 200 : 503;
+}
+
+/* GET /health/ready: the service can do its work (it reaches Redis and is not stopping). */
+static int service_http_ready(void *ctx, const httpd_request *req, httpd_reply *reply) {
+    (void)req;
+    service *svc = ctx;
+    health_facts h = service_health_copy(svc);
+    int ready = h.redis_ok && !service_stop;
+    httpd_printf(reply, "%s\n", ready ? "ready" : service_stop ? "not ready: stopping" : "not ready: redis unreachable");
+    return ready ? 200 : 503;
+}
+
+/* GET /health: everything savctl status shows, as JSON. */
+static int service_http_health(void *ctx, const httpd_request *req, httpd_reply *reply) {
+    (void)req;
+    service *svc = ctx;
+    health_facts h = service_health_copy(svc);
+    httpd_printf(reply, "{\"service\": \"%s\", \"instance\": \"%s\", \"version\": \"%s\", \"status\": \"%s\", "
+                        "\"uptime_s\": %lld, ", settings_service_name(svc->def->id), svc->cfg.instance, SAV_VERSION,
+                 h.redis_ok ? "up" : "degraded", (long long)((clock_mono_ms() - svc->started_ms) / 1000));
+    health_json(&h, reply);
+    httpd_printf(reply, "}\n");
+    return h.redis_ok ? 200 : 503;
+}
+
+static int service_http_metrics(void *ctx, const httpd_request *req, httpd_reply *reply) {
+    (void)ctx, (void)req;
+    metrics_render(reply);
+    return 200;
+}
+
+/* Refreshes what the probes and the gauges read, at most every SERVICE_HEALTH_MS. */
+static void service_health_refresh(service *svc) {
+    if (!svc->http || clock_mono_ms() < svc->next_health_ms) return;
+    svc->next_health_ms = clock_mono_ms() + SERVICE_HEALTH_MS;
+    health_facts h;
+    service_health_read(svc, &h);
+    pthread_mutex_lock(&svc->health_lock);
+    svc->health = h;
+    pthread_mutex_unlock(&svc->health_lock);
+    metrics_set(svc->g_redis_up, h.redis_ok);
+    metrics_set(svc->g_outbox_depth, (double)h.outbox_depth);
+    metrics_set(svc->g_outbox_oldest, (double)h.oldest_pending_ms / 1000.0);
+    metrics_set(svc->g_dead_letters, (double)h.dead_letters);
+}
+
+/* Starts SERVICE.http_listen with the service's routes and the common ones; 0 or -1 with err. */
+static int service_http_start(service *svc) {
+    const char *listen = svc->cfg.http_listen[svc->def->id];
+    if (strcmp(listen, "off") == 0) return 0;
+    if (service_http_route(svc, "/health", service_http_health, svc) != 0 ||
+        service_http_route(svc, "/health/live", service_http_live, svc) != 0 ||
+        service_http_route(svc, "/health/ready", service_http_ready, svc) != 0 ||
+        service_http_route(svc, "/metrics", service_http_metrics, svc) != 0)
+        return -1;
+    svc->routes[svc->nroutes - 1].content_type = "text/plain; version=0.0.4; charset=utf-8";
+    svc->g_redis_up = metrics_gauge_new("sav_redis_up", "1 when the service reaches Redis", NULL, NULL);
+    svc->g_outbox_depth = metrics_gauge_new("sav_outbox_depth", "Messages waiting in this service's outboxes", NULL, NULL);
+    svc->g_outbox_oldest = metrics_gauge_new("sav_outbox_oldest_seconds", "Age of the oldest of them", NULL, NULL);
+    svc->g_dead_letters = metrics_gauge_new("sav_dead_letters", "Messages in the dead-letter stream", NULL, NULL);
+    service_health_refresh(svc);
+    svc->http = httpd_start(listen, svc->routes, svc->nroutes);
+    if (!svc->http) return -1;
+    svc->next_health_ms = 0;
+    service_health_refresh(svc);
+    log_info(NULL, NULL, "HTTP health and metrics on %s", listen);
+    return 0;
+}
+
+/* Counts a message of this type and the time until its answer went. */
+static void service_count(service *svc, int type, int64_t received_us) {
+    if (type < 0 || type >= SERVICE_TYPE_METRICS) return;
+    service_type_metrics *m = &svc->types[type];
+    const char *name = envelope_type_name(type);
+    if (!m->count && name) {
+        m->count = metrics_counter_new("sav_messages_total", "Messages handled, by type", "type", name);
+        m->seconds = metrics_histogram_new("sav_message_seconds", "From a message's arrival to its answer, by type",
+                                           "type", name);
+    }
+    metrics_add(m->count, 1);
+    metrics_observe_us(m->seconds, clock_mono_us() - received_us);
 }
 
 void service_reply_json(service_reply *reply, json_t *result) {
@@ -556,6 +688,7 @@ static service_pending *service_pending_new(service *svc) {
     snprintf(p->message_id, sizeof(p->message_id), "%s", m->env->message_id);
     snprintf(p->ticket, sizeof(p->ticket), "%s", m->env->ticket_id ? m->env->ticket_id : "");
     p->type = m->env->type;
+    p->received_us = m->received_us;
     if (m->env->ticket_id && svc->npending < SERVICE_PENDING_MAX)
         snprintf(svc->pending[svc->npending++], ENVELOPE_ID_LEN, "%s", m->env->ticket_id);
     return p;
@@ -572,6 +705,7 @@ static void service_event_done(void *ctx, redisReply *r) {
     service_reply reply = {0};
     service_ack(&reply, p->message_id, status, reason);
     service_send_reply(p->svc, p->identity, p->idlen, p->message_id, ticket, &reply);
+    service_count(p->svc, p->type, p->received_us);
     envelope_buf_free(&reply.body);
     free(p);
 }
@@ -594,6 +728,7 @@ static void service_request_done(void *ctx, redisReply *r) {
     service_reply reply = {0};
     p->finish(p->svc, r, p->ctx, &reply);
     service_send_reply(p->svc, p->identity, p->idlen, p->message_id, p->ticket[0] ? p->ticket : NULL, &reply);
+    service_count(p->svc, p->type, p->received_us);
     envelope_buf_free(&reply.body);
     free(p);
 }
@@ -650,12 +785,15 @@ static void service_on_message(service *svc, const bus_msg *m) {
     } else {
         /* A message reads what the writes before it did: those of its own ticket, or all for the others. */
         if (!service_may_queue(env) || service_ticket_pending(svc, env->ticket_id)) service_flush(svc);
-        service_message current = {identity, idlen, env};
+        service_message current = {identity, idlen, env, clock_mono_us()};
         svc->serving = 1;
         svc->current = &current;
         log_debug(env->ticket_id, env->message_id, "received %s", envelope_type_name(env->type));
         service_dispatch(svc, env, &reply);
-        if (!reply.later) service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
+        if (!reply.later) {
+            service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
+            service_count(svc, env->type, current.received_us);
+        }
         svc->current = NULL;
         svc->serving = 0;
     }
@@ -688,6 +826,7 @@ static void service_loop(service *svc) {
     if (svc->zap) items[n_items++] = (zmq_pollitem_t){zap_socket(svc->zap), 0, ZMQ_POLLIN, 0};
     while (!service_stop) {
         int n = zmq_poll(items, n_items, service_poll_timeout(svc));
+        atomic_store(&svc->heartbeat_ms, clock_mono_ms());
         if (n < 0 && errno != EINTR) {
             log_error(NULL, NULL, "zmq_poll: %s", zmq_strerror(errno));
             break;
@@ -825,10 +964,13 @@ static int service_start(service *svc) {
         svc->relay_dest[i] = svc->def->destinations[i];
         svc->nrelays++;
     }
-    return svc->def->init ? svc->def->init(svc) : 0;
+    if (svc->def->init && svc->def->init(svc) != 0) return -1;
+    return service_http_start(svc);
 }
 
 static void service_close(service *svc) {
+    /* No handler of the listener may run while the state it reads goes away. */
+    httpd_stop(svc->http);
     if (svc->def->cleanup) svc->def->cleanup(svc);
     for (size_t i = 0; i < svc->nrelays; i++) relay_free(svc->relays[i]);
     bus_monitor_close(svc->router, svc->monitor);
@@ -846,7 +988,7 @@ int service_main(const service_def *def, int argc, char **argv) {
     int check = 0;
     int rc = service_parse_args(def, argc, argv, &config, &check);
     if (rc >= 0) return rc;
-    service svc = {.def = def};
+    service svc = {.def = def, .health_lock = PTHREAD_MUTEX_INITIALIZER, .started_ms = clock_mono_ms()};
     if (settings_load_service(&svc.cfg, config, def->id) != 0 || clock_init() != 0) {
         fprintf(stderr, "sav-%s: %s\n", name, err_get());
         return 1;
@@ -867,7 +1009,7 @@ int service_main(const service_def *def, int argc, char **argv) {
         return rc;
     }
     int level = log_level_parse(svc.cfg.log_level);
-    log_init(name, level < 0 ? LOG_INFO : (enum log_level)level);
+    log_init(name, svc.cfg.instance, level < 0 ? LOG_INFO : (enum log_level)level);
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa = {0};
     sa.sa_handler = service_on_signal;

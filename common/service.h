@@ -20,6 +20,7 @@
 
 #include "catalog.h"
 #include "envelope.h"
+#include "httpd.h"
 #include "relay.h"
 #include "settings.h"
 #include "store.h"
@@ -73,6 +74,11 @@ typedef struct service_def {
 
 /* Runs a service: parses argv (--config, --check-config, --help, --version), serves until stopped; returns the exit code. */
 int service_main(const service_def *def, int argc, char **argv);
+
+/* Adds a route to the service's HTTP listener (SERVICE.http_listen; with /health, /health/live, /health/ready and
+ * /metrics); its handler runs in the listener's thread. Call it from the init hook: the listener starts after it.
+ * 0 or -1 with err. */
+int service_http_route(service *svc, const char *path, httpd_handler handler, void *ctx);
 
 /* Returns the service's settings. */
 const settings *service_settings(const service *svc);

@@ -94,7 +94,10 @@ static const setting_def setting_defs[] = {
     INT_SETTING("notification", "http_sms_timeout_ms", http_sms_timeout_ms, "10000", 100, 600000),
     INT_SETTING("notification", "http_sms_tps", http_sms_tps, "50", 1, 10000),
     INT_SETTING("notification", "http_sms_turn_ms", http_sms_turn_ms, "60000", 1000, 86400000),
-    STR_SETTING("notification", "http_listen", http_listen, "off"),
+    STR_SETTING("intake", "http_listen", http_listen[SVC_INTAKE], "off"),
+    STR_SETTING("diagnostics", "http_listen", http_listen[SVC_DIAGNOSTICS], "off"),
+    STR_SETTING("billing", "http_listen", http_listen[SVC_BILLING], "off"),
+    STR_SETTING("notification", "http_listen", http_listen[SVC_NOTIFICATION], "off"),
     STR_SETTING("notification", "http_callback_url", http_callback_url, "off"),
     SECRET_SETTING("notification", "http_callback_key", http_callback_key, SVC_NOTIFICATION),
     INT_SETTING("notification", "sms_retry_max_ms", sms_retry_max_ms, "60000", 100, 86400000),
@@ -394,12 +397,21 @@ static int settings_check_sms_http(const settings *s) {
     }
     char host[SETTINGS_STR];
     int port;
-    if (strcmp(s->http_listen, "off") != 0 &&
-        httpd_parse_listen("notification.http_listen", s->http_listen, host, sizeof(host), &port) != 0)
-        return -1;
+    for (int i = 0; i < SVC_COUNT; i++) {
+        char what[64];
+        snprintf(what, sizeof(what), "%s.http_listen", service_names[i]);
+        if (strcmp(s->http_listen[i], "off") != 0 &&
+            httpd_parse_listen(what, s->http_listen[i], host, sizeof(host), &port) != 0)
+            return -1;
+        for (int j = 0; j < i; j++)
+            if (strcmp(s->http_listen[i], "off") != 0 && strcmp(s->http_listen[i], s->http_listen[j]) == 0) {
+                err_set("%s and %s share the HTTP listener %s", service_names[j], service_names[i], s->http_listen[i]);
+                return -1;
+            }
+    }
     if (strcmp(s->http_sms_url, "off") == 0) return 0;
     if (settings_check_sms_url(s->http_sms_url) != 0) return -1;
-    if (strcmp(s->http_listen, "off") == 0) {
+    if (strcmp(s->http_listen[SVC_NOTIFICATION], "off") == 0) {
         err_set("notification.http_sms_url needs notification.http_listen: the gateway reports there");
         return -1;
     }

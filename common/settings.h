@@ -76,7 +76,8 @@ typedef struct settings {
     int http_sms_timeout_ms;          /* one request to the gateway */
     int http_sms_tps;                 /* requests per second at most */
     int http_sms_turn_ms;             /* a recipient's next SMS waits this long at most for the report on the last */
-    char http_listen[SETTINGS_STR];   /* host:port where the gateway calls back (reports, replies), or "off" */
+    char http_listen[SVC_COUNT][SETTINGS_STR]; /* host:port of each service's HTTP listener (health, metrics; the
+                                                * SMS gateway's calls for notification), or "off" */
     char http_callback_url[SETTINGS_STR]; /* the base URL the gateway calls; "off": http://<http_listen> */
     char http_callback_key[SETTINGS_STR]; /* the key the gateway's calls for customers' replies carry (from its file) */
     int sms_retry_max_ms;             /* backoff cap between attempts of a temporary failure */

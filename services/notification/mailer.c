@@ -3,6 +3,7 @@
 #include "err.h"
 #include "log.h"
 #include "mail.h"
+#include "metrics.h"
 #include "store.h"
 
 #include <curl/curl.h>
@@ -120,6 +121,9 @@ static void mailer_done(mailer *m, const char *nid, const mailer_outcome *o, int
         log_error(NULL, nid, "e-mail %s not confirmed (it will be tried again): %s", verdict, r ? r->str : err_get());
     else
         log_info(NULL, nid, "e-mail %s: %s", verdict, o->detail);
+    if (r && r->type != REDIS_REPLY_ERROR)
+        metrics_add(metrics_counter_new("sav_email_total", "E-mail outcomes recorded (retry: to try again)", "outcome",
+                                        verdict), 1);
     if (r) freeReplyObject(r);
 }
 

@@ -152,7 +152,7 @@ int notify_init(service *svc) {
     service_set_state(svc, t);
     const settings *cfg = service_settings(svc);
     if (mailer_start(cfg, &notify_mailer) != 0 || smsc_start(cfg, &notify_smsc) != 0 ||
-        smsgw_start(cfg, &notify_smsgw) != 0) {
+        smsgw_start(svc, &notify_smsgw) != 0) {
         mailer_stop(notify_mailer);
         notify_mailer = NULL;
         smsc_stop(notify_smsc);

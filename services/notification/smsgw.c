@@ -4,6 +4,7 @@
 #include "gsm.h"
 #include "httpd.h"
 #include "log.h"
+#include "service.h"
 #include "smsq.h"
 #include "store.h"
 #include "validate.h"
@@ -28,8 +29,7 @@ struct smsgw {
     pthread_t thread;
     volatile sig_atomic_t stop;
     smsq q;       /* the sender thread's */
-    smsq cb;      /* the listener thread's */
-    httpd *http;
+    smsq cb;      /* the listener thread's (the service's HTTP listener serves /sms/dlr and /sms/mo) */
     CURL *curl;
     char callback_base[SETTINGS_STR + 8];
     int64_t next_send_ms, next_renew_ms;
@@ -252,6 +252,7 @@ static int smsgw_on_report(void *ctx, const httpd_request *req, httpd_reply *rep
     const char *what = !r ? err_get() : r->str ? r->str : "";
     httpd_printf(reply, "%s\n", what);
     if (status == 200) log_info(NULL, id, "gateway report %s (%s): %s", type, answer, what);
+    if (status == 200 && (strcmp(type, "1") == 0 || strcmp(type, "2") == 0 || strcmp(type, "16") == 0)) smsq_count(what);
     else log_warn(NULL, id, "gateway report %s refused with %d: %s", type, status, what);
     if (r) freeReplyObject(r);
     return status;
@@ -292,13 +293,7 @@ static int smsgw_on_reply(void *ctx, const httpd_request *req, httpd_reply *repl
     return 200;
 }
 
-static const httpd_route smsgw_routes[] = {
-    {"/sms/dlr", smsgw_on_report},
-    {"/sms/mo", smsgw_on_reply},
-};
-
 static void smsgw_free(smsgw *g) {
-    httpd_stop(g->http);
     if (g->curl) curl_easy_cleanup(g->curl);
     if (g->q.st) smsq_close(&g->q);
     if (g->cb.st) smsq_close(&g->cb);
@@ -306,7 +301,8 @@ static void smsgw_free(smsgw *g) {
     free(g);
 }
 
-int smsgw_start(const settings *s, smsgw **out) {
+int smsgw_start(service *svc, smsgw **out) {
+    const settings *s = service_settings(svc);
     *out = NULL;
     if (strcmp(s->sms_transport, "http") != 0 || strcmp(s->http_sms_url, "off") == 0) return 0;
     smsgw *g = calloc(1, sizeof(*g));
@@ -317,13 +313,14 @@ int smsgw_start(const settings *s, smsgw **out) {
     }
     g->cfg = s;
     if (strcmp(s->http_callback_url, "off") == 0)
-        snprintf(g->callback_base, sizeof(g->callback_base), "http://%s", s->http_listen);
+        snprintf(g->callback_base, sizeof(g->callback_base), "http://%s", s->http_listen[SVC_NOTIFICATION]);
     else
         snprintf(g->callback_base, sizeof(g->callback_base), "%s", s->http_callback_url);
     size_t n = strlen(g->callback_base);
     if (n > 0 && g->callback_base[n - 1] == '/') g->callback_base[n - 1] = '\0';
     if (!(g->curl = curl_easy_init()) || smsq_open(&g->q, s) != 0 || smsq_open(&g->cb, s) != 0 ||
-        !(g->http = httpd_start(s->http_listen, smsgw_routes, sizeof(smsgw_routes) / sizeof(smsgw_routes[0]), g))) {
+        service_http_route(svc, "/sms/dlr", smsgw_on_report, g) != 0 ||
+        service_http_route(svc, "/sms/mo", smsgw_on_reply, g) != 0) {
         if (!g->curl) err_set("cannot start the SMS gateway sender (libcurl)");
         smsgw_free(g);
         return -1;

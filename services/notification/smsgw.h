@@ -17,12 +17,13 @@
 #ifndef SAV_SMSGW_H
 #define SAV_SMSGW_H
 
-#include "settings.h"
+#include "service.h"
 
 typedef struct smsgw smsgw;
 
-/* Starts the sender and its listener when SMS go through an HTTP gateway (else *out = NULL); 0 or -1 with err. */
-int smsgw_start(const settings *s, smsgw **out);
+/* Starts the sender when SMS go through an HTTP gateway (else *out = NULL), its callbacks on the service's HTTP
+ * listener (notification.http_listen); 0 or -1 with err. */
+int smsgw_start(service *svc, smsgw **out);
 
 /* Stops the sender (NULL is fine): the claims it has not tried go back to the queue; frees it. */
 void smsgw_stop(smsgw *g);

@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "validate.h"
 
 #include <ctype.h>
@@ -9,6 +10,14 @@
 #include <string.h>
 
 #define SMSQ_RECEIPT_TTL "604800" /* message ids are matched to receipts for a week */
+
+void smsq_count(const char *status) {
+    static const char *const outcomes[] = {"sent", "delivered", "failed", "queued"};
+    for (size_t i = 0; i < sizeof(outcomes) / sizeof(outcomes[0]); i++)
+        if (strcmp(status, outcomes[i]) == 0)
+            metrics_add(metrics_counter_new("sav_sms_total", "SMS outcomes recorded (queued: to retry)", "outcome",
+                                            outcomes[i]), 1);
+}
 
 int smsq_open(smsq *q, const settings *s) {
     memset(q, 0, sizeof(*q));
@@ -82,6 +91,7 @@ int smsq_done(smsq *q, const char *nid, const smsq_outcome *o) {
         log_error(NULL, nid, "%s", err_get());
     } else {
         log_info(NULL, nid, "SMS %s: %s", r->str, o->detail);
+        smsq_count(r->str);
     }
     if (r) freeReplyObject(r);
     return rc;
@@ -98,6 +108,7 @@ int smsq_receipt(smsq *q, const char *const *spellings, int n, const char *state
     int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;
     if (rc != 0) err_set("%s", r ? r->str : err_get());
     else log_info(NULL, NULL, "receipt %s %s: %s", spellings[0], state, r->str);
+    if (rc == 0 && (strcmp(r->str, "delivered") == 0 || strcmp(r->str, "failed") == 0)) smsq_count(r->str);
     if (r) freeReplyObject(r);
     return rc;
 }

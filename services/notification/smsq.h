@@ -28,6 +28,9 @@ typedef struct smsq_outcome {
     int nids;
 } smsq_outcome;
 
+/* Counts an SMS's new status in the metrics (sav_sms_total{outcome}). */
+void smsq_count(const char *status);
+
 /* Connects (Redis may be down: calls then fail until it is back); 0 or -1 with err. */
 int smsq_open(smsq *q, const settings *s);
 

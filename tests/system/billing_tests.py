@@ -702,11 +702,13 @@ def test_invoice_numbering_concurrent(cl, res):
     res.fig("prepare_s", round(time.monotonic() - t0, 1))
     # Two more billing instances on their own endpoints.
     extra_ports = harness.free_ports(2)
+    http_ports = harness.free_ports(2)
     extras = []
     try:
         for i, port in enumerate(extra_ports):
             name = "billing-%d" % (i + 2)
             p = spawn_extra(cl, name, {"SAV_BILLING_ENDPOINT": "tcp://127.0.0.1:%d" % port,
+                                       "SAV_BILLING_HTTP_LISTEN": "127.0.0.1:%d" % http_ports[i],
                                        "SAV_SERVICE_INSTANCE": str(i + 2)})
             extras.append((name, p))
             wait_port(cl, port, p, name)

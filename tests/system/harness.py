@@ -312,9 +312,11 @@ class Cluster:
         for s in SERVICES:
             self.make_keys(s)
         self.add_identity("admin", "admin")
-        ports = free_ports(1 + len(SERVICES))
+        ports = free_ports(1 + 2 * len(SERVICES))
         self.redis_port = ports[0]
         self.ports = dict(zip(SERVICES, ports[1:]))
+        # Each service's HTTP listener (health, metrics; notification's also takes the SMS gateway's calls).
+        self.http_ports = dict(zip(SERVICES, ports[1 + len(SERVICES):]))
         self.endpoints = {s: "tcp://127.0.0.1:%d" % p for s, p in self.ports.items()}
         self.shards = shards
         self.redis_proc = None
@@ -352,7 +354,8 @@ class Cluster:
 
     def redis_user_keys(self, service):
         return [("redis_user", self.redis_users[service][0]),
-                ("redis_password", "file:" + self.redis_password_files[service])]
+                ("redis_password", "file:" + self.redis_password_files[service]),
+                ("http_listen", "127.0.0.1:%d" % self.http_ports[service])]
 
     def write_acl(self):
         """The Redis ACL file: each service's user with the rule savctl prints for it, and the default user behind

@@ -64,7 +64,8 @@ static int route_big(void *ctx, const httpd_request *req, httpd_reply *reply) {
     return 200;
 }
 
-static const httpd_route routes[] = {{"/echo", route_echo}, {"/big", route_big}};
+static int one = 1;
+static const httpd_route routes[] = {{"/echo", route_echo, &one, NULL}, {"/big", route_big, NULL, "text/csv"}};
 
 typedef struct answer {
     char body[200000];
@@ -99,9 +100,9 @@ static long fetch(const char *method, const char *url, answer *a) {
 static void test_listener_on_loopback(void **state) {
     (void)state;
     char listen[32], url[128];
-    int port = free_port(), one = 1;
+    int port = free_port();
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
-    httpd *h = httpd_start(listen, routes, 2, &one);
+    httpd *h = httpd_start(listen, routes, 2);
     assert_non_null(h);
     static answer a;
     calls = 0;
@@ -122,7 +123,7 @@ static void test_listener_on_loopback(void **state) {
     assert_int_equal(404, fetch("GET", url, &a));
     /* A second listener on the same address is refused with a reason, the first one unharmed. */
     unit_err_clear();
-    assert_null(httpd_start(listen, routes, 2, &one));
+    assert_null(httpd_start(listen, routes, 2));
     assert_err_contains("cannot listen for HTTP on");
     snprintf(url, sizeof(url), "http://%s/echo?x=still", listen);
     assert_int_equal(202, fetch("GET", url, &a));
@@ -130,7 +131,7 @@ static void test_listener_on_loopback(void **state) {
     assert_int_equal(0, fetch("GET", url, &a));
     httpd_stop(NULL);
     unit_err_clear();
-    assert_null(httpd_start("no-such-host.invalid:80", routes, 2, &one));
+    assert_null(httpd_start("no-such-host.invalid:80", routes, 2));
     assert_err_contains("no-such-host.invalid:80");
 }
 

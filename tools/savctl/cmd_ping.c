@@ -18,7 +18,7 @@ const char savctl_help_ping[] =
     "    that does not admit the identity's key shows as refused (see savctl whoami).\n\n"
     "OUTPUT\n"
     "    --json: {\"services\": [{\"name\", \"endpoint\", \"status\": \"up\"|\"down\"|\"refused\", \"version\",\n"
-    "    \"rtt_ms\", \"redis_ok\", \"outbox_depth\", \"dead_letters\"}]}\n\n"
+    "    \"rtt_ms\", \"redis_ok\", \"outbox_depth\", \"dead_letters\", and what savctl status shows}]}\n\n"
     "EXIT STATUS\n    0 when every service is up and reaches Redis, 6 when one refuses the identity, 4 otherwise;\n"
     "    1 when the identity's keys cannot be read.\n";
 
@@ -49,6 +49,12 @@ static int ping_one(savctl *ctl, enum service_id id, json_t *row) {
         json_object_set_new(row, "redis_ok", json_boolean(pong->redis_ok));
         json_object_set_new(row, "outbox_depth", pong->has_outbox_depth ? json_integer((json_int_t)pong->outbox_depth) : json_null());
         json_object_set_new(row, "dead_letters", pong->has_dead_letters ? json_integer((json_int_t)pong->dead_letters) : json_null());
+        json_object_set_new(row, "instance", json_string(pong->instance ? pong->instance : ""));
+        json_object_set_new(row, "uptime_s", pong->has_uptime_s ? json_integer(pong->uptime_s) : json_null());
+        json_object_set_new(row, "oldest_pending_ms",
+                            pong->has_oldest_pending_ms ? json_integer(pong->oldest_pending_ms) : json_null());
+        json_object_set_new(row, "redis_role", json_string(pong->redis_role ? pong->redis_role : ""));
+        json_object_set_new(row, "redis_lag_ms", pong->has_redis_lag_ms ? json_integer(pong->redis_lag_ms) : json_null());
     }
     rc = pong && pong->redis_ok ? SAVCTL_OK : r == BUS_REFUSED ? SAVCTL_FORBIDDEN : SAVCTL_UNAVAILABLE;
     if (pong) sav__pong__free_unpacked(pong, NULL);
@@ -71,9 +77,30 @@ static void ping_print_row(const json_t *row) {
            (long long)json_integer_value(json_object_get(row, "dead_letters")));
 }
 
-int savctl_cmd_ping(savctl *ctl, int argc, char **argv) {
-    (void)argv;
-    if (argc > 1) return savctl_usage_error("ping", "takes no arguments");
+/* savctl status: one line per service and instance, with what its health says. */
+static void status_print_row(const json_t *row) {
+    const char *status = json_string_value(json_object_get(row, "status"));
+    printf("%-13s ", json_string_value(json_object_get(row, "name")));
+    if (strcmp(status, "up") != 0) {
+        printf("%-9s %s  (%s)\n", "-", status, json_string_value(json_object_get(row, "endpoint")));
+        return;
+    }
+    const json_t *lag = json_object_get(row, "redis_lag_ms");
+    char lag_text[32] = "-";
+    if (json_is_integer(lag)) snprintf(lag_text, sizeof(lag_text), "%lld ms", (long long)json_integer_value(lag));
+    printf("%-9s up  %-7s %7llds  redis %-4s %-7s lag %-8s outbox %-5lld oldest %-9.1fs dead letters %lld\n",
+           json_string_value(json_object_get(row, "instance")), json_string_value(json_object_get(row, "version")),
+           (long long)json_integer_value(json_object_get(row, "uptime_s")),
+           json_is_true(json_object_get(row, "redis_ok")) ? "ok" : "DOWN",
+           json_string_value(json_object_get(row, "redis_role")), lag_text,
+           (long long)json_integer_value(json_object_get(row, "outbox_depth")),
+           (double)json_integer_value(json_object_get(row, "oldest_pending_ms")) / 1000.0,
+           (long long)json_integer_value(json_object_get(row, "dead_letters")));
+}
+
+/* Asks every service for its health and prints each row with print; returns the exit code. */
+static int ping_all(savctl *ctl, const char *command, int argc, void (*print)(const json_t *)) {
+    if (argc > 1) return savctl_usage_error(command, "takes no arguments");
     json_t *rows = json_array();
     int worst = SAVCTL_OK;
     for (int id = 0; id < SVC_COUNT; id++) {
@@ -88,7 +115,7 @@ int savctl_cmd_ping(savctl *ctl, int argc, char **argv) {
         }
         /* Unavailable outranks refused: a refusal at least proves the service is up. */
         if (rc == SAVCTL_UNAVAILABLE || worst == SAVCTL_OK) worst = rc;
-        if (!ctl->json) ping_print_row(row);
+        if (!ctl->json) print(row);
         json_array_append_new(rows, row);
     }
     if (ctl->json)
@@ -96,4 +123,31 @@ int savctl_cmd_ping(savctl *ctl, int argc, char **argv) {
     else
         json_decref(rows);
     return worst;
+}
+
+int savctl_cmd_ping(savctl *ctl, int argc, char **argv) {
+    (void)argv;
+    return ping_all(ctl, "ping", argc, ping_print_row);
+}
+
+const char savctl_help_status[] =
+    "NAME\n    savctl status - the health of every service\n\n"
+    "SYNOPSIS\n    savctl [--config FILE] [--json] status\n\n"
+    "DESCRIPTION\n"
+    "    Asks every service (one attempt each, client.timeout_ms) and prints, per service and\n"
+    "    instance: up or down, version, uptime, whether it reaches Redis, the replication role of\n"
+    "    that Redis (master or slave) and its lag (a master: its slowest replica; a replica:\n"
+    "    since it last heard from its master), the messages waiting in the service's outboxes\n"
+    "    and the age of the oldest, and the dead letters. Each service also serves this on\n"
+    "    SERVICE.http_listen: /health (JSON), /health/live, /health/ready and /metrics\n"
+    "    (Prometheus text format).\n\n"
+    "OUTPUT\n"
+    "    --json: {\"services\": [{\"name\", \"endpoint\", \"status\", \"instance\", \"version\", \"uptime_s\",\n"
+    "    \"rtt_ms\", \"redis_ok\", \"redis_role\", \"redis_lag_ms\", \"outbox_depth\", \"oldest_pending_ms\",\n"
+    "    \"dead_letters\"}]}\n\n"
+    "EXIT STATUS\n    As savctl ping: 0 when every service is up and reaches Redis, 6 refused, 4 otherwise.\n";
+
+int savctl_cmd_status(savctl *ctl, int argc, char **argv) {
+    (void)argv;
+    return ping_all(ctl, "status", argc, status_print_row);
 }

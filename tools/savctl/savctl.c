@@ -18,6 +18,8 @@
 
 static const savctl_command savctl_commands[] = {
     {"ping", "check that every service answers", savctl_cmd_ping, savctl_help_ping},
+    {"status", "the health of every service: outboxes, dead letters, Redis role and lag", savctl_cmd_status,
+     savctl_help_status},
     {"ticket open", "open a service ticket", savctl_cmd_ticket_open, savctl_help_ticket_open},
     {"ticket show", "show a ticket, what each service recorded, and its timeline", savctl_cmd_ticket_show,
      savctl_help_ticket_show},

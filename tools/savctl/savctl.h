@@ -57,6 +57,7 @@ void savctl_print_json(json_t *value);
 int savctl_wants_help(int argc, char **argv);
 
 int savctl_cmd_ping(savctl *ctl, int argc, char **argv);
+int savctl_cmd_status(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_open(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_show(savctl *ctl, int argc, char **argv);
 int savctl_cmd_config_get(savctl *ctl, int argc, char **argv);
@@ -65,6 +66,7 @@ int savctl_cmd_keys_generate(savctl *ctl, int argc, char **argv);
 int savctl_cmd_whoami(savctl *ctl, int argc, char **argv);
 
 extern const char savctl_help_ping[];
+extern const char savctl_help_status[];
 extern const char savctl_help_ticket_open[];
 extern const char savctl_help_ticket_show[];
 extern const char savctl_help_config_get[];
