@@ -728,7 +728,11 @@ Returns {on hand, replayed, tickets whose parts became complete} or "REFUSED <re
 ]]
 local function parts_move(keys, args)
   local prefix, centre, ref, delta = args[1], args[2], args[3], tonumber(args[4])
-  if redis.call('GET', keys[1]) then return {tonumber(redis.call('HGET', keys[2], ref) or 0), 1, {}} end
+  local prev = redis.call('GET', keys[1])
+  if prev then
+    local first = cjson.decode(prev)
+    return {first.on_hand, 1, first.completed}
+  end
   local on_hand = tonumber(redis.call('HGET', keys[2], ref) or 0)
   if on_hand + delta < 0 then
     return redis.error_reply('REFUSED only ' .. on_hand .. ' free ' .. ref .. ' at ' .. centre ..
@@ -739,8 +743,10 @@ local function parts_move(keys, args)
   redis.call('RPUSH', keys[2] .. ':moves', cjson.encode({at = tonumber(args[7]), part = ref, delta = delta,
     kind = args[5], reason = args[8]}))
   local completed = parts_serve_all(prefix, centre, {ref}, '')
-  redis.call('SET', keys[1], '1', 'EX', tonumber(args[6]))
-  return {tonumber(redis.call('HGET', keys[2], ref)), 0, completed}
+  local after = tonumber(redis.call('HGET', keys[2], ref))
+  -- The first answer is kept whole: a retried request gets it back, not the stock of the moment.
+  redis.call('SET', keys[1], cjson.encode({on_hand = after, completed = completed}), 'EX', tonumber(args[6]))
+  return {after, 0, completed}
 end
 
 --[[
@@ -844,8 +850,8 @@ Returns {balance, status, replayed} or "REFUSED <reason>" / "NOTFOUND".
 local function payment_record(keys, args)
   local prev = redis.call('GET', keys[1])
   if prev then
-    local f = redis.call('HMGET', keys[2], 'balance_cents', 'status')
-    return {tonumber(f[1]), f[2], 1}
+    local first = cjson.decode(prev)
+    return {first.balance, first.status, 1}
   end
   local f = redis.call('HMGET', keys[2], 'id', 'balance_cents', 'ticket')
   if not f[1] then return redis.error_reply('NOTFOUND no such record') end
@@ -859,7 +865,8 @@ local function payment_record(keys, args)
   local balance, status = invoice_settle(args[1], keys[2])
   local state = redis.call('HGET', args[1] .. 'ticket:' .. f[3], 'state') or ''
   timeline_add(args[1], f[3], args[2], 'payment.recorded', state, 'billing', f[1] .. ' ' .. amount)
-  redis.call('SET', keys[1], '1', 'EX', tonumber(args[3]))
+  -- The first answer is kept whole: a retried request gets it back, not the balance of the moment.
+  redis.call('SET', keys[1], cjson.encode({balance = balance, status = status}), 'EX', tonumber(args[3]))
   return {balance, status, 0}
 end
 
