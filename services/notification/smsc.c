@@ -436,10 +436,14 @@ static void *smsc_run(void *arg) {
     while (!c->stop) {
         if (c->fd < 0) {
             if (smsc_bind(c) != 0) {
-                /* The SMSC stays away: the SMS in hand go back to the queue rather than outlive their claim. */
-                smsc_drop(c, err_get(), 0);
+                /* The SMSC stays away: the SMS in hand wait for it, their claims renewed. Queued again, they would
+                 * go whole, and a part it had already accepted would reach the phone twice. */
+                smsc_drop(c, err_get(), 1);
                 log_warn(NULL, NULL, "SMSC unavailable, trying again in %d ms: %s", SMSC_RECONNECT_MS, err_get());
-                for (int t = 0; t < SMSC_RECONNECT_MS / 100 && !c->stop; t++) smsc_sleep_ms(100);
+                for (int t = 0; t < SMSC_RECONNECT_MS / 100 && !c->stop; t++) {
+                    smsc_renew_claims(c);
+                    smsc_sleep_ms(100);
+                }
                 continue;
             }
             c->last_rx_ms = clock_now_ms();

@@ -39,7 +39,8 @@ What is checked (keys under sav:{s0}:; the rules are /work/shared/design/notific
   --status sent` agrees. Then --drop-after 7 with --delay-ms 50: the client binds again and every SMS is
   delivered, each part accepted exactly once; parts sent again because the drop lost their response are allowed
   and counted. Then --drop-after 2 on a queue of 2-part messages answered at once: the link breaks right after the
-  first part of a message was accepted; that part must not be accepted twice.
+  first part of a message was accepted; that part must not be accepted twice, also when the SMSC then refuses
+  two binds (--refuse-binds 2: away for a while, as when it restarts).
 - sms_stop: MO "STOP" deliver_sm from three customers' phones (as 336..., +336... and the national 06...) sets their consent_marketing
   to 0 (a third customer keeps 1, consent_sms stays); the MO is answered; a service SMS to a customer who said
   STOP still goes.
@@ -1221,6 +1222,25 @@ def test_sms_window_and_reconnect(cl):
         dups, resent, _ = tr.exactly_once(list(notifs_c))
         res.fig("partial_drop", "dups:%d,resent_lost:%d" % (len(dups), len(resent)))
         tr.receipts_answered()
+
+        # D. The same drop, then the SMSC refuses the next two binds (away for two seconds, as when it restarts):
+        # the SMS in hand wait for it, and the part it had accepted still goes once.
+        peer.stop()
+        away = [u for u in units if u.lang == "fr"][4:]
+        before = set(sms_notifs(cl))
+        pmap(lambda u: run(cl, res, "complaint", "open", u.tid, "--reason", "damaged", "--text", "Porte rayée"), away)
+        harness.wait_until(lambda: len(set(sms_notifs(cl)) - before) >= len(away), 15, 0.05)
+        notifs_d = {k: v for k, v in sms_notifs(cl).items() if k not in before}
+        peer = SmscPeer(cl, "away", port=peers[0].port)
+        peers.append(peer)
+        peer.start("--drop-after", 2, "--refuse-binds", 2, "--receipts")
+        notifs_d = wait_ids(cl, notifs_d, timeout=30)
+        check_statuses(res, notifs_d, "delivered", "drop after part 1 of 2, SMSC away: ")
+        refused = [r for r in peer.records() if r.get("cmd") == "bind_transceiver_resp" and r.get("status") == 0x0D]
+        res.check(len(refused) == 2, "the SMSC refused %d binds after the drop, want 2" % len(refused))
+        tr = Traffic(res, notifs_d, [peer], "drop after part 1 of 2, SMSC away: ")
+        tr.exactly_once(list(notifs_d))
+        res.fig("away_sms", len(notifs_d))
         return res
     finally:
         stop_peers(*peers)

@@ -28,6 +28,7 @@
 #                        down at once, FIN after what was already sent, so every answer sent before reaches the
 #                        client; what the client still sends is logged with "ignored": 1 and not answered, but
 #                        for deliver_sm_resp), and the socket is closed at the client's EOF (3 s at most)
+#   --refuse-binds N     after that drop, answer the next N binds 0x0D ESME_RBINDFAIL (the SMSC stays away a while)
 #   --receipts           after each OK submit_sm_resp, a delivery receipt deliver_sm (esm_class 0x04) with TLVs
 #                        receipted_message_id (0x001E) and message_state (0x0427 = 2 DELIVERED) and the text
 #                        "id:<ID> sub:001 dlvrd:001 submit date:2611301200 done date:2611301200 stat:DELIVRD err:000 text:"
@@ -55,9 +56,9 @@ use Scalar::Util qw(refaddr);
 use Time::HiRes qw(time);
 
 my %o = (password => 'secret', 'system-id' => 'sav', 'id-format' => 'hex', throttle => 0, 'delay-ms' => 0,
-         'drop-after' => 0, 'fail-dest' => [], 'mo-stop' => [], host => '127.0.0.1');
+         'drop-after' => 0, 'refuse-binds' => 0, 'fail-dest' => [], 'mo-stop' => [], host => '127.0.0.1');
 GetOptions(\%o, 'port=i', 'log=s', 'host=s', 'password=s', 'system-id=s', 'id-format=s', 'throttle=i',
-           'fail-dest=s@', 'delay-ms=i', 'drop-after=i', 'receipts', 'receipt-first', 'receipt-text-only',
+           'fail-dest=s@', 'delay-ms=i', 'drop-after=i', 'refuse-binds=i', 'receipts', 'receipt-first', 'receipt-text-only',
            'mo-stop=s@', 'window-log', 'first-id=i', 'enquire-ms=i')
     or die "usage: $0 --port P --log FILE [options] (see the header of this file)\n";
 die "$0: --port and --log are required\n" unless $o{port} && $o{log};
@@ -98,6 +99,7 @@ my $nconn = 0;
 my $nsubmit = 0;      # submit_sm received, all connections
 my $throttle_left = $o{throttle};
 my $dropped = 0;
+my $binds_refused = 0;
 my $next_id = $o{'first-id'} // 6699;
 my $max_outstanding = 0;
 my @pending;          # submit_sm_resp to send: {c, due, seq, status, id, num, src, dst}
@@ -255,6 +257,7 @@ sub on_pdu {
         my $status = ESME_ROK;
         if ($c->{bound}) { $status = ESME_RALYBND }
         elsif ($cmd != Net::SMPP::CMD_bind_transceiver) { $status = ESME_RBINDFAIL }
+        elsif ($dropped && $binds_refused < $o{'refuse-binds'}) { $status = ESME_RBINDFAIL; $binds_refused++ }
         elsif (($pdu->{system_id} // '') ne $o{'system-id'}) { $status = ESME_RINVSYSID }
         elsif (($pdu->{password} // '') ne $o{password}) { $status = ESME_RINVPASWD }
         logj(%line, system_id => $pdu->{system_id}, password_ok => (($pdu->{password} // '') eq $o{password}) ? 1 : 0,
