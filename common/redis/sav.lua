@@ -1089,9 +1089,16 @@ ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail, 5 when to retry (ms), 6 
 Returns the new status.
 ]]
 local function sms_done(keys, args)
-  local f = redis.call('HMGET', keys[1], 'status', 'recipient')
-  if f[1] ~= 'sending' then return f[1] or '' end
+  local f = redis.call('HMGET', keys[1], 'status', 'recipient', 'resent_after_crash')
   local nid, now, prefix, ttl = args[1], args[2], args[6], tonumber(args[7])
+  -- Accepted while Redis was away, the SMS may have been queued again as a stale claim: it is sent and must not
+  -- go again (nor count as resent).
+  if (f[1] == 'queued' or f[1] == 'deferred') and (args[3] == 'sent' or args[3] == 'accepted') then
+    redis.call('ZREM', keys[2], nid)
+    if tonumber(f[3] or '0') > 0 then redis.call('HINCRBY', keys[1], 'resent_after_crash', -1) end
+    f[1] = 'sending'
+  end
+  if f[1] ~= 'sending' then return f[1] or '' end
   redis.call('ZREM', keys[3], nid)
   local status = (args[3] == 'sent' or args[3] == 'accepted') and 'sent'
     or (args[3] == 'retry' or args[3] == 'release') and 'queued' or 'failed'

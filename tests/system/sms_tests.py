@@ -47,6 +47,8 @@ What is checked (keys under sav:{s0}:; the rules are /work/shared/design/notific
 - sms_crash: SIGKILL of sav-notification while SMS are being submitted (answers 150 ms late), restart: every
   SMS delivered; parts the SMSC accepted twice (the documented duplicate window) are reported, bounded by twice
   the window, and counted in the notification's resent_after_crash.
+- sms_stale_claim_settled: the Functions alone: an SMS whose claim went stale (and was queued again) while its
+  sender held it, as when Redis restarts, is settled by the sender's "sent": out of the queue, not resent.
 Every test ends as in run.py: no service died on its own, all exit 0 on SIGTERM, no sanitizer report in a log.
 """
 
@@ -1356,6 +1358,52 @@ def test_sms_crash(cl):
         stop_peers(*peers)
 
 
+def test_sms_stale_claim_settled(cl):
+    """The Functions alone (no SMSC, so sav-notification never claims): an SMS claimed by a sender (sms_claim) whose
+    claim then goes stale while the sender still holds it, as when Redis restarts and renewals fail, is queued
+    again by the next sms_claim (counted in resent_after_crash). The sender's outcome "sent" must still settle it:
+    sent, out of the queue, its recipient's turn passed, the resend count taken back; it must not go twice."""
+    res = Result()
+    sms_config(cl, harness.free_ports(1)[0])  # no SMSC listens there: the sender thread never binds, never claims
+    cl.start_all()
+    u = Unit(800, "fr")
+    if not res.check(register(cl, res, [u]), "registration failed"):
+        return res
+    r = cl.redis()
+    nid = "%s:ticket_received:sms:1" % u.tid
+    res.check(harness.wait_until(lambda: r.zscore(cl.key("sms:queue"), nid) is not None, 15, 0.05),
+              "%s never queued" % nid)
+    keys = [cl.key("sms:queue"), cl.key("sms:sending"), cl.key("sms:busy")]
+    prefix = cl.key("")
+
+    def claim(now, want, stale):
+        return r.execute_command("FCALL", "sms_claim", 3, *keys, prefix, now, want, stale, "0", "0", "0")
+    now = int(time.time() * 1000)
+    got = claim(now, 10, 60000)
+    res.check([x[0] for x in got] == [nid], "sms_claim: %r, want [%s]" % ([x[0] for x in got], nid))
+    claim(now + 5000, 0, 1000)  # the claim is 5 s old: stale, queued again, nothing claimed
+    h = r.hgetall(cl.key("notif:" + nid))
+    res.check(h.get("status") == "queued" and h.get("resent_after_crash") == "1",
+              "after the stale requeue: status %r resent_after_crash %r, want queued 1" % (
+                  h.get("status"), h.get("resent_after_crash")))
+    status = r.execute_command("FCALL", "sms_done", 4, cl.key("notif:" + nid), *keys, nid, now + 5100, "sent",
+                               "accepted in 1 part", now + 6000, prefix, 604800, "1A2B,6699")
+    h = r.hgetall(cl.key("notif:" + nid))
+    res.fig("sms_done", status)
+    res.check(status == "sent" and h.get("status") == "sent" and h.get("message_ids") == "1A2B,6699",
+              "sms_done sent on the SMS queued again while its sender held it: %r, status %r message_ids %r, want "
+              "sent (the SMSC accepted it)" % (status, h.get("status"), h.get("message_ids")))
+    res.check(r.zscore(cl.key("sms:queue"), nid) is None and r.zscore(cl.key("sms:sending"), nid) is None,
+              "%s still in sms:queue or sms:sending: it would go twice" % nid)
+    res.check(r.hget(cl.key("sms:busy"), u.e164) is None, "the recipient's turn is still held by %s" % r.hget(
+        cl.key("sms:busy"), u.e164))
+    res.check(h.get("resent_after_crash") == "0", "resent_after_crash %r, want 0: it was not sent again" % (
+        h.get("resent_after_crash"),))
+    res.check(r.get(cl.key("sms:msgid:1A2B")) == nid, "sms:msgid:1A2B = %r, want %s (receipts are matched by it)" % (
+        r.get(cl.key("sms:msgid:1A2B")), nid))
+    return res
+
+
 def test_sms_quiet_hours(cl):
     """Quiet hours that hold the present moment (Europe/Paris): ticket_received SMS wait as deferred and nothing is
     submitted; ticket_cancelled, listed urgent, goes at once (ahead of the same customer's deferred one); when the
@@ -1407,6 +1455,7 @@ TESTS = [
     ("sms_window_and_reconnect", test_sms_window_and_reconnect),
     ("sms_stop", test_sms_stop),
     ("sms_crash", test_sms_crash),
+    ("sms_stale_claim_settled", test_sms_stale_claim_settled),
     ("sms_quiet_hours", test_sms_quiet_hours),
 ]
 
