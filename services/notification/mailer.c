@@ -116,6 +116,15 @@ static void mailer_done(mailer *m, const char *nid, const mailer_outcome *o, int
     store_args_add(&a, nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
     store_args_add(&a, o->detail), store_args_addf(&a, "%lld", (long long)(clock_now_ms() + backoff));
     redisReply *r = store_args_call(m->st, &a);
+    /* Unconfirmed, the claim would go stale and the e-mail be sent again: insist while the service runs. */
+    while (!r && !m->stop) {
+        log_error(NULL, nid, "e-mail %s not confirmed yet (trying again): %s", verdict, err_get());
+        for (int t = 0; t < 10 && !m->stop; t++) {
+            struct timespec ts = {0, MAILER_IDLE_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        r = store_args_call(m->st, &a);
+    }
     if (!r || r->type == REDIS_REPLY_ERROR)
         log_error(NULL, nid, "e-mail %s not confirmed (it will be tried again): %s", verdict, r ? r->str : err_get());
     else

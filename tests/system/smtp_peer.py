@@ -6,8 +6,10 @@ raw bytes and envelope to a folder, counts connections, and can refuse recipient
     NNNNNN.eml        the message as received (DATA, CRLF kept)
     NNNNNN.json       {"mail_from", "rcpt_tos", "peer", "session"}
     connections.log   one line per connection
-A recipient whose local part starts with "reject" is refused with 550; one starting with "busy" with 451.
+A recipient whose local part starts with "reject" is refused with 550; one starting with "busy" with 451. A message
+to one starting with "slow" is answered 1.5 s after its data (written only then).
 """
+import asyncio
 import itertools
 import json
 import os
@@ -43,6 +45,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@", 1)[0].startswith("slow") for r in envelope.rcpt_tos):
+            await asyncio.sleep(1.5)
         with self.lock:
             n = next(self.count)
         base = os.path.join(self.folder, "%06d" % n)
