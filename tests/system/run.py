@@ -11,7 +11,8 @@ Tickets need registered records (issue 3): every test registers its customers
 and products first (fixtures.py). The tests of the ticket lifecycle, validations,
 records and queries, timers on an injected clock and maintenance visits are in
 scenarios.py. After every test, each service must still be running (or have been
-stopped by the harness), exit 0 on SIGTERM and have no sanitizer report in its log.
+stopped by the harness), exit 0 on SIGTERM and have no sanitizer report in its log. The last test, chaos
+(chaos_tests.py), drives complete lifecycles for 60 s while processes are SIGKILLed (`make chaos`: 300 s).
 """
 
 import collections
@@ -35,6 +36,7 @@ import billing_tests  # noqa: E402
 import notification_tests  # noqa: E402
 import sms_tests  # noqa: E402
 import sms_http_tests  # noqa: E402
+import chaos_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -689,7 +691,7 @@ TESTS = [
     ("bad_cli_input", test_bad_cli_input),
     ("bad_config", test_bad_config),
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
-    + sms_http_tests.TESTS
+    + sms_http_tests.TESTS + chaos_tests.TESTS
 
 
 if __name__ == "__main__":
