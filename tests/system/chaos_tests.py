@@ -24,8 +24,8 @@ not killed is a crash.
 When the time is up the kills stop, the workers finish the lifecycles they are in, the cluster is left to
 settle (bounded), and the invariants are checked, each counting what it read (a check that read nothing fails):
 - acknowledged operations: the effect of every success is in Redis (records, steps in the timeline, verdicts,
-  payments, credit notes, received stock, complaints), and replaying a sample of request ids (every one in runs
-  of 300 s or more) answers the first answer with replayed true;
+  payments, credit notes, received stock, complaints), and replaying a sample of their request ids (150 per
+  minute of chaos) answers the first answer with replayed true;
 - timelines: every ticket's states follow the lifecycle's transitions from received to its current state, the
   per-state indexes agree, every successful step is in the timeline once, and no ticket is stuck (each one that
   is not where its lifecycle ends is listed with what it waits for);
@@ -76,7 +76,7 @@ CLIENT_ENV = {"SAV_CLIENT_TIMEOUT_MS": "1500", "SAV_CLIENT_ATTEMPTS": "2"}
 OP_PATIENCE_S = 90                # an operation answered "unavailable" is sent again this long
 WAIT_PATIENCE_S = 60              # a worker waits this long for the pipeline before calling its ticket stuck
 SETTLE_S = 90                     # the cluster gets this long to settle once the kills stop
-REPLAY_SAMPLE = 150               # request ids replayed at the end of a short run
+REPLAY_PER_MINUTE = 150           # request ids replayed at the end, per minute of chaos (a seeded sample)
 MAIL_DOMAIN = "chaos.sav.example"
 DOMAIN_PART = "chaos.example.com"
 CENTRES = {"PAR-01": 3900, "LYO-01": 0, "REP-BDX-07": 2900}  # diagnostic fee (catalog), excl. VAT
@@ -609,8 +609,36 @@ def answer_core(data):
     return {k: v for k, v in (data or {}).items() if k not in ("replayed", "previous_state")}
 
 
-def check_ops(cl, res, book, tally, replay_all, rng):
-    """Every acknowledged operation's effect is in Redis; replayed request ids answer the first answer."""
+def check_replays(cl, res, book, replays, rng):
+    """A sample of acknowledged request ids sent again: each answers its first answer, replayed (that it changes
+    nothing is for the checks that follow, which count every effect)."""
+    ok = [o for o in book.ops if o.rc == 0]
+    sample = rng.sample(ok, min(replays, len(ok)))
+
+    def replay(o):
+        try:
+            rr = cl.savctl(*(o.kind.split() + o.args + ["--request-id", o.rid]), json_out=True)
+        except HarnessError as e:
+            return o, -1, None, str(e)
+        try:
+            data = json.loads(rr.stdout) if rr.returncode == 0 else None
+        except ValueError:
+            data = None
+        return o, rr.returncode, data, rr.stderr.strip()
+    wrong = []
+    for o, rc, data, err in fixtures.pmap(replay, sample, workers=WORKERS):
+        if rc != 0 or not data or data.get("replayed") is not True or answer_core(data) != answer_core(o.data):
+            wrong.append("%s %s --request-id %s: first %r, replay exit %d %r %s" % (
+                o.kind, " ".join(o.args), o.rid, o.data, rc, data, err[:200]))
+    for m in wrong[:10]:
+        res.check(False, "replay: " + m)
+    res.check(len(wrong) <= 10, "... %d replays wrong in all" % len(wrong))
+    res.fig("replayed", "%d/%d" % (len(sample) - len(wrong), len(sample)))
+    res.check(sample, "no request id replayed")
+
+
+def check_ops(cl, res, book, tally):
+    """Every acknowledged operation's effect is in Redis."""
     r = cl.redis()
     ok = [o for o in book.ops if o.rc == 0]
     checked = collections.Counter()
@@ -675,29 +703,6 @@ def check_ops(cl, res, book, tally, replay_all, rng):
     res.fig("ops_checked", sum(checked.values()))
     res.check(sum(checked.values()) > 0 and checked["ticket open"] > 0, "no acknowledged operation to check")
 
-    # Replays: the same request id answers the first answer, replayed, and changes nothing.
-    sample = ok if replay_all else rng.sample(ok, min(REPLAY_SAMPLE, len(ok)))
-
-    def replay(o):
-        try:
-            rr = cl.savctl(*(o.kind.split() + o.args + ["--request-id", o.rid]), json_out=True)
-        except HarnessError as e:
-            return o, -1, None, str(e)
-        try:
-            data = json.loads(rr.stdout) if rr.returncode == 0 else None
-        except ValueError:
-            data = None
-        return o, rr.returncode, data, rr.stderr.strip()
-    wrong = []
-    for o, rc, data, err in fixtures.pmap(replay, sample, workers=WORKERS):
-        if rc != 0 or not data or data.get("replayed") is not True or answer_core(data) != answer_core(o.data):
-            wrong.append("%s %s --request-id %s: first %r, replay exit %d %r %s" % (
-                o.kind, " ".join(o.args), o.rid, o.data, rc, data, err[:200]))
-    for m in wrong[:10]:
-        res.check(False, "replay: " + m)
-    res.check(len(wrong) <= 10, "... %d replays wrong in all" % len(wrong))
-    res.fig("replayed", "%d/%d" % (len(sample) - len(wrong), len(sample)))
-    res.check(sample, "no request id replayed")
 
 
 def check_timelines(cl, res, book, tally):
@@ -1030,7 +1035,8 @@ def test_chaos(cl):
         waited, left = settle(cl, chaos)
         res.fig("settle_s", round(waited, 1))
         res.check(not left, "still moving %d s after the end: %s" % (SETTLE_S, left))
-        check_ops(cl, res, book, tally, seconds >= 300, rng)
+        check_replays(cl, res, book, REPLAY_PER_MINUTE * max(1, seconds // 60), rng)
+        check_ops(cl, res, book, tally)
         check_timelines(cl, res, book, tally)
         check_numbering(cl, res, book)
         check_stock(cl, res, book)
