@@ -187,11 +187,26 @@ static void smsc_done(smsc *c, int i, int forget) {
     c->active[i] = c->active[--c->nactive];
 }
 
+static int smsc_on_pdu(smsc *c, const smpp_pdu *p);
+
+/* Takes what the SMSC sent before the link broke, still in our buffers (a failed write stops the reading): an
+ * acceptance there is one, and lost its part would go twice. It cannot be answered any more; a receipt comes
+ * again. */
+static void smsc_drain(smsc *c) {
+    smpp_pdu p;
+    size_t before;
+    do {
+        while (smsc_next_pdu(c, &p) == 1) smsc_on_pdu(c, &p);
+        before = c->in_len;
+    } while (smsc_read(c, 0) == 0 && c->in_len > before);
+}
+
 /* Closes a lost link. Kept, the SMS in hand wait for the next bind and only their unanswered parts go again
  * (a part accepted twice would reach the phone as a fragment that never completes); not kept, those not yet
  * confirmed are queued again. */
 static void smsc_drop(smsc *c, const char *why, int keep) {
     if (c->fd >= 0) log_warn(NULL, NULL, "SMSC link dropped: %s", why);
+    if (c->fd >= 0) smsc_drain(c);
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->enquire_sent_ms = 0;

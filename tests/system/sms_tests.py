@@ -47,6 +47,8 @@ What is checked (keys under sav:{s0}:; the rules are /work/shared/design/notific
 - sms_crash: SIGKILL of sav-notification while SMS are being submitted (answers 150 ms late), restart: every
   SMS delivered; parts the SMSC accepted twice (the documented duplicate window) are reported, bounded by twice
   the window, and counted in the notification's resent_after_crash.
+- sms_smsc_crash: the SMSC sends a receipt and an acceptance, then resets the link and dies (--crash-after): the
+  failed answer to the receipt must not lose the acceptance; with another SMSC up, nothing is submitted again.
 - sms_stale_claim_settled: the Functions alone: an SMS whose claim went stale (and was queued again) while its
   sender held it, as when Redis restarts, is settled by the sender's "sent": out of the queue, not resent.
 Every test ends as in run.py: no service died on its own, all exit 0 on SIGTERM, no sanitizer report in a log.
@@ -1358,6 +1360,37 @@ def test_sms_crash(cl):
         stop_peers(*peers)
 
 
+def test_sms_smsc_crash(cl):
+    """The SMSC dies right after answering: it sends a receipt, then the acceptance of the first submit_sm, and
+    resets the link (--receipt-first --crash-after 1). Answering the receipt fails, but the acceptance is already
+    in hand and must count: once another SMSC is up, every SMS is delivered and none is submitted again."""
+    res = Result()
+    first = SmscPeer(cl, "dies")
+    peers = [first]
+    try:
+        first.start("--receipt-first", "--crash-after", 1)
+        sms_config(cl, first.port)
+        cl.start_all()
+        units = [Unit(900 + i, "fr") for i in range(3)]
+        if not res.check(register(cl, res, units), "registration failed"):
+            return res
+        res.check(harness.wait_until(lambda: first.proc.poll() is not None, 20, 0.01) and first.proc.returncode == 3,
+                  "the SMSC did not crash after its first answer (exit %s)" % first.proc.poll())
+        first.kill()
+        time.sleep(1.5)  # the client finds no SMSC for a while
+        second = SmscPeer(cl, "after", port=first.port)
+        peers.append(second)
+        second.start("--receipts")
+        notifs = wait_sms(cl, [u.tid for u in units], timeout=30, count=3)
+        check_statuses(res, notifs, "delivered")
+        res.fig("submits", "%d+%d" % (len(first.submits()), len(second.submits())))
+        tr = Traffic(res, notifs, peers, "SMSC crash after an answer: ")
+        tr.exactly_once(list(notifs))
+        return res
+    finally:
+        stop_peers(*peers)
+
+
 def test_sms_stale_claim_settled(cl):
     """The Functions alone (no SMSC, so sav-notification never claims): an SMS claimed by a sender (sms_claim) whose
     claim then goes stale while the sender still holds it, as when Redis restarts and renewals fail, is queued
@@ -1455,6 +1488,7 @@ TESTS = [
     ("sms_window_and_reconnect", test_sms_window_and_reconnect),
     ("sms_stop", test_sms_stop),
     ("sms_crash", test_sms_crash),
+    ("sms_smsc_crash", test_sms_smsc_crash),
     ("sms_stale_claim_settled", test_sms_stale_claim_settled),
     ("sms_quiet_hours", test_sms_quiet_hours),
 ]
