@@ -999,7 +999,9 @@ end
 mail_done: the outcome of one send: sent, retry (temporary failure: queued again at a later time), failed,
 or release (claimed but never tried: queued again at once, the attempt not counted).
 KEYS: 1 notification hash, 2 mail queue, 3 sending index (failed ones go to <sending index>:failed)
-ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail (server answer or reason), 5 when to retry (ms)
+ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail (server answer or reason), 5 when to retry (ms),
+      6 '1' when the whole message went out and no final answer came (the server may have kept it: the retry
+      may make a second copy, counted in resent_after_crash)
 Returns the new status.
 ]]
 local function mail_done(keys, args)
@@ -1015,6 +1017,7 @@ local function mail_done(keys, args)
   redis.call('HSET', keys[1], 'status', status, 'last_answer', args[4], 'updated_at', args[2])
   if status == 'sent' then redis.call('HSET', keys[1], 'sent_at', args[2]) end
   if status == 'queued' then redis.call('ZADD', keys[2], args[5], args[1]) end
+  if status == 'queued' and args[6] == '1' then redis.call('HINCRBY', keys[1], 'resent_after_crash', 1) end
   if status == 'failed' then redis.call('ZADD', keys[3] .. ':failed', args[2], args[1]) end
   return status
 end
