@@ -458,7 +458,7 @@ class Worker:
     def pay(self, lc, fid):
         """Pickup refused while unpaid, then the balance paid (in two parts on some), then the pickup."""
         self.op(lc, "ticket pickup", lc.tid, want=(2,), err_has="unpaid")
-        balance = int(self.hget("invoice:" + fid, "balance_cents"))
+        balance = int(self.wait(lc, "the invoice's balance", lambda: self.hget("invoice:" + fid, "balance_cents")))
         parts = [balance] if balance < 200 or self.rng.random() < 0.6 else [balance // 3, balance - balance // 3]
         for k, amount in enumerate(parts):
             d = self.op(lc, "payment record", fid, "--amount", amount, "--method", self.rng.choice(
