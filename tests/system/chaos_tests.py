@@ -842,7 +842,9 @@ def check_numbering(cl, res, book):
     res.fig("invoices", counts["FAC"])
     res.fig("credit_notes", counts["AV"])
     res.fig("claims", len(claims))
-    res.check(counts["FAC"] > 0 and amounts > 0, "no invoice to check")
+    res.check(counts["FAC"] > 0 and amounts > 0 and counts["AV"] > 0 and claims,
+              "nothing to check: %d invoices (%d with their amounts), %d credit notes, %d claims" % (
+                  counts["FAC"], amounts, counts["AV"], len(claims)))
 
 
 def check_stock(cl, res, book):
