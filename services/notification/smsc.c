@@ -54,6 +54,7 @@ struct smsc {
     size_t in_len;
     smsc_sms active[SMSC_MAX_ACTIVE];
     int nactive;
+    uint8_t next_ref; /* concatenation reference of the next long message */
     int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms, next_renew_ms;
 };
 
@@ -238,10 +239,13 @@ static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
     const char *to = store_field(n, "recipient"), *body = store_field(n, "body");
     snprintf(m->dest, sizeof(m->dest), "%s", to[0] == '+' ? to + 1 : to);
     m->attempts = atoi(store_field(n, "attempts"));
-    /* The concatenation reference only needs to differ between a recipient's recent long messages. */
-    if (gsm_encode(body, strlen(body), (uint8_t)(clock_now_ms() & 0xFF), &m->msg) != 0) {
+    /* The concatenation reference must differ between a recipient's recent long messages: counted, 256 long
+     * messages go between two that share one (read off the clock, two messages 256 ms apart would). */
+    if (gsm_encode(body, strlen(body), c->next_ref, &m->msg) != 0) {
         m->verdict = "failed";
         snprintf(m->detail, sizeof(m->detail), "%s", err_get());
+    } else if (m->msg.nparts > 1) {
+        c->next_ref++;
     }
 }
 
@@ -485,6 +489,7 @@ int smsc_start(const settings *s, smsc **out) {
     }
     c->cfg = s;
     c->fd = -1;
+    c->next_ref = (uint8_t)(clock_now_ms() & 0xFF); /* a restarted sender does not start again where it did */
     if (smsq_open(&c->q, s) != 0) {
         free(c);
         return -1;
