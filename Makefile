@@ -3,6 +3,7 @@
 # AddressSanitizer and UndefinedBehaviorSanitizer.
 
 SAV_VERSION := 0.1.0
+CHAOS_SECONDS ?= 300
 CC ?= cc
 PKGS := libzmq libprotobuf-c hiredis jansson libcurl libmicrohttpd
 
@@ -32,7 +33,7 @@ SERVICE_BINS := $(SERVICES:%=$(BIN)/sav-%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BIN)/%)
 
-.PHONY: all deps run test unit-test system-test bench clean
+.PHONY: all deps run test unit-test system-test bench chaos clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -98,6 +99,14 @@ test: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@/usr/bin/python3 tools/bench/bench.py --bin $(BIN) $(BENCH_ARGS)
+
+# Complete lifecycles under load while processes are SIGKILLed (tests/system/chaos_tests.py), on the sanitizer
+# build as in make test; prints the summary line, non-zero exit when an invariant fails.
+chaos: deps
+	@$(MAKE) --no-print-directory SAN=1 all
+	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86} \
+	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87} \
+	SAV_CHAOS_SECONDS=$(CHAOS_SECONDS) /usr/bin/python3 tests/system/chaos_tests.py --bin build/asan/bin
 
 clean:
 	rm -rf build

@@ -67,6 +67,12 @@ static void store_drop(store *st) {
     st->ctx = NULL;
 }
 
+/* A Redis restarting from its AOF answers every command LOADING: it is not there yet, as if it were down, and
+ * its refusal is no answer about the data (a record "not found", a step that "could not be recorded"). */
+static int store_loading(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0;
+}
+
 /* Loads the library with REPLACE: Functions persist in Redis, but a newer build must install its own. */
 static int store_load_functions(store *st) {
     redisReply *r = redisCommand(st->ctx, "FUNCTION LOAD REPLACE %s", store_functions_lua);
@@ -187,6 +193,11 @@ redisReply *store_call(store *st, int argc, const char **argv, const size_t *arg
     for (int attempt = 0; attempt < 2; attempt++) {
         if (store_ready(st) != 0) return NULL;
         redisReply *r = redisCommandArgv(st->ctx, argc, argv, argvlen);
+        if (r && store_loading(r)) {
+            err_set("redis %s: %s", argv[0], r->str);
+            freeReplyObject(r);
+            return NULL;
+        }
         if (r) return r;
         int stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
         char why[128];
@@ -221,6 +232,12 @@ static int store_pipeline_once(store *st, int n, const int *argc, const char ***
         }
         out[i] = r;
     }
+    for (int i = 0; i < n; i++)
+        if (store_loading(out[i])) {
+            err_set("redis pipeline: %s", out[i]->str);
+            for (int j = 0; j < n; j++) freeReplyObject(out[j]);
+            return -1;
+        }
     return 0;
 }
 

@@ -806,7 +806,11 @@ Returns {on hand, replayed, tickets whose parts became complete} or "REFUSED <re
 ]]
 local function parts_move(keys, args)
   local prefix, centre, ref, delta = args[1], args[2], args[3], tonumber(args[4])
-  if redis.call('GET', keys[1]) then return {tonumber(redis.call('HGET', keys[2], ref) or 0), 1, {}} end
+  local prev = redis.call('GET', keys[1])
+  if prev then
+    local first = cjson.decode(prev)
+    return {first.on_hand, 1, first.completed}
+  end
   local on_hand = tonumber(redis.call('HGET', keys[2], ref) or 0)
   if on_hand + delta < 0 then
     return redis.error_reply('REFUSED only ' .. on_hand .. ' free ' .. ref .. ' at ' .. centre ..
@@ -817,8 +821,10 @@ local function parts_move(keys, args)
   redis.call('RPUSH', keys[2] .. ':moves', cjson.encode({at = tonumber(args[7]), part = ref, delta = delta,
     kind = args[5], reason = args[8], by = args[9]}))
   local completed = parts_serve_all(prefix, centre, {ref}, '')
-  redis.call('SET', keys[1], '1', 'EX', tonumber(args[6]))
-  return {tonumber(redis.call('HGET', keys[2], ref)), 0, completed}
+  local after = tonumber(redis.call('HGET', keys[2], ref))
+  -- The first answer is kept whole: a retried request gets it back, not the stock of the moment.
+  redis.call('SET', keys[1], cjson.encode({on_hand = after, completed = completed}), 'EX', tonumber(args[6]))
+  return {after, 0, completed}
 end
 
 --[[
@@ -922,8 +928,8 @@ Returns {balance, status, replayed} or "REFUSED <reason>" / "NOTFOUND".
 local function payment_record(keys, args)
   local prev = redis.call('GET', keys[1])
   if prev then
-    local f = redis.call('HMGET', keys[2], 'balance_cents', 'status')
-    return {tonumber(f[1]), f[2], 1}
+    local first = cjson.decode(prev)
+    return {first.balance, first.status, 1}
   end
   local f = redis.call('HMGET', keys[2], 'id', 'balance_cents', 'ticket')
   if not f[1] then return redis.error_reply('NOTFOUND no such record') end
@@ -937,7 +943,8 @@ local function payment_record(keys, args)
   local balance, status = invoice_settle(args[1], keys[2])
   local state = redis.call('HGET', args[1] .. 'ticket:' .. f[3], 'state') or ''
   timeline_add(args[1], f[3], args[2], 'payment.recorded', state, args[7], f[1] .. ' ' .. amount)
-  redis.call('SET', keys[1], '1', 'EX', tonumber(args[3]))
+  -- The first answer is kept whole: a retried request gets it back, not the balance of the moment.
+  redis.call('SET', keys[1], cjson.encode({balance = balance, status = status}), 'EX', tonumber(args[3]))
   return {balance, status, 0}
 end
 
@@ -1071,7 +1078,9 @@ end
 mail_done: the outcome of one send: sent, retry (temporary failure: queued again at a later time), failed,
 or release (claimed but never tried: queued again at once, the attempt not counted).
 KEYS: 1 notification hash, 2 mail queue, 3 sending index (failed ones go to <sending index>:failed)
-ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail (server answer or reason), 5 when to retry (ms)
+ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail (server answer or reason), 5 when to retry (ms),
+      6 '1' when the whole message went out and no final answer came (the server may have kept it: the retry
+      may make a second copy, counted in resent_after_crash)
 Returns the new status.
 ]]
 local function mail_done(keys, args)
@@ -1087,6 +1096,7 @@ local function mail_done(keys, args)
   redis.call('HSET', keys[1], 'status', status, 'last_answer', args[4], 'updated_at', args[2])
   if status == 'sent' then redis.call('HSET', keys[1], 'sent_at', args[2]) end
   if status == 'queued' then redis.call('ZADD', keys[2], args[5], args[1]) end
+  if status == 'queued' and args[6] == '1' then redis.call('HINCRBY', keys[1], 'resent_after_crash', 1) end
   if status == 'failed' then redis.call('ZADD', keys[3] .. ':failed', args[2], args[1]) end
   return status
 end
@@ -1161,9 +1171,16 @@ ARGV: 1 notification id, 2 now ms, 3 outcome, 4 detail, 5 when to retry (ms), 6 
 Returns the new status.
 ]]
 local function sms_done(keys, args)
-  local f = redis.call('HMGET', keys[1], 'status', 'recipient')
-  if f[1] ~= 'sending' then return f[1] or '' end
+  local f = redis.call('HMGET', keys[1], 'status', 'recipient', 'resent_after_crash')
   local nid, now, prefix, ttl = args[1], args[2], args[6], tonumber(args[7])
+  -- Accepted while Redis was away, the SMS may have been queued again as a stale claim: it is sent and must not
+  -- go again (nor count as resent).
+  if (f[1] == 'queued' or f[1] == 'deferred') and (args[3] == 'sent' or args[3] == 'accepted') then
+    redis.call('ZREM', keys[2], nid)
+    if tonumber(f[3] or '0') > 0 then redis.call('HINCRBY', keys[1], 'resent_after_crash', -1) end
+    f[1] = 'sending'
+  end
+  if f[1] ~= 'sending' then return f[1] or '' end
   redis.call('ZREM', keys[3], nid)
   local status = (args[3] == 'sent' or args[3] == 'accepted') and 'sent'
     or (args[3] == 'retry' or args[3] == 'release') and 'queued' or 'failed'

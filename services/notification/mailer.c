@@ -46,6 +46,7 @@ static size_t mailer_read(char *buf, size_t size, size_t n, void *arg) {
 typedef struct mailer_outcome {
     const char *verdict; /* sent, retry, failed, or release (claimed but not tried: the service is stopping) */
     int answered;        /* the server answered: an outage does not use up the attempts */
+    int unconfirmed;     /* the whole message went out, no final answer came: the server may have kept it */
     char detail[256];
 } mailer_outcome;
 
@@ -95,6 +96,7 @@ static void mailer_send(mailer *m, const char *to, const char *message, size_t l
     }
     out->verdict = code >= 500 || rc == CURLE_LOGIN_DENIED || rc == CURLE_USE_SSL_FAILED ? "failed" : "retry";
     out->answered = code != 0;
+    out->unconfirmed = strcmp(out->verdict, "retry") == 0 && !m->refusal[0] && up.pos == up.len;
     if (m->refusal[0])
         snprintf(out->detail, sizeof(out->detail), "%s", m->refusal);
     else
@@ -116,7 +118,17 @@ static void mailer_done(mailer *m, const char *nid, const mailer_outcome *o, int
     store_args_add(&a, key), store_args_add(&a, m->queue), store_args_add(&a, m->sending);
     store_args_add(&a, nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
     store_args_add(&a, o->detail), store_args_addf(&a, "%lld", (long long)(clock_now_ms() + backoff));
+    store_args_add(&a, o->unconfirmed ? "1" : "0");
     redisReply *r = store_args_call(m->st, &a);
+    /* Unconfirmed, the claim would go stale and the e-mail be sent again: insist while the service runs. */
+    while (!r && !m->stop) {
+        log_error(NULL, nid, "e-mail %s not confirmed yet (trying again): %s", verdict, err_get());
+        for (int t = 0; t < 10 && !m->stop; t++) {
+            struct timespec ts = {0, MAILER_IDLE_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        r = store_args_call(m->st, &a);
+    }
     if (!r || r->type == REDIS_REPLY_ERROR)
         log_error(NULL, nid, "e-mail %s not confirmed (it will be tried again): %s", verdict, r ? r->str : err_get());
     else
@@ -137,7 +149,7 @@ static void mailer_one(mailer *m, const char *nid, const redisReply *n) {
                      store_field(n, "body"), message_id, atoll(store_field(n, "at"))};
     char *msg;
     size_t msg_len;
-    mailer_outcome o = {"failed", 1, ""};
+    mailer_outcome o = {"failed", 1, 0, ""};
     if (mail_build(&in, &msg, &msg_len) != 0) {
         snprintf(o.detail, sizeof(o.detail), "%s", err_get());
     } else {
@@ -162,7 +174,7 @@ static int mailer_batch(mailer *m) {
         size_t i = 0;
         for (; i < r->elements && !m->stop; i++) mailer_one(m, r->element[i]->element[0]->str, r->element[i]->element[1]);
         /* Claims the stop left untried go back to the queue now, not after the stale delay. */
-        mailer_outcome release = {"release", 0, "not tried: the service stopped"};
+        mailer_outcome release = {"release", 0, 0, "not tried: the service stopped"};
         for (; i < r->elements; i++) mailer_done(m, r->element[i]->element[0]->str, &release, 1);
         n = (int)r->elements;
     }

@@ -54,6 +54,7 @@ struct smsc {
     size_t in_len;
     smsc_sms active[SMSC_MAX_ACTIVE];
     int nactive;
+    uint8_t next_ref; /* concatenation reference of the next long message */
     int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms, next_renew_ms;
 };
 
@@ -186,11 +187,26 @@ static void smsc_done(smsc *c, int i, int forget) {
     c->active[i] = c->active[--c->nactive];
 }
 
+static int smsc_on_pdu(smsc *c, const smpp_pdu *p);
+
+/* Takes what the SMSC sent before the link broke, still in our buffers (a failed write stops the reading): an
+ * acceptance there is one, and lost its part would go twice. It cannot be answered any more; a receipt comes
+ * again. */
+static void smsc_drain(smsc *c) {
+    smpp_pdu p;
+    size_t before;
+    do {
+        while (smsc_next_pdu(c, &p) == 1) smsc_on_pdu(c, &p);
+        before = c->in_len;
+    } while (smsc_read(c, 0) == 0 && c->in_len > before);
+}
+
 /* Closes a lost link. Kept, the SMS in hand wait for the next bind and only their unanswered parts go again
  * (a part accepted twice would reach the phone as a fragment that never completes); not kept, those not yet
  * confirmed are queued again. */
 static void smsc_drop(smsc *c, const char *why, int keep) {
     if (c->fd >= 0) log_warn(NULL, NULL, "SMSC link dropped: %s", why);
+    if (c->fd >= 0) smsc_drain(c);
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     c->enquire_sent_ms = 0;
@@ -222,10 +238,13 @@ static void smsc_take(smsc *c, const char *nid, const redisReply *n) {
     const char *to = store_field(n, "recipient"), *body = store_field(n, "body");
     snprintf(m->dest, sizeof(m->dest), "%s", to[0] == '+' ? to + 1 : to);
     m->attempts = atoi(store_field(n, "attempts"));
-    /* The concatenation reference only needs to differ between a recipient's recent long messages. */
-    if (gsm_encode(body, strlen(body), (uint8_t)(clock_now_ms() & 0xFF), &m->msg) != 0) {
+    /* The concatenation reference must differ between a recipient's recent long messages: counted, 256 long
+     * messages go between two that share one (read off the clock, two messages 256 ms apart would). */
+    if (gsm_encode(body, strlen(body), c->next_ref, &m->msg) != 0) {
         m->verdict = "failed";
         snprintf(m->detail, sizeof(m->detail), "%s", err_get());
+    } else if (m->msg.nparts > 1) {
+        c->next_ref++;
     }
 }
 
@@ -435,10 +454,14 @@ static void *smsc_run(void *arg) {
     while (!c->stop) {
         if (c->fd < 0) {
             if (smsc_bind(c) != 0) {
-                /* The SMSC stays away: the SMS in hand go back to the queue rather than outlive their claim. */
-                smsc_drop(c, err_get(), 0);
+                /* The SMSC stays away: the SMS in hand wait for it, their claims renewed. Queued again, they would
+                 * go whole, and a part it had already accepted would reach the phone twice. */
+                smsc_drop(c, err_get(), 1);
                 log_warn(NULL, NULL, "SMSC unavailable, trying again in %d ms: %s", SMSC_RECONNECT_MS, err_get());
-                for (int t = 0; t < SMSC_RECONNECT_MS / 100 && !c->stop; t++) smsc_sleep_ms(100);
+                for (int t = 0; t < SMSC_RECONNECT_MS / 100 && !c->stop; t++) {
+                    smsc_renew_claims(c);
+                    smsc_sleep_ms(100);
+                }
                 continue;
             }
             c->last_rx_ms = clock_now_ms();
@@ -465,6 +488,7 @@ int smsc_start(const settings *s, smsc **out) {
     }
     c->cfg = s;
     c->fd = -1;
+    c->next_ref = (uint8_t)(clock_now_ms() & 0xFF); /* a restarted sender does not start again where it did */
     if (smsq_open(&c->q, s) != 0) {
         free(c);
         return -1;

@@ -875,6 +875,10 @@ def test_payments_credits(cl, res):
     d = sv(cl, res, "payment", "record", inv1, "--amount", 2000, "--method", "cheque", "--ref", "CHQ 1234") or {}
     res.check(d.get("balance_cents") == total - 7000 and d.get("status") == "partially_paid",
               "second payment 2000 on %s: %r" % (inv1, d))
+    d = sv(cl, res, "payment", "record", inv1, "--amount", 5000, "--method", "card", "--request-id", "pay-1") or {}
+    res.check(d.get("replayed") is True and d.get("balance_cents") == total - 5000,
+              "payment pay-1 replayed after a second payment: %r, want its first answer (balance %d)" % (
+                  d, total - 5000))
     sv(cl, res, "ticket", "pickup", t1, want=2, err_has="unpaid")
     # Overpayment: refused, nothing changes.
     before = cl.redis().hgetall(rkey(cl, "invoice:" + inv1))

@@ -526,6 +526,12 @@ def test_last_unit_race(cl):
             if rnd < rounds - 1:
                 must(cl, res, "parts", "receive", centre, part, 1, rid="race-next-%d" % rnd)
                 received += 1
+                # The earlier receive again: its first answer, not the stock of the moment, and nothing received.
+                d = must(cl, res, "parts", "receive", centre, part, 1, rid="race-recv-%d" % rnd)
+                res.check(d and d.get("replayed") is True and d.get("on_hand") == 0 and
+                          d.get("tickets_completed") == [lose],
+                          "round %d: parts receive --request-id race-recv-%d again answered %r, want its first answer "
+                          "(on_hand 0, tickets_completed [%s]) replayed" % (rnd, rnd, d, lose))
 
         # First come, first served by ticket creation, whatever the order of the verdicts.
         fifo = [w.unit("DW-450", 100, centre, faults=["E09"])[2] for _ in range(3)]

@@ -447,7 +447,8 @@ class Cluster:
 
     # -- redis
 
-    def start_redis(self, timeout=10):
+    def start_redis(self, timeout=10, extra=(), wait=True):
+        """Starts redis-server (extra: more of its options); wait: until it answers PING."""
         if self.redis_proc and self.redis_proc.poll() is None:
             raise HarnessError("redis already running")
         # SIGXFSZ ignored: a test that fills the disk (RLIMIT_FSIZE) wants Redis to see write errors, not die of it.
@@ -455,8 +456,10 @@ class Cluster:
                 shutil.which("redis-server") or "redis-server", "--dir", self.dir, "--appendonly", "yes",
                 "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction",
                 "--bind", "127.0.0.1", "--port", str(self.redis_port), "--daemonize", "no",
-                "--aclfile", self.write_acl(), "--acllog-max-len", "1000"]
+                "--aclfile", self.write_acl(), "--acllog-max-len", "1000"] + list(extra)
         self.redis_proc = self._spawn(argv, "redis.log")
+        if not wait:
+            return
         r = self.redis()
         def ready():
             if self.redis_proc.poll() is not None:

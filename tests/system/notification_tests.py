@@ -19,8 +19,10 @@ for the documented duplicate window after a crash, counted in resent_after_crash
 Tests: email_delivery (well-formed messages, envelope, one per notification, one reused connection),
 email_failures (550 / 451 / attempts / retry command / SMTP down / STARTTLS required / bad settings refused),
 email_crash (SIGKILLs while sending: nothing lost, duplicates within resent_after_crash), email_graceful_stop
-(SIGTERM in the middle of a batch leaves nothing stuck in "sending"). SAV_TEST_SEED fixes email_crash's random
-kill timings (its seed is printed).
+(SIGTERM in the middle of a batch leaves nothing stuck in "sending"), email_redis_restart (the server's acceptance
+while Redis is away is confirmed once it is back: sent once), email_server_dies (a server that kept a message and died
+before answering: sent again, the duplicate counted). SAV_TEST_SEED fixes email_crash's random kill timings (its
+seed is printed).
 """
 
 import base64
@@ -1035,11 +1037,86 @@ def test_email_graceful_stop(cl):
         peer.stop()
 
 
+def test_email_redis_restart(cl):
+    """Redis SIGKILLed while the SMTP server takes its time over a message (1.5 s), restarted 2 s later, past
+    mail_stale_ms: the server's acceptance comes while Redis is away. The sender must confirm it once Redis is
+    back (the claim still its own), not leave it to go stale: the e-mail is sent once, resent_after_crash 0."""
+    res = Result()
+    peer = SmtpPeer(cl, os.path.join(cl.dir, "smtp"))
+    try:
+        peer.start()
+        smtp_config(cl, peer.port, mail_stale_ms=1000, mail_retry_max_ms=500)
+        cl.start_all()
+        cid = add_customer(cl, res, "Lente Cliente", "slow.client@example.fr")
+        if not (cid and add_product(cl, res, "SN-SLOW-1", cid)):
+            return res
+        tid = open_ticket(cl, res, cid, "SN-SLOW-1")
+        nid = "%s:ticket_received:email:1" % tid
+        r = cl.redis()
+        res.check(harness.wait_until(lambda: r.zscore(cl.key("mail:sending"), nid) is not None, 15, 0.01),
+                  "%s never claimed" % nid)
+        time.sleep(0.5)
+        cl.kill_redis()
+        time.sleep(2.0)
+        cl.start_redis()
+        statuses = wait_statuses(cl, [nid], ("sent", "failed"), 20)
+        time.sleep(2.5)  # a copy sent again would have reached the server by now
+        n = notif_hashes(cl, [nid])[nid]
+        got = [peer_ids(raw) for _, raw, _ in peer.messages()]
+        res.fig("status", statuses.get(nid))
+        res.fig("copies", got.count(message_id(nid, "sav.example")))
+        res.fig("resent_after_crash", n.get("resent_after_crash"))
+        res.check(n.get("status") == "sent" and got == [message_id(nid, "sav.example")],
+                  "%s: status %r, the server received %s, want it sent once" % (nid, n.get("status"), got))
+        res.check(int(n.get("resent_after_crash") or 0) == 0, "%s: resent_after_crash %r, want 0" % (
+            nid, n.get("resent_after_crash")))
+        return res
+    finally:
+        peer.stop()
+
+
+def test_email_server_dies(cl):
+    """The SMTP server keeps a message and dies before its final answer (a "vanish" recipient): the sender sees no
+    answer to a message it handed over whole, retries once a server is back, and the customer gets two copies,
+    the documented second window; counted: resent_after_crash 1."""
+    res = Result()
+    peer = SmtpPeer(cl, os.path.join(cl.dir, "smtp"))
+    try:
+        peer.start()
+        smtp_config(cl, peer.port, mail_retry_max_ms=500)
+        cl.start_all()
+        cid = add_customer(cl, res, "Vanessa Vanish", "vanish.client@example.fr")
+        if not (cid and add_product(cl, res, "SN-VANISH-1", cid)):
+            return res
+        tid = open_ticket(cl, res, cid, "SN-VANISH-1")
+        nid = "%s:ticket_received:email:1" % tid
+        died = harness.wait_until(lambda: peer.proc.poll() is not None, 15, 0.01)
+        res.check(died and peer.proc.returncode == 3, "the SMTP server did not die after keeping the message (exit %s)"
+                  % peer.proc.poll())
+        peer.stop()
+        peer.start()  # the same folder: its messages are numbered after the first copy
+        statuses = wait_statuses(cl, [nid], ("sent", "failed"), 20)
+        n = notif_hashes(cl, [nid])[nid]
+        got = [peer_ids(raw) for _, raw, _ in peer.messages()]
+        res.fig("status", statuses.get(nid))
+        res.fig("copies", len(got))
+        res.fig("resent_after_crash", n.get("resent_after_crash"))
+        res.check(n.get("status") == "sent" and got == [message_id(nid, "sav.example")] * 2,
+                  "%s: status %r, the server kept %s, want two copies of it" % (nid, n.get("status"), got))
+        res.check(n.get("resent_after_crash") == "1", "%s: resent_after_crash %r, want 1 (the copy the dead server "
+                  "kept may be delivered)" % (nid, n.get("resent_after_crash")))
+        return res
+    finally:
+        peer.stop()
+
+
 TESTS = [
     ("email_delivery", test_email_delivery),
     ("email_failures", test_email_failures),
     ("email_crash", test_email_crash),
     ("email_graceful_stop", test_email_graceful_stop),
+    ("email_redis_restart", test_email_redis_restart),
+    ("email_server_dies", test_email_server_dies),
 ]
 
 

@@ -13,7 +13,8 @@ records and queries, timers on an injected clock and maintenance visits are in
 scenarios.py; CURVE, keys and roles in security_tests.py (every cluster runs
 with CURVE on, savctl acting as the admin identity unless a test names another).
 After every test, each service must still be running (or have been stopped by
-the harness), exit 0 on SIGTERM and have no sanitizer report in its log.
+the harness), exit 0 on SIGTERM and have no sanitizer report in its log. The last test, chaos
+(chaos_tests.py), drives complete lifecycles for 60 s while processes are SIGKILLed (`make chaos`: 300 s).
 """
 
 import collections
@@ -43,6 +44,7 @@ import valgrind_tests  # noqa: E402
 import deploy_tests  # noqa: E402
 import ops_tests  # noqa: E402
 import security_tests  # noqa: E402
+import chaos_tests  # noqa: E402
 
 import zmq  # noqa: E402
 
@@ -696,7 +698,8 @@ TESTS = [
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
     + sms_http_tests.TESTS + fault_tests.TESTS + privacy_tests.TESTS \
     + valgrind_tests.TESTS + deploy_tests.TESTS + ops_tests.TESTS \
-    + security_tests.TESTS
+    + security_tests.TESTS \
+    + chaos_tests.TESTS
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Issue 3 system tests: the ticket lifecycle, input validation, records and queries, the timers of intake on
 an injected clock (SAV_CLOCK_OFFSET_MS), preventive maintenance visits, and the first requests after a Redis
-restart.
+restart and while it loads its AOF.
 
 Each test asserts exact values and the sentences operators and customers read. When a service misbehaves the
 test asserts the correct behaviour and fails, naming the command, what it printed and what was expected.
@@ -9,7 +9,10 @@ test asserts the correct behaviour and fails, naming the command, what it printe
 import collections
 import json
 import os
+import subprocess
 import time
+
+import redis
 
 import harness
 from fixtures import (DAY_MS, DIAGNOSIS_KINDS, KINDS, NO_DIAGNOSIS_KINDS, SIREN, Customer, Result, add_customer,
@@ -1067,6 +1070,67 @@ def test_redis_restart_first_request(cl):
     return res
 
 
+# ---------------------------------------------------------------- 7. redis_loading
+
+def test_redis_loading(cl):
+    """Redis restarted from an AOF it takes seconds to load (key-load-delay): while it answers LOADING, every
+    request is answered "unavailable" (exit 4, the service named), never "not found" (3), "rejected" (2) or an
+    internal error (5), and changes nothing; once it is loaded, the same requests (same request ids) succeed."""
+    res = Result()
+    cl.start_all()
+    c = Customer("Noël Garçon", "fr", "06 55 44 33 22", "+33655443322")
+    if not add_customer(cl, res, c):
+        return res
+    add_product(cl, res, "RL-1", "WM-7000", c.id, today(-100))
+    add_product(cl, res, "RL-2", "DW-450", c.id, today(-100))
+    t1 = open_ticket(cl, res, *open_args(c.id, "RL-1", faults=["E21"]))
+    res.check(wait_drained(cl, 10) and t1, "ticket %s not through the pipeline before the restart" % t1)
+    r = cl.redis()
+    p = r.pipeline(transaction=False)
+    for i in range(20000):
+        p.set("filler:%d" % i, "x")  # outside the sav: prefix: only makes loading slow
+    p.execute()
+    cl.kill_redis()
+    cl.start_redis(extra=("--key-load-delay", "300"), wait=False)
+    res.check(harness.wait_until(lambda: harness.port_open(cl.redis_port), 10, 0.01), "redis did not listen again")
+    requests = [("ticket open", open_args(c.id, "RL-2", faults=["E21"]) + ["--request-id", "rl-open"]),
+                ("customer show", ["customer", "show", c.id]),
+                ("ticket show", ["ticket", "show", t1]),
+                ("repair start", ["repair", "start", t1, "--request-id", "rl-start"]),
+                ("parts receive", ["parts", "receive", "PAR-01", "RES-2000W", "2", "--request-id", "rl-recv"])]
+    env = {"SAV_CLIENT_TIMEOUT_MS": "1000", "SAV_CLIENT_ATTEMPTS": "1"}
+    during = {}
+    for name, args in requests:
+        q = cl.savctl("--json", *args, env=env)
+        during[name] = q.returncode
+        res.check(q.returncode == 4 and q.stderr.strip(), "%s while Redis loads its AOF: exit %d %r, want 4 "
+                  "(unavailable)" % (name, q.returncode, q.stderr.strip()))
+    loading = subprocess.run(["redis-cli", "--no-auth-warning", "-p", str(cl.redis_port), "ping"], capture_output=True,
+                             text=True, timeout=10, env=dict(os.environ, REDISCLI_AUTH=cl.redis_admin[1])).stdout
+    res.check("LOADING" in loading, "Redis was no longer loading after the requests (PING: %r): the AOF loaded "
+              "too fast for this test" % loading.strip())
+    res.fig("during_loading", during)
+
+    def loaded():
+        try:
+            return r.ping()
+        except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
+            return False
+    res.check(harness.wait_until(loaded, 60, 0.1), "Redis did not finish loading within 60 s")
+    after = {}
+    for name, args in requests:
+        q = cl.savctl("--json", *args)
+        after[name] = q.returncode
+        res.check(q.returncode == 0, "%s once Redis is loaded: exit %d %r, want 0" % (name, q.returncode,
+                                                                                    q.stderr.strip()))
+    res.fig("after_loading", after)
+    res.check(r.hget(cl.key("stock:PAR-01:received"), "RES-2000W") == "6", "received RES-2000W at PAR-01 = %r, want "
+              "4 (catalog) + 2 once" % r.hget(cl.key("stock:PAR-01:received"), "RES-2000W"))
+    res.check(wait_drained(cl, 15), "outboxes not drained after the restart")
+    check_drained(cl, res)
+    return res
+
+
 TESTS = [
     ("lifecycle_transitions", test_lifecycle_transitions),
     ("validations", test_validations),
@@ -1074,4 +1138,5 @@ TESTS = [
     ("timers_with_clock", test_timers_with_clock),
     ("maintenance_schedule", test_maintenance_schedule),
     ("redis_restart_first_request", test_redis_restart_first_request),
+    ("redis_loading", test_redis_loading),
 ]

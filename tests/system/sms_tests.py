@@ -39,13 +39,18 @@ What is checked (keys under sav:{s0}:; the rules are /work/shared/design/notific
   --status sent` agrees. Then --drop-after 7 with --delay-ms 50: the client binds again and every SMS is
   delivered, each part accepted exactly once; parts sent again because the drop lost their response are allowed
   and counted. Then --drop-after 2 on a queue of 2-part messages answered at once: the link breaks right after the
-  first part of a message was accepted; that part must not be accepted twice.
+  first part of a message was accepted; that part must not be accepted twice, also when the SMSC then refuses
+  two binds (--refuse-binds 2: away for a while, as when it restarts).
 - sms_stop: MO "STOP" deliver_sm from three customers' phones (as 336..., +336... and the national 06...) sets their consent_marketing
   to 0 (a third customer keeps 1, consent_sms stays); the MO is answered; a service SMS to a customer who said
   STOP still goes.
 - sms_crash: SIGKILL of sav-notification while SMS are being submitted (answers 150 ms late), restart: every
   SMS delivered; parts the SMSC accepted twice (the documented duplicate window) are reported, bounded by twice
   the window, and counted in the notification's resent_after_crash.
+- sms_smsc_crash: the SMSC sends a receipt and an acceptance, then resets the link and dies (--crash-after): the
+  failed answer to the receipt must not lose the acceptance; with another SMSC up, nothing is submitted again.
+- sms_stale_claim_settled: the Functions alone: an SMS whose claim went stale (and was queued again) while its
+  sender held it, as when Redis restarts, is settled by the sender's "sent": out of the queue, not resent.
 Every test ends as in run.py: no service died on its own, all exit 0 on SIGTERM, no sanitizer report in a log.
 """
 
@@ -1221,6 +1226,25 @@ def test_sms_window_and_reconnect(cl):
         dups, resent, _ = tr.exactly_once(list(notifs_c))
         res.fig("partial_drop", "dups:%d,resent_lost:%d" % (len(dups), len(resent)))
         tr.receipts_answered()
+
+        # D. The same drop, then the SMSC refuses the next two binds (away for two seconds, as when it restarts):
+        # the SMS in hand wait for it, and the part it had accepted still goes once.
+        peer.stop()
+        away = [u for u in units if u.lang == "fr"][4:]
+        before = set(sms_notifs(cl))
+        pmap(lambda u: run(cl, res, "complaint", "open", u.tid, "--reason", "damaged", "--text", "Porte rayée"), away)
+        harness.wait_until(lambda: len(set(sms_notifs(cl)) - before) >= len(away), 15, 0.05)
+        notifs_d = {k: v for k, v in sms_notifs(cl).items() if k not in before}
+        peer = SmscPeer(cl, "away", port=peers[0].port)
+        peers.append(peer)
+        peer.start("--drop-after", 2, "--refuse-binds", 2, "--receipts")
+        notifs_d = wait_ids(cl, notifs_d, timeout=30)
+        check_statuses(res, notifs_d, "delivered", "drop after part 1 of 2, SMSC away: ")
+        refused = [r for r in peer.records() if r.get("cmd") == "bind_transceiver_resp" and r.get("status") == 0x0D]
+        res.check(len(refused) == 2, "the SMSC refused %d binds after the drop, want 2" % len(refused))
+        tr = Traffic(res, notifs_d, [peer], "drop after part 1 of 2, SMSC away: ")
+        tr.exactly_once(list(notifs_d))
+        res.fig("away_sms", len(notifs_d))
         return res
     finally:
         stop_peers(*peers)
@@ -1336,6 +1360,83 @@ def test_sms_crash(cl):
         stop_peers(*peers)
 
 
+def test_sms_smsc_crash(cl):
+    """The SMSC dies right after answering: it sends a receipt, then the acceptance of the first submit_sm, and
+    resets the link (--receipt-first --crash-after 1). Answering the receipt fails, but the acceptance is already
+    in hand and must count: once another SMSC is up, every SMS is delivered and none is submitted again."""
+    res = Result()
+    first = SmscPeer(cl, "dies")
+    peers = [first]
+    try:
+        first.start("--receipt-first", "--crash-after", 1)
+        sms_config(cl, first.port)
+        cl.start_all()
+        units = [Unit(900 + i, "fr") for i in range(3)]
+        if not res.check(register(cl, res, units), "registration failed"):
+            return res
+        res.check(harness.wait_until(lambda: first.proc.poll() is not None, 20, 0.01) and first.proc.returncode == 3,
+                  "the SMSC did not crash after its first answer (exit %s)" % first.proc.poll())
+        first.kill()
+        time.sleep(1.5)  # the client finds no SMSC for a while
+        second = SmscPeer(cl, "after", port=first.port)
+        peers.append(second)
+        second.start("--receipts")
+        notifs = wait_sms(cl, [u.tid for u in units], timeout=30, count=3)
+        check_statuses(res, notifs, "delivered")
+        res.fig("submits", "%d+%d" % (len(first.submits()), len(second.submits())))
+        tr = Traffic(res, notifs, peers, "SMSC crash after an answer: ")
+        tr.exactly_once(list(notifs))
+        return res
+    finally:
+        stop_peers(*peers)
+
+
+def test_sms_stale_claim_settled(cl):
+    """The Functions alone (no SMSC, so sav-notification never claims): an SMS claimed by a sender (sms_claim) whose
+    claim then goes stale while the sender still holds it, as when Redis restarts and renewals fail, is queued
+    again by the next sms_claim (counted in resent_after_crash). The sender's outcome "sent" must still settle it:
+    sent, out of the queue, its recipient's turn passed, the resend count taken back; it must not go twice."""
+    res = Result()
+    sms_config(cl, harness.free_ports(1)[0])  # no SMSC listens there: the sender thread never binds, never claims
+    cl.start_all()
+    u = Unit(800, "fr")
+    if not res.check(register(cl, res, [u]), "registration failed"):
+        return res
+    r = cl.redis()
+    nid = "%s:ticket_received:sms:1" % u.tid
+    res.check(harness.wait_until(lambda: r.zscore(cl.key("sms:queue"), nid) is not None, 15, 0.05),
+              "%s never queued" % nid)
+    keys = [cl.key("sms:queue"), cl.key("sms:sending"), cl.key("sms:busy")]
+    prefix = cl.key("")
+
+    def claim(now, want, stale):
+        return r.execute_command("FCALL", "sms_claim", 3, *keys, prefix, now, want, stale, "0", "0", "0")
+    now = int(time.time() * 1000)
+    got = claim(now, 10, 60000)
+    res.check([x[0] for x in got] == [nid], "sms_claim: %r, want [%s]" % ([x[0] for x in got], nid))
+    claim(now + 5000, 0, 1000)  # the claim is 5 s old: stale, queued again, nothing claimed
+    h = r.hgetall(cl.key("notif:" + nid))
+    res.check(h.get("status") == "queued" and h.get("resent_after_crash") == "1",
+              "after the stale requeue: status %r resent_after_crash %r, want queued 1" % (
+                  h.get("status"), h.get("resent_after_crash")))
+    status = r.execute_command("FCALL", "sms_done", 4, cl.key("notif:" + nid), *keys, nid, now + 5100, "sent",
+                               "accepted in 1 part", now + 6000, prefix, 604800, "1A2B,6699")
+    h = r.hgetall(cl.key("notif:" + nid))
+    res.fig("sms_done", status)
+    res.check(status == "sent" and h.get("status") == "sent" and h.get("message_ids") == "1A2B,6699",
+              "sms_done sent on the SMS queued again while its sender held it: %r, status %r message_ids %r, want "
+              "sent (the SMSC accepted it)" % (status, h.get("status"), h.get("message_ids")))
+    res.check(r.zscore(cl.key("sms:queue"), nid) is None and r.zscore(cl.key("sms:sending"), nid) is None,
+              "%s still in sms:queue or sms:sending: it would go twice" % nid)
+    res.check(r.hget(cl.key("sms:busy"), u.e164) is None, "the recipient's turn is still held by %s" % r.hget(
+        cl.key("sms:busy"), u.e164))
+    res.check(h.get("resent_after_crash") == "0", "resent_after_crash %r, want 0: it was not sent again" % (
+        h.get("resent_after_crash"),))
+    res.check(r.get(cl.key("sms:msgid:1A2B")) == nid, "sms:msgid:1A2B = %r, want %s (receipts are matched by it)" % (
+        r.get(cl.key("sms:msgid:1A2B")), nid))
+    return res
+
+
 def test_sms_quiet_hours(cl):
     """Quiet hours that hold the present moment (Europe/Paris): ticket_received SMS wait as deferred and nothing is
     submitted; ticket_cancelled, listed urgent, goes at once (ahead of the same customer's deferred one); when the
@@ -1387,6 +1488,8 @@ TESTS = [
     ("sms_window_and_reconnect", test_sms_window_and_reconnect),
     ("sms_stop", test_sms_stop),
     ("sms_crash", test_sms_crash),
+    ("sms_smsc_crash", test_sms_smsc_crash),
+    ("sms_stale_claim_settled", test_sms_stale_claim_settled),
     ("sms_quiet_hours", test_sms_quiet_hours),
 ]
 

@@ -17,7 +17,7 @@
 # carries TLVs, tlv_tags; a submit_sm_resp adds message_id (empty on an error) and for (the n of its submit_sm);
 # a deliver_sm we send adds kind ("receipt" or "mo"), message_id / text_id, source_addr, dest_addr, esm_class,
 # short_message; a deliver_sm_resp adds for_kind and message_id. Other lines: {"event": "listening" | "connect" |
-# "close" | "drop" | "exit", ...}, and {"max_outstanding": n} at exit with --window-log.
+# "close" | "drop" | "crash" | "exit", ...}, and {"max_outstanding": n} at exit with --window-log.
 #
 # Options (all combinable):
 #   --throttle N         answer 0x58 ESME_RTHROTTLED to the first N submit_sm (then normal)
@@ -28,6 +28,9 @@
 #                        down at once, FIN after what was already sent, so every answer sent before reaches the
 #                        client; what the client still sends is logged with "ignored": 1 and not answered, but
 #                        for deliver_sm_resp), and the socket is closed at the client's EOF (3 s at most)
+#   --refuse-binds N     after that drop, answer the next N binds 0x0D ESME_RBINDFAIL (the SMSC stays away a while)
+#   --crash-after N      once the N-th submit_sm is answered (its receipt sent too), reset every connection
+#                        (SO_LINGER 0: the client gets an RST) and exit at once with status 3, as an SMSC that dies
 #   --receipts           after each OK submit_sm_resp, a delivery receipt deliver_sm (esm_class 0x04) with TLVs
 #                        receipted_message_id (0x001E) and message_state (0x0427 = 2 DELIVERED) and the text
 #                        "id:<ID> sub:001 dlvrd:001 submit date:2611301200 done date:2611301200 stat:DELIVRD err:000 text:"
@@ -52,12 +55,15 @@ use IO::Select;
 use JSON::PP;
 use Net::SMPP;
 use Scalar::Util qw(refaddr);
+use Socket qw(SOL_SOCKET SO_LINGER);
 use Time::HiRes qw(time);
 
 my %o = (password => 'secret', 'system-id' => 'sav', 'id-format' => 'hex', throttle => 0, 'delay-ms' => 0,
-         'drop-after' => 0, 'fail-dest' => [], 'mo-stop' => [], host => '127.0.0.1');
+         'drop-after' => 0, 'refuse-binds' => 0, 'crash-after' => 0, 'fail-dest' => [], 'mo-stop' => [],
+         host => '127.0.0.1');
 GetOptions(\%o, 'port=i', 'log=s', 'host=s', 'password=s', 'system-id=s', 'id-format=s', 'throttle=i',
-           'fail-dest=s@', 'delay-ms=i', 'drop-after=i', 'receipts', 'receipt-first', 'receipt-text-only',
+           'fail-dest=s@', 'delay-ms=i', 'drop-after=i', 'refuse-binds=i', 'crash-after=i', 'receipts',
+           'receipt-first', 'receipt-text-only',
            'mo-stop=s@', 'window-log', 'first-id=i', 'enquire-ms=i')
     or die "usage: $0 --port P --log FILE [options] (see the header of this file)\n";
 die "$0: --port and --log are required\n" unless $o{port} && $o{log};
@@ -98,6 +104,7 @@ my $nconn = 0;
 my $nsubmit = 0;      # submit_sm received, all connections
 my $throttle_left = $o{throttle};
 my $dropped = 0;
+my $binds_refused = 0;
 my $next_id = $o{'first-id'} // 6699;
 my $max_outstanding = 0;
 my @pending;          # submit_sm_resp to send: {c, due, seq, status, id, num, src, dst}
@@ -181,6 +188,14 @@ sub answer_submit {
     logj(dir => 'out', conn => $c->{id}, cmd => 'submit_sm_resp', seq => $p->{seq}, status => $p->{status},
          message_id => $ok ? $p->{id} : '', for => $p->{num}, dest_addr => $p->{dst});
     send_receipt($c, $p) if $ok && $o{receipts} && !$o{'receipt-first'};
+    if ($o{'crash-after'} && $p->{num} == $o{'crash-after'}) {
+        logj(event => 'crash', n => $p->{num});
+        for my $x (values %conns) {
+            setsockopt($x->{sock}, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));
+            close($x->{sock});
+        }
+        exit 3;
+    }
 }
 
 sub simple_resp {
@@ -255,6 +270,7 @@ sub on_pdu {
         my $status = ESME_ROK;
         if ($c->{bound}) { $status = ESME_RALYBND }
         elsif ($cmd != Net::SMPP::CMD_bind_transceiver) { $status = ESME_RBINDFAIL }
+        elsif ($dropped && $binds_refused < $o{'refuse-binds'}) { $status = ESME_RBINDFAIL; $binds_refused++ }
         elsif (($pdu->{system_id} // '') ne $o{'system-id'}) { $status = ESME_RINVSYSID }
         elsif (($pdu->{password} // '') ne $o{password}) { $status = ESME_RINVPASWD }
         logj(%line, system_id => $pdu->{system_id}, password_ok => (($pdu->{password} // '') eq $o{password}) ? 1 : 0,

@@ -6,8 +6,13 @@ raw bytes and envelope to a folder, counts connections, and can refuse recipient
     NNNNNN.eml        the message as received (DATA, CRLF kept)
     NNNNNN.json       {"mail_from", "rcpt_tos", "peer", "session"}
     connections.log   one line per connection
-A recipient whose local part starts with "reject" is refused with 550; one starting with "busy" with 451.
+A recipient whose local part starts with "reject" is refused with 550; one starting with "busy" with 451. A message
+to one starting with "slow" is answered 1.5 s after its data (written only then). The first message of a folder to
+one starting with "vanish" is written, then the server dies without answering (exit 3), as one killed right there.
+A server started again on a folder numbers its messages after those already there.
 """
+import asyncio
+import glob
 import itertools
 import json
 import os
@@ -24,7 +29,7 @@ class Recorder:
     def __init__(self, folder):
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
-        self.count = itertools.count(1)
+        self.count = itertools.count(1 + len(glob.glob(os.path.join(folder, "*.eml"))))
         self.lock = threading.Lock()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
@@ -43,6 +48,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if any(r.split("@", 1)[0].startswith("slow") for r in envelope.rcpt_tos):
+            await asyncio.sleep(1.5)
         with self.lock:
             n = next(self.count)
         base = os.path.join(self.folder, "%06d" % n)
@@ -52,4 +59,8 @@ class Recorder:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos,
                        "peer": "%s:%s" % tuple(session.peer[:2])}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
+        vanished = os.path.join(self.folder, "vanished")
+        if any(r.split("@", 1)[0].startswith("vanish") for r in envelope.rcpt_tos) and not os.path.exists(vanished):
+            open(vanished, "w").close()
+            os._exit(3)
         return "250 2.0.0 accepted as %06d" % n
