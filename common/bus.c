@@ -95,9 +95,17 @@ int bus_connect(void *sock, const bus_peer *peer) {
          bus_setopt(sock, ZMQ_CURVE_PUBLICKEY, peer->self->public_key, KEYS_Z85_LEN + 1, "ZMQ_CURVE_PUBLICKEY") != 0 ||
          bus_setopt(sock, ZMQ_CURVE_SECRETKEY, peer->self->secret_key, KEYS_Z85_LEN + 1, "ZMQ_CURVE_SECRETKEY") != 0))
         return -1;
-    if (zmq_connect(sock, peer->endpoint) != 0) {
-        err_set("cannot connect to %s: %s", peer->endpoint, zmq_strerror(errno));
-        return -1;
+    /* Every instance of the service: ZeroMQ spreads the messages over those connected. */
+    for (const char *p = peer->endpoint; *p; p++) {
+        char one[SETTINGS_STR];
+        size_t len = strcspn(p, ",");
+        snprintf(one, sizeof(one), "%.*s", (int)len, p);
+        if (zmq_connect(sock, one) != 0) {
+            err_set("cannot connect to %s: %s", one, zmq_strerror(errno));
+            return -1;
+        }
+        p += len;
+        if (!*p) break;
     }
     return 0;
 }

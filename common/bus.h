@@ -24,7 +24,7 @@ typedef struct bus_msg {
 
 /* Where a client socket connects, and as whom: without a server key the connection is plain (security.curve off). */
 typedef struct bus_peer {
-    const char *endpoint;
+    const char *endpoint;   /* one endpoint, or several separated by commas */
     const char *server_key; /* the server's Z85 public key, or NULL */
     const keys_pair *self;  /* this client's key pair, when server_key is set */
 } bus_peer;
@@ -55,7 +55,8 @@ void *bus_socket(int type, const settings *s);
  * 0 or -1 with err. */
 int bus_bind(void *sock, const char *endpoint, const keys_pair *self);
 
-/* Makes sock a CURVE client of the peer when it has a server key, then connects it; 0 or -1 with err. */
+/* Makes sock a CURVE client of the peer when it has a server key, then connects it to each endpoint of the
+ * peer's comma-separated list (the service's instances); 0 or -1 with err. */
 int bus_connect(void *sock, const bus_peer *peer);
 
 /* Starts reporting sock's handshake failures; returns the socket to read them from (bus_monitor_read), to close

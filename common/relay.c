@@ -44,7 +44,8 @@ struct relay {
     int64_t redis_backoff_until; /* after a failed Redis call, leave Redis alone until then */
     char (*last_pending)[RELAY_ENTRY_ID_LEN]; /* per shard: "" once caught up with our own pending entries */
     char (*checked_group); /* per shard: consumer group known to exist */
-    metrics_counter *m_sent, *m_resent, *m_dead;
+    metrics_counter *m_sent, *m_resent, *m_dead, *m_taken;
+    int64_t next_claim;
 };
 
 static int relay_ensure_group(relay *r, int shard) {
@@ -93,6 +94,8 @@ relay *relay_new(store *st, const settings *s, enum service_id self, enum servic
     r->m_resent = metrics_counter_new("sav_relay_resent_total", "Messages sent again for want of an acknowledgement",
                                       "dest", to);
     r->m_dead = metrics_counter_new("sav_relay_dead_letters_total", "Messages moved to the dead letters", "dest", to);
+    r->m_taken = metrics_counter_new("sav_relay_taken_over_total", "Messages taken over from a relay that died",
+                                     "dest", to);
     return r;
 oom:
     err_set("out of memory creating a relay");
@@ -385,12 +388,82 @@ static void relay_check_handshake(relay *r, int64_t now) {
     r->handshake_logged_at = now;
 }
 
+#define RELAY_KEEP_CHUNK 500
+
+/* Keeps the entries in hand this relay's: XCLAIM to itself resets their idle time, so that no other instance's
+ * relay takes them over while this one still waits for their acknowledgement. */
+static int relay_keep(relay *r, int shard, const char *key) {
+    const char *argv[6 + RELAY_KEEP_CHUNK];
+    size_t lens[6 + RELAY_KEEP_CHUNK];
+    for (int i = 0; i < r->count;) {
+        int n = 0;
+        argv[n++] = "XCLAIM", argv[n++] = key, argv[n++] = RELAY_GROUP, argv[n++] = r->consumer, argv[n++] = "0";
+        for (; i < r->count && n < 5 + RELAY_KEEP_CHUNK; i++)
+            if (r->entries[i].shard == shard && !r->entries[i].acked) argv[n++] = r->entries[i].entry_id;
+        if (n == 5) break;
+        argv[n++] = "JUSTID";
+        for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
+        redisReply *rep = store_call(r->st, n, argv, lens);
+        if (!rep) return -1;
+        if (rep->type == REDIS_REPLY_ERROR) log_warn(NULL, NULL, "XCLAIM on %s: %s", key, rep->str);
+        freeReplyObject(rep);
+    }
+    return 0;
+}
+
+/* Takes over the entries another relay left idle longer than relay.takeover_ms: its instance died holding them
+ * (a live one keeps its own, see relay_keep). They are sent again; the destination applies each once. */
+static int relay_take_over(relay *r, int shard, const char *key) {
+    int room = r->cfg->relay_window - r->count;
+    if (room <= 0) return 0;
+    if (room > r->cfg->relay_batch) room = r->cfg->relay_batch;
+    char idle[24], count[16];
+    snprintf(idle, sizeof(idle), "%d", r->cfg->relay_takeover_ms);
+    snprintf(count, sizeof(count), "%d", room);
+    const char *argv[] = {"XAUTOCLAIM", key, RELAY_GROUP, r->consumer, idle, "0-0", "COUNT", count};
+    size_t lens[8];
+    for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
+    redisReply *rep = store_call(r->st, 8, argv, lens);
+    if (!rep) return -1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_ARRAY) {
+        const redisReply *entries = rep->element[1];
+        for (size_t i = 0; i < entries->elements; i++) {
+            int before = r->count;
+            relay_admit(r, shard, entries->element[i]);
+            if (r->count > before) {
+                metrics_add(r->m_taken, 1);
+                log_info(r->entries[before].ticket, r->entries[before].msg_id, "taken over from a relay that died");
+            }
+        }
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        log_warn(NULL, NULL, "XAUTOCLAIM on %s: %s", key, rep->str);
+        if (strncmp(rep->str, "NOGROUP", 7) == 0) r->checked_group[shard] = 0;
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+static void relay_claim(relay *r) {
+    int64_t now = clock_mono_ms();
+    if (now < r->next_claim) return;
+    r->next_claim = now + r->cfg->relay_claim_ms;
+    for (int shard = 0; shard < store_shards(r->st); shard++) {
+        char key[STORE_KEY_LEN];
+        store_key(r->st, shard, r->stream_name, key);
+        if (relay_ensure_group(r, shard) != 0 || relay_keep(r, shard, key) != 0 || relay_take_over(r, shard, key) != 0) {
+            relay_redis_failed(r);
+            return;
+        }
+    }
+}
+
 void relay_tick(relay *r) {
     int64_t now = clock_mono_ms();
     relay_check_handshake(r, now);
     if (now < r->redis_backoff_until) return;
     relay_flush_acks(r);
     relay_resend_due(r);
+    relay_claim(r);
     if (r->poked || now >= r->next_scan) {
         relay_read(r);
         r->next_scan = now + r->cfg->relay_scan_ms;
@@ -401,7 +474,7 @@ int64_t relay_next_due(const relay *r) {
     int64_t now = clock_mono_ms();
     if (now < r->redis_backoff_until) return r->redis_backoff_until;
     if (r->poked && r->count < r->cfg->relay_window) return now;
-    int64_t due = r->next_scan;
+    int64_t due = r->next_scan < r->next_claim ? r->next_scan : r->next_claim;
     for (int i = 0; i < r->count; i++) {
         if (r->entries[i].acked) return now;
         if (r->entries[i].next_at < due) due = r->entries[i].next_at;

@@ -386,7 +386,9 @@ static void service_on_ping(service *svc, const Sav__Envelope *req, service_repl
     Sav__Pong pong = SAV__PONG__INIT;
     pong.service = (char *)settings_service_name(svc->def->id);
     pong.version = SAV_VERSION;
-    pong.endpoint = svc->cfg.endpoint[svc->def->id];
+    char bound[SETTINGS_STR];
+    settings_bind_endpoint(&svc->cfg, svc->def->id, bound);
+    pong.endpoint = bound;
     pong.instance = svc->cfg.instance;
     pong.has_uptime_s = 1, pong.uptime_s = (clock_mono_ms() - svc->started_ms) / 1000;
     pong.redis_ok = h.redis_ok;
@@ -945,7 +947,9 @@ static int service_start(service *svc) {
     svc->router = bus_socket(ZMQ_ROUTER, s);
     if (!svc->router || !(svc->monitor = bus_monitor_open(svc->router))) return -1;
     svc->handshake_logged_at = clock_mono_ms() - SERVICE_HANDSHAKE_LOG_MS;
-    const char *endpoint = s->endpoint[svc->def->id], *name = settings_service_name(svc->def->id);
+    char endpoint[SETTINGS_STR];
+    const char *name = settings_service_name(svc->def->id);
+    settings_bind_endpoint(s, svc->def->id, endpoint);
     int in_use = bus_endpoint_free(endpoint) != 0;
     if (!in_use && bus_bind(svc->router, endpoint, svc->auth ? &svc->keys : NULL) != 0) {
         if (errno != EADDRINUSE) return -1;
@@ -1021,7 +1025,9 @@ int service_main(const service_def *def, int argc, char **argv) {
         service_close(&svc);
         return 1;
     }
-    log_info(NULL, NULL, "%s %s listening on %s", name, SAV_VERSION, svc.cfg.endpoint[def->id]);
+    char bound[SETTINGS_STR];
+    settings_bind_endpoint(&svc.cfg, def->id, bound);
+    log_info(NULL, NULL, "%s %s (instance %s) listening on %s", name, SAV_VERSION, svc.cfg.instance, bound);
     service_loop(&svc);
     log_info(NULL, NULL, "%s stopping", name);
     service_close(&svc);

@@ -40,6 +40,12 @@ static const setting_def setting_defs[] = {
     STR_SETTING("redis", "prefix", redis_prefix, "sav"),
     INT_SETTING("redis", "dedup_ttl_days", dedup_ttl_days, "7", 1, 365),
     STR_SETTING("intake", "endpoint", endpoint[SVC_INTAKE], "tcp://127.0.0.1:5551"),
+    STR_SETTING("intake", "bind", bind[SVC_INTAKE], "first"),
+    STR_SETTING("diagnostics", "bind", bind[SVC_DIAGNOSTICS], "first"),
+    STR_SETTING("billing", "bind", bind[SVC_BILLING], "first"),
+    STR_SETTING("notification", "bind", bind[SVC_NOTIFICATION], "first"),
+    INT_SETTING("relay", "claim_ms", relay_claim_ms, "2000", 100, 600000),
+    INT_SETTING("relay", "takeover_ms", relay_takeover_ms, "10000", 500, 3600000),
     STR_SETTING("intake", "redis_user", redis_user[SVC_INTAKE], "none"),
     SECRET_SETTING("intake", "redis_password", redis_password[SVC_INTAKE], SVC_INTAKE),
     STR_SETTING("diagnostics", "redis_user", redis_user[SVC_DIAGNOSTICS], "none"),
@@ -447,19 +453,76 @@ static int settings_check_redis_users(const settings *s) {
     return 0;
 }
 
-static int settings_check(const settings *s) {
+int settings_endpoints(const settings *s, enum service_id id, char out[][SETTINGS_STR]) {
+    int n = 0;
+    /* Every item counts, an empty one too (between two commas, or after the last): the check refuses it.
+     * Blanks around an item are the operator's layout, not part of the endpoint. */
+    for (const char *p = s->endpoint[id]; n < SETTINGS_MAX_INSTANCES; p++) {
+        size_t len = strcspn(p, ",");
+        const char *item = p;
+        size_t item_len = len;
+        while (item_len && (*item == ' ' || *item == '\t')) item++, item_len--;
+        while (item_len && (item[item_len - 1] == ' ' || item[item_len - 1] == '\t')) item_len--;
+        snprintf(out[n++], SETTINGS_STR, "%.*s", (int)item_len, item);
+        p += len;
+        if (!*p) break;
+    }
+    return n;
+}
+
+void settings_bind_endpoint(const settings *s, enum service_id id, char out[SETTINGS_STR]) {
+    char all[SETTINGS_MAX_INSTANCES][SETTINGS_STR];
+    if (strcmp(s->bind[id], "first") != 0 || settings_endpoints(s, id, all) == 0)
+        snprintf(out, SETTINGS_STR, "%s", s->bind[id]);
+    else
+        snprintf(out, SETTINGS_STR, "%s", all[0]);
+}
+
+/* Each service's instances: endpoints that are tcp:// or ipc://, shared with no other service; the bound one
+ * among them. */
+static int settings_check_endpoints(const settings *s) {
+    char all[SVC_COUNT][SETTINGS_MAX_INSTANCES][SETTINGS_STR];
+    int n[SVC_COUNT];
     for (int i = 0; i < SVC_COUNT; i++) {
-        const char *e = s->endpoint[i];
-        if (strncmp(e, "tcp://", 6) != 0 && strncmp(e, "ipc://", 6) != 0) {
-            err_set("%s.endpoint must start with tcp:// or ipc://, got \"%s\"", service_names[i], e);
+        n[i] = settings_endpoints(s, i, all[i]);
+        int commas = 0;
+        for (const char *c = s->endpoint[i]; *c; c++) commas += *c == ',';
+        if (commas >= SETTINGS_MAX_INSTANCES) {
+            err_set("%s.endpoint lists more than %d instances", service_names[i], SETTINGS_MAX_INSTANCES);
             return -1;
         }
-        for (int j = 0; j < i; j++)
-            if (strcmp(e, s->endpoint[j]) == 0) {
-                err_set("%s and %s share the endpoint %s", service_names[j], service_names[i], e);
+        for (int k = 0; k < n[i]; k++) {
+            const char *e = all[i][k];
+            if (strncmp(e, "tcp://", 6) != 0 && strncmp(e, "ipc://", 6) != 0) {
+                err_set("%s.endpoint must list endpoints starting with tcp:// or ipc://, separated by commas, got "
+                        "\"%s\"", service_names[i], s->endpoint[i]);
                 return -1;
             }
+            for (int j = 0; j < i; j++)
+                for (int l = 0; l < n[j]; l++)
+                    if (strcmp(e, all[j][l]) == 0) {
+                        err_set("%s and %s share the endpoint %s", service_names[j], service_names[i], e);
+                        return -1;
+                    }
+        }
+        int bound = strcmp(s->bind[i], "first") == 0;
+        for (int k = 0; k < n[i] && !bound; k++) bound = strcmp(s->bind[i], all[i][k]) == 0;
+        if (!bound) {
+            err_set("%s.bind must be first or one of %s.endpoint, got \"%s\"", service_names[i], service_names[i],
+                    s->bind[i]);
+            return -1;
+        }
     }
+    if (s->relay_takeover_ms < 2 * s->relay_claim_ms) {
+        err_set("relay.takeover_ms (%d) must be at least twice relay.claim_ms (%d): a live relay keeps what it holds "
+                "every claim_ms", s->relay_takeover_ms, s->relay_claim_ms);
+        return -1;
+    }
+    return 0;
+}
+
+static int settings_check(const settings *s) {
+    if (settings_check_endpoints(s) != 0) return -1;
     if (s->max_frame_bytes > s->socket_max_bytes) {
         err_set("bus.max_frame_bytes (%d) must not exceed bus.socket_max_bytes (%d)", s->max_frame_bytes,
                 s->socket_max_bytes);

@@ -33,7 +33,11 @@ typedef struct settings {
     int redis_shards;                 /* number of hash tags ticket keys are spread over */
     char redis_prefix[32];            /* every key starts with this */
     int dedup_ttl_days;               /* how long request and message ids are remembered */
-    char endpoint[SVC_COUNT][SETTINGS_STR]; /* where each service binds its ROUTER */
+    char endpoint[SVC_COUNT][SETTINGS_STR]; /* each service's instances: "tcp://a:5551,tcp://b:5551"; clients
+                                             * connect to all of them */
+    char bind[SVC_COUNT][SETTINGS_STR];     /* the one this instance binds: one of them, or "first" */
+    int relay_claim_ms;               /* how often a relay keeps what it holds and looks for what a dead one left */
+    int relay_takeover_ms;            /* an outbox entry idle this long belongs to a relay that died: taken over */
     char instance[64];                /* this instance's name, stable across restarts */
     int max_frame_bytes;              /* envelope limit; bigger frames get an error reply */
     int socket_max_bytes;             /* ZMQ_MAXMSGSIZE: above it libzmq drops the connection */
@@ -113,6 +117,15 @@ typedef struct settings {
     int scheduler_ms;                 /* how often intake runs its timers */
     int catalog_check_ms;             /* how often a service looks for a newer catalog */
 } settings;
+
+#define SETTINGS_MAX_INSTANCES 8
+
+/* Splits a service's endpoint list into out (at most SETTINGS_MAX_INSTANCES, each SETTINGS_STR bytes); returns
+ * how many. */
+int settings_endpoints(const settings *s, enum service_id id, char out[][SETTINGS_STR]);
+
+/* Writes the endpoint this process binds as service id (SERVICE.bind, "first" meaning the list's first). */
+void settings_bind_endpoint(const settings *s, enum service_id id, char out[SETTINGS_STR]);
 
 /* Parses notification.sms_quiet_hours into Europe/Paris minutes of the day (-1, -1 for "off"; start and end may
  * be NULL to check only); 0 or -1 with err. */

@@ -37,6 +37,7 @@ struct store {
     char user[64];             /* this service's ACL user, "" for the default user */
     char password[SETTINGS_STR];
     int refused;               /* Redis refused the user: a configuration error, not an outage */
+    int loading;               /* the last attempt found Redis loading its data set: it answers, retrying is cheap */
     store_queued queued[STORE_DEFER_MAX]; /* commands waiting for store_flush, in order */
     int nqueued;
 };
@@ -92,6 +93,7 @@ static int store_load_functions(store *st) {
 
 static int store_connect(store *st) {
     struct timeval tv = store_tv(st->timeout_ms);
+    st->loading = 0;
     st->ctx = st->host[0] == '/' ? redisConnectUnixWithTimeout(st->host, tv)
                                  : redisConnectWithTimeout(st->host, st->port, tv);
     if (!st->ctx || st->ctx->err) {
@@ -111,7 +113,7 @@ static int store_connect(store *st) {
         const char *argv[] = {"AUTH", st->user, st->password};
         size_t lens[] = {4, strlen(st->user), strlen(st->password)};
         redisReply *auth = redisCommandArgv(st->ctx, 3, argv, lens);
-        st->refused = auth && auth->type == REDIS_REPLY_ERROR;
+        st->refused = auth && auth->type == REDIS_REPLY_ERROR && !store_loading(auth);
         if (!auth || st->refused) {
             char why[256];
             if (auth) snprintf(why, sizeof(why), "%s", auth->str);
@@ -130,7 +132,13 @@ static int store_connect(store *st) {
         store_drop(st);
         return -1;
     }
+    st->loading = store_loading(pong);
+    if (st->loading) err_set("redis at %s:%d is loading its data set: %s", st->host, st->port, pong->str);
     freeReplyObject(pong);
+    if (st->loading) {
+        store_drop(st);
+        return -1;
+    }
     if (redisSetTimeout(st->ctx, tv) != REDIS_OK) {
         err_set("cannot set redis timeout: %s", st->ctx->errstr);
         store_drop(st);
@@ -170,11 +178,12 @@ void store_close(store *st) {
     free(st);
 }
 
-/* Connects if needed, at most once per backoff period so a down Redis is not hammered. */
+/* Connects if needed, at most once per backoff period so a down Redis is not hammered. A loading Redis answers
+ * at once: a request that arrives just after it finished must not be refused for a backoff still running. */
 static int store_ready(store *st) {
     if (st->ctx) return 0;
     int64_t now = clock_mono_ms();
-    if (now < st->next_connect_ms) {
+    if (now < st->next_connect_ms && !st->loading) {
         err_set("redis at %s:%d is unreachable (next attempt in %lld ms)", st->host, st->port,
                 (long long)(st->next_connect_ms - now));
         return -1;

@@ -46,8 +46,7 @@ SYSTEST_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SYSTEST_DIR)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
-from fixtures import OUTBOXES, Result, TicketSpec, pmap  # noqa: E402
-from harness import HarnessError  # noqa: E402
+from fixtures import Result, TicketSpec  # noqa: E402
 from notification_tests import SmtpPeer  # noqa: E402
 from sms_tests import SmscPeer  # noqa: E402
 

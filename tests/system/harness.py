@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import redis
 import zmq  # Debian's python3-zmq
@@ -565,6 +567,24 @@ class Cluster:
             except OSError:
                 pass
         return {s: self._kill(p, signal.SIGTERM, timeout) for s, p in running.items()}
+
+    def http_get(self, service, path):
+        """(HTTP status, body) of GET path on a service's health listener; (0, why) when nobody answers."""
+        url = "http://127.0.0.1:%d%s" % (self.http_ports[service], path)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.status, r.read().decode("utf-8")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode("utf-8")
+        except OSError as e:
+            return 0, str(e)
+
+    def wait_redis_ready(self, timeout=15):
+        """Seconds until every running service's /health/ready says 200 (connected to Redis), None on timeout."""
+        t0 = time.monotonic()
+        running = [s for s in SERVICES if self.procs.get(s) and self.procs[s].poll() is None]
+        ok = wait_until(lambda: all(self.http_get(s, "/health/ready")[0] == 200 for s in running), timeout, 0.05)
+        return round(time.monotonic() - t0, 2) if ok else None
 
     def wait_ready(self, timeout=20):
         """Waits until every service's port accepts connections and `savctl ping` exits 0."""

@@ -19,8 +19,6 @@ import re
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 SYSTEST_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -29,18 +27,6 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from fixtures import Result, TicketSpec  # noqa: E402
 from harness import SERVICES  # noqa: E402
-
-
-def get(cl, service, path):
-    """(HTTP status, body) of GET path on a service's listener; (0, why) when nobody answers."""
-    url = "http://127.0.0.1:%d%s" % (cl.http_ports[service], path)
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode("utf-8")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode("utf-8")
-    except OSError as e:
-        return 0, str(e)
 
 
 def parse_metrics(text):
@@ -62,14 +48,14 @@ def test_health_and_metrics(cl):
     cl.start_all()
     for s in SERVICES:
         for path in ("/health/live", "/health/ready", "/health"):
-            code, body = get(cl, s, path)
+            code, body = cl.http_get(s, path)
             res.check(code == 200, "%s %s: %d %r" % (s, path, code, body[:200]))
-        code, body = get(cl, s, "/health")
+        code, body = cl.http_get(s, "/health")
         h = json.loads(body) if code == 200 else {}
         res.check(h.get("service") == s and h.get("instance") == "1" and h.get("redis_ok") is True and
                   h.get("redis_role") == "master" and h.get("status") == "up" and "outbox_depth" in h,
                   "%s /health: %r" % (s, h))
-    code, _ = get(cl, "intake", "/nothing")
+    code, _ = cl.http_get("intake", "/nothing")
     res.check(code == 404, "an unknown path: %d, want 404" % code)
 
     specs = fixtures.register(cl, res, [TicketSpec(i, "ops") for i in range(30)])
@@ -81,7 +67,7 @@ def test_health_and_metrics(cl):
     fixtures.wait_quiescent(cl, exp, 30)
     pages = {}
     for s in SERVICES:
-        code, body = get(cl, s, "/metrics")
+        code, body = cl.http_get(s, "/metrics")
         res.check(code == 200, "%s /metrics: %d" % (s, code))
         try:
             pages[s] = parse_metrics(body)
@@ -136,15 +122,15 @@ def test_health_and_metrics(cl):
     # Redis frozen: not ready, still alive; then ready again.
     os.kill(cl.redis_proc.pid, signal.SIGSTOP)
     try:
-        became = harness.wait_until(lambda: get(cl, "intake", "/health/ready")[0] == 503, 10, 0.2)
-        res.check(became, "intake /health/ready stayed %d with Redis frozen" % get(cl, "intake", "/health/ready")[0])
-        res.check(get(cl, "intake", "/health/live")[0] == 200, "intake /health/live failed with Redis frozen")
-        code, body = get(cl, "intake", "/health")
+        became = harness.wait_until(lambda: cl.http_get("intake", "/health/ready")[0] == 503, 10, 0.2)
+        res.check(became, "intake /health/ready stayed %d with Redis frozen" % cl.http_get("intake", "/health/ready")[0])
+        res.check(cl.http_get("intake", "/health/live")[0] == 200, "intake /health/live failed with Redis frozen")
+        code, body = cl.http_get("intake", "/health")
         res.check(code == 503 and '"status": "degraded"' in body, "intake /health with Redis frozen: %d %s" % (
             code, body[:120]))
     finally:
         os.kill(cl.redis_proc.pid, signal.SIGCONT)
-    res.check(harness.wait_until(lambda: all(get(cl, s, "/health/ready")[0] == 200 for s in SERVICES), 15, 0.2),
+    res.check(harness.wait_until(lambda: all(cl.http_get(s, "/health/ready")[0] == 200 for s in SERVICES), 15, 0.2),
               "not every service ready again after Redis came back")
 
     # Logs: one JSON object per line, with the service and the instance.

@@ -43,6 +43,7 @@ import privacy_tests  # noqa: E402
 import valgrind_tests  # noqa: E402
 import deploy_tests  # noqa: E402
 import ops_tests  # noqa: E402
+import ha_tests  # noqa: E402
 import security_tests  # noqa: E402
 import chaos_tests  # noqa: E402
 
@@ -697,7 +698,7 @@ TESTS = [
     ("bad_config", test_bad_config),
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
     + sms_http_tests.TESTS + fault_tests.TESTS + privacy_tests.TESTS \
-    + valgrind_tests.TESTS + deploy_tests.TESTS + ops_tests.TESTS \
+    + valgrind_tests.TESTS + deploy_tests.TESTS + ops_tests.TESTS + ha_tests.TESTS \
     + security_tests.TESTS \
     + chaos_tests.TESTS
 

@@ -1117,6 +1117,10 @@ def test_redis_loading(cl):
         except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
             return False
     res.check(harness.wait_until(loaded, 60, 0.1), "Redis did not finish loading within 60 s")
+    # A service retries Redis with a backoff of at most a second: until it is back, its answer stays "unavailable".
+    back_s = cl.wait_redis_ready()
+    res.fig("services_ready_s", back_s)
+    res.check(back_s is not None and back_s <= 3, "services not ready within 3 s of Redis loaded: %s" % back_s)
     after = {}
     for name, args in requests:
         q = cl.savctl("--json", *args)

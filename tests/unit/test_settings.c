@@ -321,7 +321,15 @@ static void test_duplicate_endpoints_refused(void **state) {
 static void test_cross_field_checks(void **state) {
     (void)state;
     load_refused("[billing]\nendpoint = inproc://billing\n",
-                 "billing.endpoint must start with tcp:// or ipc://, got \"inproc://billing\"");
+                 "billing.endpoint must list endpoints starting with tcp:// or ipc://, separated by commas, got "
+                 "\"inproc://billing\"");
+    load_refused("[billing]\nendpoint = tcp://127.0.0.1:1,,tcp://127.0.0.1:2\n", "billing.endpoint must list");
+    load_refused("[billing]\nendpoint = tcp://127.0.0.1:1,tcp://127.0.0.1:5551\n",
+                 "intake and billing share the endpoint tcp://127.0.0.1:5551");
+    load_refused("[billing]\nendpoint = tcp://127.0.0.1:1,tcp://127.0.0.1:2\nbind = tcp://127.0.0.1:3\n",
+                 "billing.bind must be first or one of billing.endpoint, got \"tcp://127.0.0.1:3\"");
+    load_refused("[billing]\nendpoint = t1,t2,t3,t4,t5,t6,t7,t8,t9\n", "billing.endpoint lists more than 8 instances");
+    load_refused("[relay]\nclaim_ms = 6000\n", "relay.takeover_ms (10000) must be at least twice relay.claim_ms (6000)");
     load_refused("[bus]\nmax_frame_bytes = 2000000\n",
                  "bus.max_frame_bytes (2000000) must not exceed bus.socket_max_bytes (1048576)");
     load_refused("[redis]\nprefix = sav prod\n", "redis.prefix may contain only letters");
@@ -344,6 +352,16 @@ static void test_cross_field_checks(void **state) {
     assert_int_equal(0, settings_load(&s, path));
     assert_string_equal("/run/redis/redis.sock", s.redis_host);
     assert_int_equal(0, s.redis_port);
+    path = conf_write("[billing]\nendpoint = tcp://127.0.0.1:7001, tcp://127.0.0.1:7002\nbind = tcp://127.0.0.1:7002\n");
+    assert_int_equal(0, settings_load(&s, path));
+    char all[SETTINGS_MAX_INSTANCES][SETTINGS_STR], bound[SETTINGS_STR];
+    assert_int_equal(2, settings_endpoints(&s, SVC_BILLING, all));
+    assert_string_equal("tcp://127.0.0.1:7001", all[0]);
+    assert_string_equal("tcp://127.0.0.1:7002", all[1]);
+    settings_bind_endpoint(&s, SVC_BILLING, bound);
+    assert_string_equal("tcp://127.0.0.1:7002", bound);
+    settings_bind_endpoint(&s, SVC_INTAKE, bound);
+    assert_string_equal("tcp://127.0.0.1:5551", bound);
 }
 
 static void test_get_returns_effective_values(void **state) {

@@ -11,7 +11,7 @@ const char savctl_help_ping[] =
     "NAME\n    savctl ping - check that every service answers\n\n"
     "SYNOPSIS\n    savctl [--config FILE] [--identity NAME] [--json] ping\n\n"
     "DESCRIPTION\n"
-    "    Sends a ping to intake, diagnostics, billing and notification (one attempt each,\n"
+    "    Sends a ping to each instance of intake, diagnostics, billing and notification (one attempt each,\n"
     "    client.timeout_ms) and prints, per service: name, endpoint, version, up/down,\n"
     "    round-trip time, whether the service reaches Redis, its outbox depth (messages\n"
     "    waiting for an acknowledgement) and the dead letters of its Redis shards. A service\n"
@@ -22,8 +22,9 @@ const char savctl_help_ping[] =
     "EXIT STATUS\n    0 when every service is up and reaches Redis, 6 when one refuses the identity, 4 otherwise;\n"
     "    1 when the identity's keys cannot be read.\n";
 
-/* Pings one service; fills row and returns SAVCTL_OK if it is up and reaches Redis, else the exit code it means. */
-static int ping_one(savctl *ctl, enum service_id id, json_t *row) {
+/* Pings one instance of a service at endpoint; fills row and returns SAVCTL_OK if it is up and reaches Redis, else
+ * the exit code it means. */
+static int ping_one(savctl *ctl, enum service_id id, const char *endpoint, json_t *row) {
     Sav__Ping ping = SAV__PING__INIT;
     ping.from = "savctl";
     char msg_id[ENVELOPE_ID_LEN];
@@ -32,6 +33,7 @@ static int ping_one(savctl *ctl, enum service_id id, json_t *row) {
     bus_peer peer;
     int rc = savctl_peer(ctl, id, &peer);
     if (rc != SAVCTL_OK) return rc;
+    peer.endpoint = endpoint;
     if (envelope_pack(SAV__MESSAGE_TYPE__PING, msg_id, NULL, "savctl", clock_now_ms(), &ping.base, &frame) != 0)
         return SAVCTL_INTERNAL;
     int64_t start = clock_mono_ms();
@@ -104,19 +106,23 @@ static int ping_all(savctl *ctl, const char *command, int argc, void (*print)(co
     json_t *rows = json_array();
     int worst = SAVCTL_OK;
     for (int id = 0; id < SVC_COUNT; id++) {
-        json_t *row = json_object();
-        json_object_set_new(row, "name", json_string(settings_service_name(id)));
-        json_object_set_new(row, "endpoint", json_string(ctl->cfg.endpoint[id]));
-        int rc = ping_one(ctl, id, row);
-        if (rc == SAVCTL_USAGE || rc == SAVCTL_INTERNAL) {
-            json_decref(row);
-            json_decref(rows);
-            return rc;
+        char instances[SETTINGS_MAX_INSTANCES][SETTINGS_STR];
+        int n = settings_endpoints(&ctl->cfg, id, instances);
+        for (int k = 0; k < n; k++) {
+            json_t *row = json_object();
+            json_object_set_new(row, "name", json_string(settings_service_name(id)));
+            json_object_set_new(row, "endpoint", json_string(instances[k]));
+            int rc = ping_one(ctl, id, instances[k], row);
+            if (rc == SAVCTL_USAGE || rc == SAVCTL_INTERNAL) {
+                json_decref(row);
+                json_decref(rows);
+                return rc;
+            }
+            /* Unavailable outranks refused: a refusal at least proves the service is up. */
+            if (rc == SAVCTL_UNAVAILABLE || worst == SAVCTL_OK) worst = rc;
+            if (!ctl->json) print(row);
+            json_array_append_new(rows, row);
         }
-        /* Unavailable outranks refused: a refusal at least proves the service is up. */
-        if (rc == SAVCTL_UNAVAILABLE || worst == SAVCTL_OK) worst = rc;
-        if (!ctl->json) print(row);
-        json_array_append_new(rows, row);
     }
     if (ctl->json)
         savctl_print_json(json_pack("{s:o}", "services", rows));
