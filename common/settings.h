@@ -102,6 +102,9 @@ int settings_quiet_hours(const char *spec, int *start, int *end);
 /* Loads path (NULL: $SAV_CONFIG, else deploy/local/sav.conf), applies the environment, validates; 0 or -1 with err. */
 int settings_load(settings *s, const char *path);
 
+/* Like settings_load, from the len bytes of text; name stands for the file (errors, relative paths). */
+int settings_load_text(settings *s, const char *text, size_t len, const char *name);
+
 /* Returns the service's name ("intake", ...) for an id. */
 const char *settings_service_name(enum service_id id);
 
