@@ -52,6 +52,20 @@ static int mail_check_header(const char *field, const char *s, int address) {
     return address ? validate_email(s) : 0;
 }
 
+/* A letter or a digit, in ASCII whatever the locale. */
+static int mail_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A Message-ID is RFC 5322 dot-atom text on both sides of one @: 7-bit, nothing a header parser reads. */
+static int mail_message_id_ok(const char *id) {
+    const char *at = strchr(id, '@');
+    if (!at || at == id || !at[1] || strchr(at + 1, '@')) return 0;
+    for (const char *p = id; *p; p++)
+        if (p != at && !mail_alnum(*p) && !strchr("!#$%&'*+-/=?^_`{|}~.", *p)) return 0;
+    return 1;
+}
+
 static const char mail_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Appends the base64 of n bytes, with a CRLF every 76 characters when wrap is set. */
@@ -179,15 +193,16 @@ int mail_build(const mail_input *in, char **out, size_t *len) {
         mail_check_header("recipient", in->to, 1) != 0 || mail_check_header("subject", in->subject, 0) != 0 ||
         mail_check_header("message id", in->message_id, 0) != 0)
         return -1;
-    if (strpbrk(in->message_id, "<> ") || !strchr(in->message_id, '@')) {
-        err_set("mail message id must be local@domain without <, > or spaces");
+    if (!mail_message_id_ok(in->message_id)) {
+        err_set("mail message id must be local@domain in letters, digits and !#$%%&'*+-/=?^_`{|}~.");
         return -1;
     }
     if (validate_utf8(in->text, strlen(in->text)) != 0) return -1;
     char boundary[96];
     snprintf(boundary, sizeof(boundary), "=_sav_%.60s", in->message_id);
-    for (char *p = boundary; *p; p++)
-        if (*p == '@' || *p == ':') *p = '.';
+    /* RFC 2046 allows few characters in a boundary: the others of the id become dots. */
+    for (char *p = boundary + 6; *p; p++)
+        if (!mail_alnum(*p) && *p != '-') *p = '.';
     mail_buf msg = {0}, text = {0}, html = {0};
     mail_crlf(&text, in->text);
     mail_html(&html, in->text);

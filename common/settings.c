@@ -292,8 +292,10 @@ static int settings_check(const settings *s) {
         return -1;
     }
     /* The right-hand side of every Message-ID: a bad one would fail every e-mail at send time. */
-    if (!s->mail_domain[0] || strpbrk(s->mail_domain, " \t<>@:\"()[],;\\")) {
-        err_set("notification.mail_domain must be a domain name, got \"%s\"", s->mail_domain);
+    if (!s->mail_domain[0] ||
+        strspn(s->mail_domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(s->mail_domain)) {
+        err_set("notification.mail_domain must be a domain name (ASCII letters, digits, dots, dashes), got \"%s\"",
+                s->mail_domain);
         return -1;
     }
     if (settings_quiet_hours(s->sms_quiet_hours, NULL, NULL) != 0) return -1;

@@ -106,7 +106,25 @@ static void injection_is_refused(void **state) {
     in = base();
     in.message_id = "no-domain";
     assert_int_equal(mail_build(&in, &m, &n), -1);
+    in = base();
+    in.message_id = "T-2026-000001.x@sav.électro.fr"; /* 8-bit in a header */
+    assert_int_equal(mail_build(&in, &m, &n), -1);
+    in = base();
+    in.message_id = "a\"b@sav.example";
+    assert_int_equal(mail_build(&in, &m, &n), -1);
     assert_null(m);
+}
+
+static void boundary_has_only_rfc2046_characters(void **state) {
+    (void)state;
+    mail_input in = base();
+    in.message_id = "T-2026-000001.email*.1@sav.example"; /* '*' is fine in an id, not in a boundary (fuzz_mail) */
+    char *m;
+    size_t n;
+    assert_int_equal(mail_build(&in, &m, &n), 0);
+    assert_non_null(strstr(m, "Message-ID: <T-2026-000001.email*.1@sav.example>\r\n"));
+    assert_non_null(strstr(m, "boundary=\"=_sav_T-2026-000001.email..1.sav.example\"\r\n"));
+    free(m);
 }
 
 int main(void) {
@@ -116,6 +134,7 @@ int main(void) {
         cmocka_unit_test(non_ascii_subject_and_name_are_encoded_words),
         cmocka_unit_test(html_part_escapes_customer_text),
         cmocka_unit_test(injection_is_refused),
+        cmocka_unit_test(boundary_has_only_rfc2046_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,6 +328,8 @@ static void test_cross_field_checks(void **state) {
     load_refused("[notification]\nsms_quiet_hours = 08:00-08:00\n", "start and end differ");
     load_refused("[notification]\nsmpp_source = SERVICE-APRES-VENTE\n", "smpp_source (1 to 11)");
     load_refused("[notification]\nmail_domain = sav example\n", "notification.mail_domain must be a domain name");
+    load_refused("[notification]\nmail_domain = sav.électro.fr\n", "notification.mail_domain must be a domain name");
+    load_refused("[notification]\nmail_domain = sav*.example\n", "notification.mail_domain must be a domain name");
     int start, end;
     assert_int_equal(0, settings_quiet_hours("21:30-07:45", &start, &end));
     assert_int_equal(21 * 60 + 30, start);
