@@ -87,16 +87,25 @@ static int mail_ascii(const char *s) {
     return 1;
 }
 
+/* Longer plain values would push a header line past the 998 octets of RFC 5322 (2.1.1), with the header
+ * name, quotes, escapes and the sender's address on the same line. */
+#define MAIL_PLAIN_MAX 300
+
+/* A header value that can go as it is: ASCII, short, and not mistaken by a client for an encoded-word. */
+static int mail_plain(const char *s) {
+    return mail_ascii(s) && strlen(s) <= MAIL_PLAIN_MAX && !strstr(s, "=?");
+}
+
 /* Length of a UTF-8 sequence from its first byte. */
 static size_t mail_seq(unsigned char c) {
     return c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
 }
 
-/* A header value as RFC 2047 encoded-words when it is not plain ASCII: "=?UTF-8?B?...?=" of 39 bytes of text
+/* A header value as RFC 2047 encoded-words when it is not plain: "=?UTF-8?B?...?=" of 39 bytes of text
  * at most, so that a line holding one, even after "Subject: ", stays within 76 characters (RFC 2047 section 2);
  * folded with CRLF SP, never splitting a UTF-8 sequence. */
 static void mail_encoded(mail_buf *b, const char *s) {
-    if (mail_ascii(s)) {
+    if (mail_plain(s)) {
         mail_puts(b, s);
         return;
     }
@@ -152,11 +161,11 @@ static void mail_part(mail_buf *b, const char *boundary, const char *type, const
     mail_puts(b, "\r\n");
 }
 
-/* The sender's display name and the "<" of its address: an ASCII name as a quoted string (a comma or a
+/* The sender's display name and the "<" of its address: a plain name as a quoted string (a comma or a
  * bracket in it must not read as a second mailbox), any other as encoded-words with the address folded onto
  * its own line. */
 static void mail_display_name(mail_buf *b, const char *name) {
-    if (!mail_ascii(name)) {
+    if (!mail_plain(name)) {
         mail_encoded(b, name);
         mail_puts(b, "\r\n <");
         return;

@@ -48,23 +48,33 @@ static void unbase64(text *t, const char *s, size_t n) {
     }
 }
 
-/* Decodes an unfolded header value made of encoded-words separated by single spaces; 0 if it is not one. */
+/* Decodes n characters of base64 onto t; 0 if they are not base64 (a client then shows them as they are). */
+static int unbase64_ok(text *t, const char *s, size_t n) {
+    if (n % 4) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (b64val(s[i]) < 0 && !(s[i] == '=' && i + 2 >= n && (i + 1 == n || s[i + 1] == '='))) return 0;
+    unbase64(t, s, n);
+    return 1;
+}
+
+/* Decodes an unfolded header value made of encoded-words separated by single spaces, as a client does:
+ * 0 (shown as it is) unless the whole value is such words. Each word written by mail_build is at most 75. */
 static int decode_words(const char *v, size_t n, text *out) {
-    if (n < 12 || strncmp(v, "=?UTF-8?B?", 10) != 0) return 0;
+    text d = {0};
+    put(&d, "", 0);
     size_t i = 0;
     while (i < n) {
-        FUZZ_CHECK(strncmp(v + i, "=?UTF-8?B?", 10) == 0);
-        const char *end = strstr(v + i + 10, "?=");
-        FUZZ_CHECK(end && (size_t)(end - v) + 2 <= n);
-        size_t wlen = (size_t)(end - v) + 2 - i;
-        FUZZ_CHECK(wlen <= 75);
-        unbase64(out, v + i + 10, wlen - 12);
-        i += wlen;
-        if (i < n) {
-            FUZZ_CHECK(v[i] == ' ');
-            i++;
+        const char *end = strncmp(v + i, "=?UTF-8?B?", 10) == 0 ? strstr(v + i + 10, "?=") : NULL;
+        size_t wlen = end ? (size_t)(end - v) + 2 - i : 0;
+        if (!end || i + wlen > n || (i + wlen < n && v[i + wlen] != ' ') || !unbase64_ok(&d, v + i + 10, wlen - 12)) {
+            free(d.p);
+            return 0;
         }
+        FUZZ_CHECK(wlen <= 75);
+        i += wlen + (i + wlen < n);
     }
+    put(out, d.p, d.len);
+    free(d.p);
     return 1;
 }
 
