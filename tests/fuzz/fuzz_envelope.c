@@ -34,6 +34,7 @@ static int same_string(const char *a, const char *b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size > 0) FUZZ_CHECK(envelope_unpack(data, size, size - 1) == NULL); /* bus.max_frame_bytes */
     Sav__Envelope *env = envelope_unpack(data, size, 65536);
     if (!env) return 0;
     FUZZ_CHECK(envelope_type_name(env->type) != NULL && body_of(env->type) != NULL);

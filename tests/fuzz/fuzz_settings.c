@@ -129,6 +129,8 @@ static void check_bounds(const settings *s) {
     }
     FUZZ_CHECK(s->max_frame_bytes <= s->socket_max_bytes);
     FUZZ_CHECK(validate_email(s->mail_from) == 0);
+    FUZZ_CHECK(strspn(s->mail_domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+               strlen(s->mail_domain));
     FUZZ_CHECK(strlen(s->smpp_system_id) <= 15 && strlen(s->smpp_password) <= 8 && strlen(s->smpp_source) <= 11);
     FUZZ_CHECK(strcmp(s->smtp_tls, "none") == 0 || strcmp(s->smtp_tls, "starttls") == 0);
     int start, end;
