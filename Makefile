@@ -1,13 +1,19 @@
 # SAV build. `make` builds everything into build/; `make run` and `make test`
 # are the two commands of the README. SAN=1 builds into build/asan/ with
-# AddressSanitizer and UndefinedBehaviorSanitizer.
+# AddressSanitizer and UndefinedBehaviorSanitizer; FUZZ=1 builds common/ and
+# the libFuzzer targets of tests/fuzz/ into build/fuzz/ with clang.
 
 SAV_VERSION := 0.1.0
 CHAOS_SECONDS ?= 300
 CC ?= cc
 PKGS := libzmq libprotobuf-c hiredis jansson libcurl libmicrohttpd
 
-ifeq ($(SAN),1)
+ifeq ($(FUZZ),1)
+BUILD ?= build/fuzz
+CC := clang
+SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+OPT := -O1 -g
+else ifeq ($(SAN),1)
 BUILD ?= build/asan
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 OPT := -O1 -g
@@ -32,8 +38,11 @@ SERVICES := intake diagnostics billing notification
 SERVICE_BINS := $(SERVICES:%=$(BIN)/sav-%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(BIN)/%)
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BIN)/%)
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit-test system-test bench chaos clean
+.PHONY: all deps run test unit-test system-test bench chaos fuzz fuzz-bins clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -81,6 +90,13 @@ $(BIN)/test_%: $(OBJ)/tests/unit/test_%.o $(BUILD)/lib/libsav.a
 	@mkdir -p $(BIN)
 	$(CC) -o $@ $< $(BUILD)/lib/libsav.a $(LDLIBS_ALL) $(shell pkg-config --libs cmocka)
 
+# Only with FUZZ=1: the objects must carry the fuzzer's coverage instrumentation.
+fuzz-bins: $(FUZZ_BINS)
+
+$(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(BUILD)/lib/libsav.a
+	@mkdir -p $(BIN)
+	$(CC) -fsanitize=fuzzer -o $@ $< $(BUILD)/lib/libsav.a $(LDLIBS_ALL)
+
 run: deps all
 	@deploy/local/run.sh
 
@@ -93,6 +109,7 @@ system-test: all
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
 	@tests/run-all.sh
 
 # Measures throughput and latency (tools/bench/bench.py); BENCH_ARGS="--count 20000" for a shorter run.
@@ -107,6 +124,10 @@ chaos: deps
 	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86} \
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87} \
 	SAV_CHAOS_SECONDS=$(CHAOS_SECONDS) /usr/bin/python3 tests/system/chaos_tests.py --bin build/asan/bin
+
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh build/fuzz/bin
 
 clean:
 	rm -rf build

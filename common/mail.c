@@ -52,6 +52,20 @@ static int mail_check_header(const char *field, const char *s, int address) {
     return address ? validate_email(s) : 0;
 }
 
+/* A letter or a digit, in ASCII whatever the locale. */
+static int mail_alnum(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* A Message-ID is RFC 5322 dot-atom text on both sides of one @: 7-bit, nothing a header parser reads. */
+static int mail_message_id_ok(const char *id) {
+    const char *at = strchr(id, '@');
+    if (!at || at == id || !at[1] || strchr(at + 1, '@')) return 0;
+    for (const char *p = id; *p; p++)
+        if (p != at && !mail_alnum(*p) && !strchr("!#$%&'*+-/=?^_`{|}~.", *p)) return 0;
+    return 1;
+}
+
 static const char mail_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Appends the base64 of n bytes, with a CRLF every 76 characters when wrap is set. */
@@ -73,16 +87,25 @@ static int mail_ascii(const char *s) {
     return 1;
 }
 
+/* Longer plain values would push a header line past the 998 octets of RFC 5322 (2.1.1), with the header
+ * name, quotes, escapes and the sender's address on the same line. */
+#define MAIL_PLAIN_MAX 300
+
+/* A header value that can go as it is: ASCII, short, and not mistaken by a client for an encoded-word. */
+static int mail_plain(const char *s) {
+    return mail_ascii(s) && strlen(s) <= MAIL_PLAIN_MAX && !strstr(s, "=?");
+}
+
 /* Length of a UTF-8 sequence from its first byte. */
 static size_t mail_seq(unsigned char c) {
     return c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : 4;
 }
 
-/* A header value as RFC 2047 encoded-words when it is not plain ASCII: "=?UTF-8?B?...?=" of 39 bytes of text
+/* A header value as RFC 2047 encoded-words when it is not plain: "=?UTF-8?B?...?=" of 39 bytes of text
  * at most, so that a line holding one, even after "Subject: ", stays within 76 characters (RFC 2047 section 2);
  * folded with CRLF SP, never splitting a UTF-8 sequence. */
 static void mail_encoded(mail_buf *b, const char *s) {
-    if (mail_ascii(s)) {
+    if (mail_plain(s)) {
         mail_puts(b, s);
         return;
     }
@@ -138,11 +161,11 @@ static void mail_part(mail_buf *b, const char *boundary, const char *type, const
     mail_puts(b, "\r\n");
 }
 
-/* The sender's display name and the "<" of its address: an ASCII name as a quoted string (a comma or a
+/* The sender's display name and the "<" of its address: a plain name as a quoted string (a comma or a
  * bracket in it must not read as a second mailbox), any other as encoded-words with the address folded onto
  * its own line. */
 static void mail_display_name(mail_buf *b, const char *name) {
-    if (!mail_ascii(name)) {
+    if (!mail_plain(name)) {
         mail_encoded(b, name);
         mail_puts(b, "\r\n <");
         return;
@@ -179,15 +202,16 @@ int mail_build(const mail_input *in, char **out, size_t *len) {
         mail_check_header("recipient", in->to, 1) != 0 || mail_check_header("subject", in->subject, 0) != 0 ||
         mail_check_header("message id", in->message_id, 0) != 0)
         return -1;
-    if (strpbrk(in->message_id, "<> ") || !strchr(in->message_id, '@')) {
-        err_set("mail message id must be local@domain without <, > or spaces");
+    if (!mail_message_id_ok(in->message_id)) {
+        err_set("mail message id must be local@domain in letters, digits and !#$%%&'*+-/=?^_`{|}~.");
         return -1;
     }
     if (validate_utf8(in->text, strlen(in->text)) != 0) return -1;
     char boundary[96];
     snprintf(boundary, sizeof(boundary), "=_sav_%.60s", in->message_id);
-    for (char *p = boundary; *p; p++)
-        if (*p == '@' || *p == ':') *p = '.';
+    /* RFC 2046 allows few characters in a boundary: the others of the id become dots. */
+    for (char *p = boundary + 6; *p; p++)
+        if (!mail_alnum(*p) && *p != '-') *p = '.';
     mail_buf msg = {0}, text = {0}, html = {0};
     mail_crlf(&text, in->text);
     mail_html(&html, in->text);

@@ -1,6 +1,6 @@
 /* mail: one e-mail as bytes on the wire (RFC 5322 + MIME): From, To,
- * Subject (RFC 2047 encoded-words in UTF-8, at most 75 characters each, a
- * UTF-8 sequence never split), Date, Message-ID, Auto-Submitted, and a
+ * Subject (short plain ASCII as it is, else RFC 2047 encoded-words in UTF-8,
+ * at most 75 characters each, a UTF-8 sequence never split), Date, Message-ID, Auto-Submitted, and a
  * multipart/alternative body, text/plain first and text/html last, UTF-8,
  * base64, CRLF line endings only. Every address, name and subject is checked
  * for control characters first: no header or envelope injection. Pure. */

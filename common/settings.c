@@ -329,17 +329,13 @@ static int settings_line(settings *s, char *line, char *section, size_t seclen, 
     return settings_assign(s, d, value, where);
 }
 
-static int settings_parse_file(settings *s, const char *path) {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        err_set("cannot open config file %s: %s", path, strerror(errno));
-        return -1;
-    }
+/* Reads the lines of f; name is the file's name in error messages. */
+static int settings_parse_stream(settings *s, FILE *f, const char *name) {
     char line[1024], section[64] = "", where[PATH_MAX + 32];
     int lineno = 0, rc = 0;
     while (rc == 0 && fgets(line, sizeof(line), f)) {
         lineno++;
-        snprintf(where, sizeof(where), "%s:%d", path, lineno);
+        snprintf(where, sizeof(where), "%s:%d", name, lineno);
         if (!strchr(line, '\n') && !feof(f)) {
             err_set("%s: line longer than %zu bytes", where, sizeof(line) - 2);
             rc = -1;
@@ -350,10 +346,9 @@ static int settings_parse_file(settings *s, const char *path) {
         rc = settings_line(s, p, section, sizeof(section), where);
     }
     if (rc == 0 && ferror(f)) {
-        err_set("cannot read config file %s", path);
+        err_set("cannot read config file %s", name);
         rc = -1;
     }
-    fclose(f);
     return rc;
 }
 
@@ -545,8 +540,10 @@ static int settings_check(const settings *s) {
         return -1;
     }
     /* The right-hand side of every Message-ID: a bad one would fail every e-mail at send time. */
-    if (!s->mail_domain[0] || strpbrk(s->mail_domain, " \t<>@:\"()[],;\\")) {
-        err_set("notification.mail_domain must be a domain name, got \"%s\"", s->mail_domain);
+    if (!s->mail_domain[0] ||
+        strspn(s->mail_domain, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(s->mail_domain)) {
+        err_set("notification.mail_domain must be a domain name (ASCII letters, digits, dots, dashes), got \"%s\"",
+                s->mail_domain);
         return -1;
     }
     if (settings_quiet_hours(s->sms_quiet_hours, NULL, NULL) != 0) return -1;
@@ -590,24 +587,54 @@ int settings_quiet_hours(const char *spec, int *start, int *end) {
     return 0;
 }
 
+/* Sets the defaults, whose secrets this process reads, and the file name that relative paths start from; 0 or -1
+ * with err. */
+static int settings_begin(settings *s, const char *name, enum service_id self) {
+    memset(s, 0, sizeof(*s));
+    s->self = (int)self;
+    for (size_t i = 0; i < SETTING_COUNT; i++)
+        if (settings_assign(s, &setting_defs[i], setting_defs[i].def, "default") != 0) return -1;
+    if (strlen(name) >= sizeof(s->path)) {
+        err_set("config path is too long");
+        return -1;
+    }
+    snprintf(s->path, sizeof(s->path), "%s", name);
+    return 0;
+}
+
+/* Reads f (closed here), then the environment, then the secrets, then checks the whole; 0 or -1 with err. */
+static int settings_read(settings *s, FILE *f, const char *name) {
+    int rc = settings_parse_stream(s, f, name);
+    fclose(f);
+    if (rc != 0 || settings_apply_env(s) != 0 || settings_read_secrets(s) != 0) return -1;
+    return settings_check(s);
+}
+
 int settings_load(settings *s, const char *path) {
     return settings_load_service(s, path, SVC_COUNT);
 }
 
 int settings_load_service(settings *s, const char *path, enum service_id self) {
-    memset(s, 0, sizeof(*s));
-    s->self = (int)self;
-    for (size_t i = 0; i < SETTING_COUNT; i++)
-        if (settings_assign(s, &setting_defs[i], setting_defs[i].def, "default") != 0) return -1;
     if (!path) path = getenv("SAV_CONFIG");
     if (!path || !*path) path = "deploy/local/sav.conf";
-    if (strlen(path) >= sizeof(s->path)) {
-        err_set("config path is too long");
+    if (settings_begin(s, path, self) != 0) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        err_set("cannot open config file %s: %s", path, strerror(errno));
         return -1;
     }
-    snprintf(s->path, sizeof(s->path), "%s", path);
-    if (settings_parse_file(s, path) != 0 || settings_apply_env(s) != 0 || settings_read_secrets(s) != 0) return -1;
-    return settings_check(s);
+    return settings_read(s, f, path);
+}
+
+int settings_load_text(settings *s, const char *text, size_t len, const char *name) {
+    if (settings_begin(s, name, SVC_COUNT) != 0) return -1;
+    /* The same line reader as for a file, so that a text and a file with the same bytes load alike. */
+    FILE *f = fmemopen((void *)text, len, "r");
+    if (!f) {
+        err_set("cannot read the configuration text %s: %s", name, strerror(errno));
+        return -1;
+    }
+    return settings_read(s, f, name);
 }
 
 int settings_get(const settings *s, const char *section, const char *key, char *out, size_t outlen) {

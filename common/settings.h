@@ -138,6 +138,9 @@ int settings_load(settings *s, const char *path);
 /* Loads the configuration as the service self does: its own secrets are read from their files. 0 or -1 with err. */
 int settings_load_service(settings *s, const char *path, enum service_id self);
 
+/* Like settings_load, from the len bytes of text; name stands for the file (errors, relative paths). */
+int settings_load_text(settings *s, const char *text, size_t len, const char *name);
+
 /* Returns the service's name ("intake", ...) for an id. */
 const char *settings_service_name(enum service_id id);
 

@@ -135,34 +135,35 @@ void template_free(template_set *t) {
     free(t);
 }
 
-/* Expands the placeholders of text; NULL with err. */
-static char *template_expand(const char *text, const char *const *fields, const char *const *values) {
-    size_t cap = strlen(text) + 1;
-    for (int i = 0; fields[i]; i++) cap += strlen(values[i] ? values[i] : "") * 8;
-    char *out = malloc(cap), *w = out;
-    if (!out) {
-        err_set("out of memory rendering a template");
-        return NULL;
-    }
+/* Writes text with its placeholders expanded into out (when not NULL); returns the length of the result. */
+static size_t template_fill(const char *text, const char *const *fields, const char *const *values, char *out) {
+    size_t n = 0;
     for (const char *p = text; *p;) {
         const char *end = p[0] == '{' && p[1] == '{' ? strstr(p + 2, "}}") : NULL;
         int i = end ? template_field_index(p + 2, (size_t)(end - p - 2), fields) : -1;
         if (i < 0) {
-            *w++ = *p++;
+            if (out) out[n] = *p;
+            n++, p++;
             continue;
         }
         const char *v = values[i] ? values[i] : "";
-        size_t n = strlen(v);
-        if ((size_t)(w - out) + n + strlen(end + 2) + 1 > cap) {
-            err_set("rendered template too large");
-            free(out);
-            return NULL;
-        }
-        memcpy(w, v, n);
-        w += n;
+        size_t len = strlen(v);
+        if (out) memcpy(out + n, v, len);
+        n += len;
         p = end + 2;
     }
-    *w = '\0';
+    if (out) out[n] = '\0';
+    return n;
+}
+
+/* Expands the placeholders of text, measured first: a field may appear any number of times. NULL with err. */
+static char *template_expand(const char *text, const char *const *fields, const char *const *values) {
+    char *out = malloc(template_fill(text, fields, values, NULL) + 1);
+    if (!out) {
+        err_set("out of memory rendering a template");
+        return NULL;
+    }
+    template_fill(text, fields, values, out);
     return out;
 }
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # make test: unit tests on the normal and the sanitizer builds, then the
 # system tests (real Redis, real sockets) against the sanitizer build, so a
-# memory error in a service fails the run. Ends with the total line.
+# memory error in a service fails the run, then a short pass of every fuzz
+# target with its crash regressions. Ends with the total line.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,7 @@ run() {
 run tests/run-unit.sh build/bin
 run tests/run-unit.sh build/asan/bin
 run /usr/bin/python3 tests/system/run.py --bin build/asan/bin
+run tests/fuzz/run.sh build/fuzz/bin
 
 echo
 echo "$total_pass passed, $total_fail failed"

@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
 libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev redis-server redis-tools tzdata python3 python3-zmq python3-redis
-python3-aiosmtpd perl libnet-smpp-perl kannel systemd"
+python3-aiosmtpd perl libnet-smpp-perl kannel systemd clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
@@ -33,7 +33,7 @@ fi
 for lib in libzmq libprotobuf-c hiredis jansson cmocka libcurl libmicrohttpd; do
     pkg-config --exists "$lib" || { echo "deps: pkg-config cannot find $lib" >&2; exit 1; }
 done
-for cmd in protoc-c redis-server redis-cli /usr/sbin/bearerbox /usr/sbin/smsbox; do
+for cmd in protoc-c redis-server redis-cli /usr/sbin/bearerbox /usr/sbin/smsbox clang; do
     command -v "$cmd" >/dev/null || { echo "deps: $cmd not found on PATH" >&2; exit 1; }
 done
 /usr/bin/python3 -c 'import zmq, redis, aiosmtpd' || { echo "deps: /usr/bin/python3 lacks zmq, redis or aiosmtpd" >&2; exit 1; }

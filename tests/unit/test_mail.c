@@ -74,6 +74,44 @@ static void non_ascii_subject_and_name_are_encoded_words(void **state) {
     free(m);
 }
 
+/* Longest line of a message, CRLF excluded. */
+static size_t longest_line(const char *m) {
+    size_t longest = 0;
+    for (const char *p = m; *p;) {
+        size_t n = strcspn(p, "\r");
+        if (n > longest) longest = n;
+        p += n + (p[n] ? 2 : 0);
+    }
+    return longest;
+}
+
+static void long_or_lookalike_ascii_headers_are_encoded_words(void **state) {
+    (void)state;
+    char subject[1201], name[401];
+    memset(subject, 'a', 1200), subject[1200] = '\0';
+    memset(name, 'N', 400), name[400] = '\0';
+    mail_input in = base();
+    in.subject = subject; /* a 1200-character line broke RFC 5322's 998 (found by fuzz_mail) */
+    in.from_name = name;
+    char *m;
+    size_t n;
+    assert_int_equal(mail_build(&in, &m, &n), 0);
+    assert_true(longest_line(m) <= 76 + 256);
+    assert_non_null(strstr(m, "Subject: =?UTF-8?B?YWFh"));
+    assert_non_null(strstr(m, "From: =?UTF-8?B?Tk5O"));
+    free(m);
+    in = base();
+    in.subject = "=?UTF-8?B?SGk=?="; /* plain, a client would show "Hi" */
+    assert_int_equal(mail_build(&in, &m, &n), 0);
+    assert_non_null(strstr(m, "Subject: =?UTF-8?B?PT9VVEYtOD9CP1NHaz0/PQ==?=\r\n"));
+    free(m);
+    in = base();
+    in.from_name = "SAV";
+    assert_int_equal(mail_build(&in, &m, &n), 0);
+    assert_non_null(strstr(m, "From: \"SAV\" <sav@example.fr>\r\n"));
+    free(m);
+}
+
 static void html_part_escapes_customer_text(void **state) {
     (void)state;
     mail_input in = base();
@@ -106,7 +144,25 @@ static void injection_is_refused(void **state) {
     in = base();
     in.message_id = "no-domain";
     assert_int_equal(mail_build(&in, &m, &n), -1);
+    in = base();
+    in.message_id = "T-2026-000001.x@sav.électro.fr"; /* 8-bit in a header */
+    assert_int_equal(mail_build(&in, &m, &n), -1);
+    in = base();
+    in.message_id = "a\"b@sav.example";
+    assert_int_equal(mail_build(&in, &m, &n), -1);
     assert_null(m);
+}
+
+static void boundary_has_only_rfc2046_characters(void **state) {
+    (void)state;
+    mail_input in = base();
+    in.message_id = "T-2026-000001.email*.1@sav.example"; /* '*' is fine in an id, not in a boundary (fuzz_mail) */
+    char *m;
+    size_t n;
+    assert_int_equal(mail_build(&in, &m, &n), 0);
+    assert_non_null(strstr(m, "Message-ID: <T-2026-000001.email*.1@sav.example>\r\n"));
+    assert_non_null(strstr(m, "boundary=\"=_sav_T-2026-000001.email..1.sav.example\"\r\n"));
+    free(m);
 }
 
 int main(void) {
@@ -114,8 +170,10 @@ int main(void) {
         cmocka_unit_test(headers_and_parts_are_all_there),
         cmocka_unit_test(every_line_ends_with_crlf),
         cmocka_unit_test(non_ascii_subject_and_name_are_encoded_words),
+        cmocka_unit_test(long_or_lookalike_ascii_headers_are_encoded_words),
         cmocka_unit_test(html_part_escapes_customer_text),
         cmocka_unit_test(injection_is_refused),
+        cmocka_unit_test(boundary_has_only_rfc2046_characters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

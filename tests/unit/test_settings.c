@@ -341,6 +341,8 @@ static void test_cross_field_checks(void **state) {
     load_refused("[notification]\nsms_quiet_hours = 08:00-08:00\n", "start and end differ");
     load_refused("[notification]\nsmpp_source = SERVICE-APRES-VENTE\n", "smpp_source (1 to 11)");
     load_refused("[notification]\nmail_domain = sav example\n", "notification.mail_domain must be a domain name");
+    load_refused("[notification]\nmail_domain = sav.électro.fr\n", "notification.mail_domain must be a domain name");
+    load_refused("[notification]\nmail_domain = sav*.example\n", "notification.mail_domain must be a domain name");
     int start, end;
     assert_int_equal(0, settings_quiet_hours("21:30-07:45", &start, &end));
     assert_int_equal(21 * 60 + 30, start);
@@ -430,6 +432,21 @@ static void test_resolve_path_after_load(void **state) {
     char out[SETTINGS_STR];
     settings_resolve_path(&s, s.catalog_path, out, sizeof(out));
     assert_string_equal("/tmp/data/catalog.json", out);
+}
+
+static void test_text_loads_like_the_file(void **state) {
+    (void)state;
+    const char *text = "[redis]\nport = 6400 # test\n[billing]\npayment_reminder_days = 3,9\n";
+    settings from_file, from_text;
+    assert_int_equal(0, settings_load(&from_file, conf_write(text)));
+    assert_int_equal(0, settings_load_text(&from_text, text, strlen(text), conf_path));
+    assert_memory_equal(&from_file, &from_text, sizeof(from_file));
+    assert_int_equal(0, settings_load_text(&from_text, "", 0, "empty.conf"));
+    assert_int_equal(6390, from_text.redis_port);
+    assert_string_equal("empty.conf", from_text.path);
+    /* Bytes after a NUL are read as in a file, and errors name the text's name and line. */
+    assert_int_equal(-1, settings_load_text(&from_text, "[redis]\nport = 1\0\n", 18, "mem.conf"));
+    assert_err_contains("mem.conf:2: line longer than");
 }
 
 static void test_service_names_and_ids(void **state) {
@@ -578,6 +595,7 @@ int main(void) {
         SETTINGS_TEST(test_get_returns_effective_values),
         SETTINGS_TEST(test_resolve_path_relative_to_config_directory),
         SETTINGS_TEST(test_resolve_path_after_load),
+        SETTINGS_TEST(test_text_loads_like_the_file),
         SETTINGS_TEST(test_service_names_and_ids),
         SETTINGS_TEST(test_http_sms_transport_checks),
         SETTINGS_TEST(test_security_keys),

@@ -63,6 +63,27 @@ static void renders_every_channel_and_language(void **state) {
     template_free(t);
 }
 
+static void a_field_used_many_times_renders(void **state) {
+    (void)state;
+    /* The output was sized for each value 8 times: more uses failed to render a template that had loaded
+     * (found by fuzz_template). */
+    char text[512] = "", want[4096] = "", value[101];
+    memset(value, 'X', 100);
+    value[100] = '\0';
+    for (int i = 0; i < 20; i++) strcat(text, "{{name}} "), strcat(want, value), strcat(want, " ");
+    want[strlen(want) - 1] = '\0';
+    write_file("greeting.sms.en.txt", text);
+    template_set *t = template_load(dir, events, 1);
+    assert_non_null(t);
+    const char *values[] = {value, ""};
+    char *subject, *body;
+    assert_int_equal(template_render(t, "greeting", "sms", "en", values, &subject, &body), 0);
+    assert_string_equal(body, want);
+    free(body);
+    template_free(t);
+    write_file("greeting.sms.en.txt", "Hello {{name}}, file {{ticket_id}}.");
+}
+
 static void unknown_field_is_refused_at_load(void **state) {
     (void)state;
     assert_int_equal(template_check("Hi {{name}}\nsee {{amount}}", fields, "x.txt"), -1);
@@ -87,6 +108,7 @@ static void missing_template_or_subject_is_refused(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(renders_every_channel_and_language),
+        cmocka_unit_test(a_field_used_many_times_renders),
         cmocka_unit_test(unknown_field_is_refused_at_load),
         cmocka_unit_test(missing_template_or_subject_is_refused),
     };
