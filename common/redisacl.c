@@ -6,10 +6,10 @@
 
 /* The plain commands the Functions library runs (common/redis/sav.lua) and the services send themselves. */
 static const char *const redisacl_commands[] = {
-    "ping", "function|load", "xreadgroup", "xgroup|create", "xlen", "info|replication", "xclaim", "xautoclaim",
-    "del", "exists", "get", "set", "incr", "hdel", "hget", "hgetall", "hincrby", "hmget", "hset", "hsetnx", "lrange",
-    "rpush", "sadd", "smembers", "srem", "xack", "xadd", "xdel", "xrange", "zadd", "zcard", "zrange", "zrangebyscore",
-    "zrem", "zrevrange", "zscore", NULL,
+    "ping", "function|load", "xreadgroup", "xgroup|create", "xlen", "info|replication", "xclaim", "xautoclaim", "role",
+    "wait", "del", "exists", "get", "set", "incr", "hdel", "hget", "hgetall", "hincrby", "hmget", "hset", "hsetnx",
+    "lrange", "rpush", "sadd", "smembers", "srem", "xack", "xadd", "xdel", "xrange", "zadd", "zcard", "zrange",
+    "zrangebyscore", "zrem", "zrevrange", "zscore", NULL,
 };
 
 /* Functions every service with an outbox, timers or steps calls through common/ (relay, service, ticket). */

@@ -28,6 +28,8 @@ typedef struct setting_def {
 #define DAYS_SETTING(sec, k, field, d) {sec, k, ST_DAYS, offsetof(settings, field), 0, d, 1, 3650}
 /* A password or key: "none" (empty), or file:PATH, never the secret itself in the configuration. Only the owning
  * service reads the file (min holds the owner): savctl, or another service's container, never needs it. */
+/* The owner of a secret every service needs (not the tools). */
+#define SETTINGS_ANY_SERVICE (SVC_COUNT + 1)
 #define SECRET_SETTING(sec, k, field, owner) \
     {sec, k, ST_SECRET, offsetof(settings, field), sizeof(((settings *)0)->field), "none", owner, 0}
 
@@ -39,6 +41,11 @@ static const setting_def setting_defs[] = {
     INT_SETTING("redis", "shards", redis_shards, "1", 1, 1),
     STR_SETTING("redis", "prefix", redis_prefix, "sav"),
     INT_SETTING("redis", "dedup_ttl_days", dedup_ttl_days, "7", 1, 365),
+    STR_SETTING("redis", "sentinels", redis_sentinels, "off"),
+    STR_SETTING("redis", "master_name", redis_master_name, "sav"),
+    SECRET_SETTING("redis", "sentinel_password", redis_sentinel_password, SETTINGS_ANY_SERVICE),
+    INT_SETTING("redis", "wait_replicas", redis_wait_replicas, "0", 0, 8),
+    INT_SETTING("redis", "wait_ms", redis_wait_ms, "1000", 10, 60000),
     STR_SETTING("intake", "endpoint", endpoint[SVC_INTAKE], "tcp://127.0.0.1:5551"),
     STR_SETTING("intake", "bind", bind[SVC_INTAKE], "first"),
     STR_SETTING("diagnostics", "bind", bind[SVC_DIAGNOSTICS], "first"),
@@ -199,6 +206,11 @@ static int settings_secret(const setting_def *d, char *field, const char *value,
         err_set("%s: %s.%s: the file name is too long", where, d->section, d->key);
         return -1;
     }
+    /* The file name appears in error messages and logs, which are UTF-8 JSON. */
+    if (validate_utf8(value, strlen(value)) != 0) {
+        err_set("%s: %s.%s: the file name is not valid UTF-8", where, d->section, d->key);
+        return -1;
+    }
     memcpy(field, value, strlen(value) + 1);
     return 0;
 }
@@ -239,13 +251,19 @@ static int settings_read_secret(settings *s, const setting_def *d, char *field) 
     return rc;
 }
 
+/* Whether this process reads the secret d: its own service's, or one every service needs. */
+static int settings_owns(const settings *s, const setting_def *d) {
+    return d->min == s->self || (d->min == SETTINGS_ANY_SERVICE && s->self < SVC_COUNT);
+}
+
 /* Reads the secrets this process owns (the others keep only their files' names), once the environment had its
  * say: SAV_<SECTION>_<KEY> may name another file. */
 static int settings_read_secrets(settings *s) {
     for (size_t i = 0; i < SETTING_COUNT; i++) {
         const setting_def *d = &setting_defs[i];
         char *field = (char *)s + d->offset;
-        if (d->type == ST_SECRET && d->min == s->self && field[0] && settings_read_secret(s, d, field) != 0) return -1;
+        if (d->type == ST_SECRET && settings_owns(s, d) && field[0] && settings_read_secret(s, d, field) != 0)
+            return -1;
     }
     return 0;
 }
@@ -448,16 +466,21 @@ static int settings_check_redis_users(const settings *s) {
     return 0;
 }
 
+/* The item of a comma list that starts at p (len bytes) without the blanks around it, the operator's layout. */
+static size_t settings_list_item(const char *p, size_t len, const char **item) {
+    while (len && (*p == ' ' || *p == '\t')) p++, len--;
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+    *item = p;
+    return len;
+}
+
 int settings_endpoints(const settings *s, enum service_id id, char out[][SETTINGS_STR]) {
     int n = 0;
-    /* Every item counts, an empty one too (between two commas, or after the last): the check refuses it.
-     * Blanks around an item are the operator's layout, not part of the endpoint. */
+    /* Every item counts, an empty one too (between two commas, or after the last): the check refuses it. */
     for (const char *p = s->endpoint[id]; n < SETTINGS_MAX_INSTANCES; p++) {
         size_t len = strcspn(p, ",");
-        const char *item = p;
-        size_t item_len = len;
-        while (item_len && (*item == ' ' || *item == '\t')) item++, item_len--;
-        while (item_len && (item[item_len - 1] == ' ' || item[item_len - 1] == '\t')) item_len--;
+        const char *item;
+        size_t item_len = settings_list_item(p, len, &item);
         snprintf(out[n++], SETTINGS_STR, "%.*s", (int)item_len, item);
         p += len;
         if (!*p) break;
@@ -516,8 +539,70 @@ static int settings_check_endpoints(const settings *s) {
     return 0;
 }
 
+/* Parses "host:port" or "[v6]:port" of len bytes; port 0 when it is missing or not a number. */
+static void settings_host_port(const char *item, size_t len, char host[SETTINGS_STR], int *port) {
+    size_t colon = len;
+    while (colon > 0 && item[colon - 1] != ':') colon--;
+    size_t hlen = colon ? colon - 1 : len, plen = colon ? len - colon : 0;
+    const char *h = item;
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') h++, hlen -= 2;
+    snprintf(host, SETTINGS_STR, "%.*s", (int)hlen, h);
+    int value = 0;
+    *port = 0;
+    if (plen == 0 || plen > 5) return;
+    for (size_t i = 0; i < plen; i++) {
+        if (!isdigit((unsigned char)item[colon + i])) return;
+        value = value * 10 + (item[colon + i] - '0');
+    }
+    *port = value;
+}
+
+int settings_sentinels(const settings *s, char host[][SETTINGS_STR], int port[]) {
+    if (strcmp(s->redis_sentinels, "off") == 0) return 0;
+    int n = 0;
+    for (const char *p = s->redis_sentinels; n < SETTINGS_MAX_SENTINELS; p++) {
+        size_t len = strcspn(p, ",");
+        const char *item;
+        size_t item_len = settings_list_item(p, len, &item);
+        settings_host_port(item, item_len, host[n], &port[n]);
+        n++;
+        p += len;
+        if (!*p) break;
+    }
+    return n;
+}
+
+/* redis.sentinels: off, or up to eight host:port; a master name the sentinels can be asked about; a WAIT that
+ * ends before the command's timeout. */
+static int settings_check_sentinels(const settings *s) {
+    char host[SETTINGS_MAX_SENTINELS][SETTINGS_STR];
+    int port[SETTINGS_MAX_SENTINELS], commas = 0;
+    for (const char *c = s->redis_sentinels; *c; c++) commas += *c == ',';
+    int n = settings_sentinels(s, host, port);
+    if (commas >= SETTINGS_MAX_SENTINELS) {
+        err_set("redis.sentinels lists more than %d sentinels", SETTINGS_MAX_SENTINELS);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (!host[i][0] || port[i] < 1 || port[i] > 65535) {
+            err_set("redis.sentinels must be off or host:port items separated by commas, got \"%s\"",
+                    s->redis_sentinels);
+            return -1;
+        }
+    if (n && s->redis_host[0] == '/') {
+        err_set("redis.sentinels name the master: redis.host cannot also be a unix socket (%s)", s->redis_host);
+        return -1;
+    }
+    if (s->redis_wait_replicas > 0 && s->redis_wait_ms >= s->redis_timeout_ms) {
+        err_set("redis.wait_ms (%d) must be below redis.timeout_ms (%d): a write waits for its replicas within one "
+                "command's time", s->redis_wait_ms, s->redis_timeout_ms);
+        return -1;
+    }
+    return validate_token("redis.master_name", s->redis_master_name);
+}
+
 static int settings_check(const settings *s) {
-    if (settings_check_endpoints(s) != 0) return -1;
+    if (settings_check_endpoints(s) != 0 || settings_check_sentinels(s) != 0) return -1;
     if (s->max_frame_bytes > s->socket_max_bytes) {
         err_set("bus.max_frame_bytes (%d) must not exceed bus.socket_max_bytes (%d)", s->max_frame_bytes,
                 s->socket_max_bytes);
@@ -645,7 +730,7 @@ int settings_get(const settings *s, const char *section, const char *key, char *
     }
     const char *field = (const char *)s + d->offset;
     if (d->type == ST_SECRET) {
-        snprintf(out, outlen, "%s", !field[0] ? "none" : s->self == d->min ? "(secret, read from its file)" : field);
+        snprintf(out, outlen, "%s", !field[0] ? "none" : settings_owns(s, d) ? "(secret, read from its file)" : field);
     } else if (d->type == ST_STR) {
         snprintf(out, outlen, "%s", field);
     } else if (d->type == ST_DAYS) {

@@ -32,6 +32,11 @@ typedef struct settings {
     int redis_timeout_ms;             /* connect and command timeout */
     int redis_shards;                 /* number of hash tags ticket keys are spread over */
     char redis_prefix[32];            /* every key starts with this */
+    char redis_sentinels[SETTINGS_STR]; /* "off", or "host:port,host:port": the master is asked of them */
+    char redis_master_name[64];       /* the name the sentinels monitor the master under */
+    char redis_sentinel_password[SETTINGS_STR]; /* the sentinels' requirepass, read from file:PATH; "" for none */
+    int redis_wait_replicas;          /* a write counts once this many replicas have it (WAIT); 0: the master's word */
+    int redis_wait_ms;                /* how long a write waits for them before it is reported unacknowledged */
     int dedup_ttl_days;               /* how long request and message ids are remembered */
     char endpoint[SVC_COUNT][SETTINGS_STR]; /* each service's instances: "tcp://a:5551,tcp://b:5551"; clients
                                              * connect to all of them */
@@ -140,6 +145,11 @@ int settings_load_service(settings *s, const char *path, enum service_id self);
 
 /* Like settings_load, from the len bytes of text; name stands for the file (errors, relative paths). */
 int settings_load_text(settings *s, const char *text, size_t len, const char *name);
+
+#define SETTINGS_MAX_SENTINELS 8
+
+/* Splits redis.sentinels into hosts and ports (at most SETTINGS_MAX_SENTINELS); returns how many, 0 for off. */
+int settings_sentinels(const settings *s, char host[][SETTINGS_STR], int port[]);
 
 /* Returns the service's name ("intake", ...) for an id. */
 const char *settings_service_name(enum service_id id);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The Functions library, embedded at build time from common/redis/sav.lua. */
 extern const char store_functions_lua[];
@@ -40,6 +41,14 @@ struct store {
     int loading;               /* the last attempt found Redis loading its data set: it answers, retrying is cheap */
     store_queued queued[STORE_DEFER_MAX]; /* commands waiting for store_flush, in order */
     int nqueued;
+    char sentinel_host[SETTINGS_MAX_SENTINELS][SETTINGS_STR]; /* none: host and port are the master's */
+    int sentinel_port[SETTINGS_MAX_SENTINELS];
+    int nsentinels;
+    int sentinel_at;           /* the sentinel asked first: the last one that answered */
+    char master_name[64];
+    char sentinel_password[SETTINGS_STR];
+    int wait_replicas;         /* WAIT after writes: a write counts once this many replicas have it */
+    int wait_ms;
 };
 
 #define STORE_BACKOFF_MIN_MS 50
@@ -74,6 +83,82 @@ static int store_loading(const redisReply *r) {
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "LOADING", 7) == 0;
 }
 
+/* A master the sentinels demoted answers writes READONLY: the data is elsewhere now, as if this one were down. */
+static int store_demoted(const redisReply *r) {
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, "READONLY", 8) == 0;
+}
+
+/* Asks sentinel k where the master is; sets host and port, or describes in why what the sentinel said. */
+static int store_ask_sentinel(store *st, int k, char *why, size_t len) {
+    const char *host = st->sentinel_host[k];
+    int port = st->sentinel_port[k];
+    redisContext *c = redisConnectWithTimeout(host, port, store_tv(STORE_PROBE_MS));
+    if (!c || c->err || redisSetTimeout(c, store_tv(STORE_PROBE_MS)) != REDIS_OK) {
+        snprintf(why, len, "sentinel %s:%d: %s", host, port, c ? c->errstr : "out of memory");
+        if (c) redisFree(c);
+        return -1;
+    }
+    redisReply *r = NULL;
+    if (st->sentinel_password[0]) {
+        const char *argv[] = {"AUTH", st->sentinel_password};
+        size_t lens[] = {4, strlen(st->sentinel_password)};
+        r = redisCommandArgv(c, 2, argv, lens);
+    }
+    if (!r || r->type != REDIS_REPLY_ERROR) {
+        if (r) freeReplyObject(r);
+        r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", st->master_name);
+    }
+    int rc = -1;
+    if (!r)
+        snprintf(why, len, "sentinel %s:%d: %s", host, port, c->errstr);
+    else if (r->type == REDIS_REPLY_ERROR)
+        snprintf(why, len, "sentinel %s:%d: %s", host, port, r->str);
+    else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+             r->element[1]->type != REDIS_REPLY_STRING)
+        snprintf(why, len, "sentinel %s:%d does not monitor a master named %s", host, port, st->master_name);
+    else {
+        snprintf(st->host, sizeof(st->host), "%s", r->element[0]->str);
+        st->port = atoi(r->element[1]->str);
+        rc = 0;
+    }
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
+/* Finds the master through the sentinels, starting with the one that answered last. */
+static int store_discover(store *st) {
+    char why[512] = "";
+    for (int i = 0; i < st->nsentinels; i++) {
+        int k = (st->sentinel_at + i) % st->nsentinels;
+        if (store_ask_sentinel(st, k, why, sizeof(why)) == 0) {
+            st->sentinel_at = k;
+            return 0;
+        }
+        st->sentinel_at = (k + 1) % st->nsentinels;
+    }
+    err_set("no sentinel of redis.sentinels names the master %s: %s", st->master_name, why);
+    return -1;
+}
+
+/* A sentinel's answer may be a failover late: the address it gave must say it is the master before it is used. */
+static int store_check_master(store *st) {
+    redisReply *r = redisCommand(st->ctx, "ROLE");
+    if (!r) {
+        err_set("redis at %s:%d: ROLE: %s", st->host, st->port, st->ctx->errstr);
+        store_drop(st);
+        return -1;
+    }
+    int master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->type == REDIS_REPLY_STRING &&
+                 strcmp(r->element[0]->str, "master") == 0;
+    if (!master)
+        err_set("redis at %s:%d is not the master %s (%s): a failover is under way", st->host, st->port,
+                st->master_name, r->type == REDIS_REPLY_ERROR ? r->str : "its ROLE is not master");
+    freeReplyObject(r);
+    if (!master) store_drop(st);
+    return master ? 0 : -1;
+}
+
 /* Loads the library with REPLACE: Functions persist in Redis, but a newer build must install its own. */
 static int store_load_functions(store *st) {
     redisReply *r = redisCommand(st->ctx, "FUNCTION LOAD REPLACE %s", store_functions_lua);
@@ -94,6 +179,7 @@ static int store_load_functions(store *st) {
 static int store_connect(store *st) {
     struct timeval tv = store_tv(st->timeout_ms);
     st->loading = 0;
+    if (st->nsentinels && store_discover(st) != 0) return -1;
     st->ctx = st->host[0] == '/' ? redisConnectUnixWithTimeout(st->host, tv)
                                  : redisConnectWithTimeout(st->host, st->port, tv);
     if (!st->ctx || st->ctx->err) {
@@ -139,6 +225,7 @@ static int store_connect(store *st) {
         store_drop(st);
         return -1;
     }
+    if (st->nsentinels && store_check_master(st) != 0) return -1;
     if (redisSetTimeout(st->ctx, tv) != REDIS_OK) {
         err_set("cannot set redis timeout: %s", st->ctx->errstr);
         store_drop(st);
@@ -158,6 +245,11 @@ store *store_open(const settings *s) {
     st->port = s->redis_port;
     st->timeout_ms = s->redis_timeout_ms;
     st->shards = s->redis_shards;
+    st->nsentinels = settings_sentinels(s, st->sentinel_host, st->sentinel_port);
+    snprintf(st->master_name, sizeof(st->master_name), "%s", s->redis_master_name);
+    snprintf(st->sentinel_password, sizeof(st->sentinel_password), "%s", s->redis_sentinel_password);
+    st->wait_replicas = s->redis_wait_replicas;
+    st->wait_ms = s->redis_wait_ms;
     if (s->self < SVC_COUNT && strcmp(s->redis_user[s->self], "none") != 0) {
         snprintf(st->user, sizeof(st->user), "%s", s->redis_user[s->self]);
         snprintf(st->password, sizeof(st->password), "%s", s->redis_password[s->self]);
@@ -199,41 +291,29 @@ static int store_ready(store *st) {
 }
 
 redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen) {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (store_ready(st) != 0) return NULL;
-        redisReply *r = redisCommandArgv(st->ctx, argc, argv, argvlen);
-        if (r && store_loading(r)) {
-            err_set("redis %s: %s", argv[0], r->str);
-            freeReplyObject(r);
-            return NULL;
-        }
-        if (r) return r;
-        int stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
-        char why[128];
-        err_set("redis %s: %s", argv[0], store_why(st, st->timeout_ms, why, sizeof(why)));
-        store_drop(st);
-        if (!stale) break;
-    }
-    return NULL;
+    redisReply *r = NULL;
+    return store_pipeline(st, 1, &argc, &argv, &argvlen, &r) == 0 ? r : NULL;
 }
 
-/* One attempt of a pipeline; sets *stale when the connection turned out to be dead. */
-static int store_pipeline_once(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen,
-                               redisReply **out, int *stale) {
-    *stale = 0;
-    if (store_ready(st) != 0) return -1;
-    for (int i = 0; i < n; i++) {
-        if (redisAppendCommandArgv(st->ctx, argc[i], argv[i], argvlen[i]) != REDIS_OK) {
-            err_set("redis pipeline: %s", st->ctx->errstr);
-            *stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
-            store_drop(st);
-            return -1;
-        }
-    }
+/* Commands that never write: after them there is nothing for WAIT to wait for. Any other one counts as a write. */
+static const char *const store_read_commands[] = {
+    "FCALL_RO", "HGET", "HMGET", "HGETALL", "HEXISTS", "HLEN", "GET", "MGET", "EXISTS", "TTL", "PTTL", "TYPE",
+    "SCAN", "ZRANGE", "ZRANGEBYSCORE", "ZREVRANGE", "ZSCORE", "ZCARD", "LRANGE", "LLEN", "XRANGE", "XREVRANGE",
+    "XLEN", "XINFO", "XPENDING", "SMEMBERS", "SISMEMBER", "PING", "INFO", "ROLE", "TIME", NULL};
+
+static int store_writes(const char *cmd, size_t len) {
+    for (int i = 0; store_read_commands[i]; i++)
+        if (strlen(store_read_commands[i]) == len && strncasecmp(cmd, store_read_commands[i], len) == 0) return 0;
+    return 1;
+}
+
+/* Reads the n replies (and WAIT's if waited); on a broken connection frees what was read, sets *stale. */
+static int store_read_replies(store *st, int n, redisReply **out, const char *what, int *stale) {
     for (int i = 0; i < n; i++) {
         void *r = NULL;
         if (redisGetReply(st->ctx, &r) != REDIS_OK) {
-            err_set("redis pipeline: %s", st->ctx->errstr);
+            char why[128];
+            err_set("redis %s: %s", what, store_why(st, st->timeout_ms, why, sizeof(why)));
             *stale = st->ctx->err == REDIS_ERR_EOF || st->ctx->err == REDIS_ERR_IO;
             for (int j = 0; j < i; j++) freeReplyObject(out[j]);
             store_drop(st);
@@ -241,18 +321,73 @@ static int store_pipeline_once(store *st, int n, const int *argc, const char ***
         }
         out[i] = r;
     }
-    for (int i = 0; i < n; i++)
+    return 0;
+}
+
+/* The replies of a pipeline that are no answer about the data: Redis still loading, a master demoted by a
+ * failover (the commands go to the new one), or too few replicas confirming the writes within wait_ms (they may
+ * still be lost in a failover: not acknowledged, as after a timeout). */
+static int store_replies_stand(store *st, int n, redisReply **out, const redisReply *waited, const char *what,
+                               int *stale) {
+    for (int i = 0; i < n; i++) {
         if (store_loading(out[i])) {
-            err_set("redis pipeline: %s", out[i]->str);
-            for (int j = 0; j < n; j++) freeReplyObject(out[j]);
+            err_set("redis %s: %s", what, out[i]->str);
             return -1;
         }
+        if (store_demoted(out[i])) {
+            err_set("redis at %s:%d is no longer the master: %s", st->host, st->port, out[i]->str);
+            store_drop(st);
+            *stale = st->nsentinels > 0;
+            return -1;
+        }
+    }
+    if (waited && (waited->type != REDIS_REPLY_INTEGER || waited->integer < st->wait_replicas)) {
+        if (waited->type == REDIS_REPLY_INTEGER)
+            err_set("redis %s not acknowledged: %lld of the %d replica(s) of redis.wait_replicas had it within %d ms",
+                    what, waited->integer, st->wait_replicas, st->wait_ms);
+        else
+            err_set("redis %s: WAIT: %s", what, waited->type == REDIS_REPLY_ERROR ? waited->str : "unexpected reply");
+        return -1;
+    }
     return 0;
+}
+
+/* One attempt of a pipeline; sets *stale when the connection turned out to be dead or the master moved. */
+static int store_pipeline_once(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen,
+                               redisReply **out, int *stale) {
+    const char *what = n == 1 ? argv[0][0] : "pipeline";
+    int wait = 0;
+    *stale = 0;
+    if (store_ready(st) != 0) return -1;
+    for (int i = 0; i < n; i++) {
+        wait |= st->wait_replicas > 0 && store_writes(argv[i][0], argvlen[i][0]);
+        if (redisAppendCommandArgv(st->ctx, argc[i], argv[i], argvlen[i]) != REDIS_OK) {
+            err_set("redis %s: %s", what, st->ctx->errstr);
+            store_drop(st);
+            return -1;
+        }
+    }
+    if (wait && redisAppendCommand(st->ctx, "WAIT %d %d", st->wait_replicas, st->wait_ms) != REDIS_OK) {
+        err_set("redis %s: %s", what, st->ctx->errstr);
+        store_drop(st);
+        return -1;
+    }
+    redisReply *waited = NULL;
+    if (store_read_replies(st, n, out, what, stale) != 0) return -1;
+    if (wait && store_read_replies(st, 1, &waited, what, stale) != 0) {
+        for (int j = 0; j < n; j++) freeReplyObject(out[j]);
+        return -1;
+    }
+    int rc = store_replies_stand(st, n, out, waited, what, stale);
+    if (rc != 0)
+        for (int j = 0; j < n; j++) freeReplyObject(out[j]);
+    if (waited) freeReplyObject(waited);
+    return rc;
 }
 
 int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {
     int stale;
-    /* Like store_call: a connection found dead (Redis restarted) is reopened and the pipeline sent once more. */
+    /* A connection found dead (Redis restarted) or a master demoted is reopened and the pipeline sent once more. */
     if (store_pipeline_once(st, n, argc, argv, argvlen, out, &stale) == 0) return 0;
     return stale ? store_pipeline_once(st, n, argc, argv, argvlen, out, &stale) : -1;
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""SAV system tests of scaling out (issue 9): several instances of each service against one Redis.
+"""SAV system tests of scaling out and high availability (issue 9): several instances of each service; Redis
+replicated and watched by Sentinel.
 
 Usage: /usr/bin/python3 tests/system/ha_tests.py --bin build/bin [--only NAME[,NAME...]] [--keep]
 
@@ -10,15 +11,26 @@ Usage: /usr/bin/python3 tests/system/ha_tests.py --bin build/bin [--only NAME[,N
   taken over by diagnostics-1 (XAUTOCLAIM) within relay.takeover_ms plus a claim period, measured, and none is
   lost. Last, under a steady load, the second instance of intake, billing and notification is SIGKILLed: every
   ticket answered OK completes its pipeline exactly once on the survivors, nothing dead-lettered.
+- sentinel_failover: a master, two replicas and three sentinels (password-protected); the services find the
+  master through redis.sentinels and wait for one replica per write (redis.wait_replicas = 1). Under a steady
+  load of ticket opens the master is SIGKILLed: the sentinels promote a replica (switch time measured), the
+  services follow it without a restart (time to the first write measured), and every ticket answered OK before,
+  during and after is there exactly once and completes its pipeline. The old master restarted becomes a
+  replica. With both replicas killed, a ticket open is answered "not acknowledged" (exit 4); with one back, the
+  same request id succeeds.
 """
 
 import json
 import os
+import secrets
+import shutil
 import signal
 import sys
 import threading
 import time
 import urllib.request
+
+import redis
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 SYSTEST_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -151,8 +163,175 @@ def test_multi_instance(cl):
     return res
 
 
+class Replicated:
+    """Two replicas of the cluster's Redis and three sentinels watching the three under the name "sav" (quorum 2,
+    down after 1 s), the sentinels behind a password; the services find the master through them and count a write
+    once a replica has it (redis.wait_replicas = 1)."""
+
+    def __init__(self, cl):
+        ports = harness.free_ports(5)
+        self.cl = cl
+        self.replica_ports, self.sentinel_ports = ports[:2], ports[2:]
+        self.password = secrets.token_hex(16)
+        self.redis_procs = {}  # port -> redis-server process
+        self.dirs = {}
+
+    def auth(self):
+        """What a Redis of the set needs to replicate from the master, as itself a replica or after a failover."""
+        return ("--masteruser", self.cl.redis_admin[0], "--masterauth", self.cl.redis_admin[1])
+
+    def config(self):
+        return {"redis": [("sentinels", ",".join("127.0.0.1:%d" % p for p in self.sentinel_ports)),
+                          ("master_name", "sav"), ("sentinel_password", self.cl.secret("sentinel", self.password)),
+                          ("wait_replicas", "1"), ("wait_ms", "500")]}
+
+    def start_redis(self, port, extra=()):
+        d = self.dirs.setdefault(port, os.path.join(self.cl.dir, "redis-%d" % port))
+        os.makedirs(d, exist_ok=True)
+        self.redis_procs[port] = self.cl.spawn_redis(port, d, "redis-%d.log" % port, self.auth() + tuple(extra))
+        return self.redis_procs[port]
+
+    def start(self):
+        self.cl.start_redis(extra=self.auth())
+        self.redis_procs[self.cl.redis_port] = self.cl.redis_proc
+        for port in self.replica_ports:
+            self.start_redis(port, ("--replicaof", "127.0.0.1", str(self.cl.redis_port)))
+        for port in self.sentinel_ports:
+            d = os.path.join(self.cl.dir, "sentinel-%d" % port)
+            os.makedirs(d, exist_ok=True)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nrequirepass %s\nsentinel sentinel-pass %s\n"
+                        "sentinel monitor sav 127.0.0.1 %d 2\nsentinel auth-user sav %s\nsentinel auth-pass sav %s\n"
+                        "sentinel down-after-milliseconds sav 1000\nsentinel failover-timeout sav 10000\n" % (
+                            port, d, self.password, self.password, self.cl.redis_port, *self.cl.redis_admin))
+            self.cl._spawn([shutil.which("redis-server") or "redis-server", conf, "--sentinel"],
+                           "sentinel-%d.log" % port)
+
+    def sentinel(self, port):
+        return redis.Redis(port=port, password=self.password, socket_timeout=2, decode_responses=True)
+
+    def ready(self):
+        """Every sentinel sees the two replicas and enough sentinels to fail over."""
+        try:
+            for port in self.sentinel_ports:
+                s = self.sentinel(port)
+                if s.execute_command("SENTINEL", "CKQUORUM", "sav").split()[0] != "OK":
+                    return False
+                if len(s.execute_command("SENTINEL", "REPLICAS", "sav")) != 2:
+                    return False
+                if int(dict(zip(*[iter(s.execute_command("SENTINEL", "MASTER", "sav"))] * 2))["num-other-sentinels"]) != 2:
+                    return False
+            return True
+        except (redis.exceptions.RedisError, OSError):
+            return False
+
+    def master_port(self):
+        for port in self.sentinel_ports:
+            try:
+                return int(self.sentinel(port).execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sav")[1])
+            except (redis.exceptions.RedisError, OSError, TypeError):
+                continue
+        return None
+
+    def role(self, port):
+        try:
+            return redis.Redis(port=port, username=self.cl.redis_admin[0], password=self.cl.redis_admin[1],
+                               socket_timeout=2).execute_command("ROLE")[0].decode()
+        except (redis.exceptions.RedisError, OSError):
+            return None
+
+    def follow(self, port):
+        """Makes the tests' Redis client and end-of-test checks use the Redis at port (the new master)."""
+        self.cl.redis_port, self.cl.redis_proc, self.cl._redis = port, self.redis_procs[port], None
+
+
+def test_sentinel_failover(cl):
+    res = Result()
+    rs = Replicated(cl)
+    cl.write_config(cl.config, extra=rs.config())
+    rs.start()
+    if not res.check(harness.wait_until(rs.ready, 40, 0.2), "the sentinels did not see two replicas and each "
+                     "other within 40 s"):
+        return res
+    for s in SERVICES:
+        cl.start_service(s)
+    cl.wait_ready()
+    specs = fixtures.register(cl, res, [TicketSpec(i, "sf") for i in range(60)])
+    before = Requests(cl, specs[:10], "sb")
+    before.settle(res, 30)
+    old = cl.redis_port
+
+    load = Requests(cl, specs[10:50], "sl")
+    first_ok_after = []
+
+    def opener():
+        deadline = time.monotonic() + 20
+        while load.pending and time.monotonic() < deadline:
+            rid = load.pending.pop(0)
+            if load.send(rid):
+                if killed.is_set() and not first_ok_after:
+                    first_ok_after.append(time.monotonic())
+            else:
+                load.pending.append(rid)
+            time.sleep(0.1)
+    killed = threading.Event()
+    t = threading.Thread(target=opener)
+    t.start()
+    time.sleep(2)
+    opened_before_kill = len(load.ok)
+    rs.redis_procs[old].sav_stopped_by_harness = True
+    harness.stop_process(rs.redis_procs[old], signal.SIGKILL)
+    t_kill = time.monotonic()
+    killed.set()
+    moved = harness.wait_until(lambda: rs.master_port() not in (None, old), 30, 0.1)
+    switch_s = time.monotonic() - t_kill
+    t.join(40)
+    res.fig("sentinel_switch_s", round(switch_s, 2))
+    res.fig("writes_back_s", round(first_ok_after[0] - t_kill, 2) if first_ok_after else None)
+    if not res.check(moved, "the sentinels did not promote a replica within 30 s"):
+        return res
+    new = rs.master_port()
+    rs.follow(new)
+    res.fig("opened_before_kill", opened_before_kill)
+    res.fig("unavailable_answers", load.exits.get(4, 0))
+    load.settle(res, 60)
+    res.check(bool(first_ok_after), "no ticket opened after the failover")
+
+    # The old master comes back: the sentinels make it a replica of the new one; nothing is written to it.
+    rs.start_redis(old)
+    res.check(harness.wait_until(lambda: rs.role(old) == "slave", 30, 0.2), "the old master did not become a "
+              "replica after its restart: ROLE %s" % rs.role(old))
+    after = Requests(cl, specs[50:55], "sa")
+    after.settle(res, 30)
+
+    # No replica left: a write is not acknowledged (exit 4, saying so); with one back, the same request succeeds.
+    replicas = [p for p in rs.redis_procs if p != new]
+    for port in replicas:
+        rs.redis_procs[port].sav_stopped_by_harness = True
+        harness.stop_process(rs.redis_procs[port], signal.SIGKILL)
+    alone = Requests(cl, specs[55:], "sn")
+    rid = alone.pending[0]
+    alone.send(rid)
+    res.check(alone.exits.get(4) == 1 and "not acknowledged" in "".join(alone.reasons), "a ticket opened with no "
+              "replica up: exits %s %s, want 4 saying the write is not acknowledged" % (dict(alone.exits), alone.reasons))
+    res.fig("without_replicas", alone.reasons[0] if alone.reasons else None)
+    rs.start_redis(replicas[0])
+    alone.settle(res, 30)
+    waits = cl.redis().info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+    res.fig("wait_calls_on_new_master", waits)
+    res.check(waits > 0, "the services never sent WAIT to the new master")
+    everything = Requests(cl, [], "all")
+    everything.ok = dict(before.ok, **load.ok, **after.ok, **alone.ok)
+    everything.specs = dict(before.specs, **load.specs, **after.specs, **alone.specs)
+    check_recovered(cl, res, everything, timeout=60)
+    res.fig("master_ports", "%d->%d" % (old, new))
+    return res
+
+
 TESTS = [
     ("multi_instance", test_multi_instance),
+    ("sentinel_failover", test_sentinel_failover),
 ]
 
 

@@ -449,17 +449,22 @@ class Cluster:
 
     # -- redis
 
+    def spawn_redis(self, port, data_dir, log_name, extra=()):
+        """Starts a redis-server as the tests run it (AOF always, this cluster's ACL file) on port, its data in
+        data_dir; returns the process."""
+        # SIGXFSZ ignored: a test that fills the disk (RLIMIT_FSIZE) wants Redis to see write errors, not die of it.
+        argv = ["/bin/sh", "-c", 'trap "" XFSZ; exec "$@"', "redis-server",
+                shutil.which("redis-server") or "redis-server", "--dir", data_dir, "--appendonly", "yes",
+                "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction",
+                "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "no",
+                "--aclfile", self.write_acl(), "--acllog-max-len", "1000"] + list(extra)
+        return self._spawn(argv, log_name)
+
     def start_redis(self, timeout=10, extra=(), wait=True):
         """Starts redis-server (extra: more of its options); wait: until it answers PING."""
         if self.redis_proc and self.redis_proc.poll() is None:
             raise HarnessError("redis already running")
-        # SIGXFSZ ignored: a test that fills the disk (RLIMIT_FSIZE) wants Redis to see write errors, not die of it.
-        argv = ["/bin/sh", "-c", 'trap "" XFSZ; exec "$@"', "redis-server",
-                shutil.which("redis-server") or "redis-server", "--dir", self.dir, "--appendonly", "yes",
-                "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction",
-                "--bind", "127.0.0.1", "--port", str(self.redis_port), "--daemonize", "no",
-                "--aclfile", self.write_acl(), "--acllog-max-len", "1000"] + list(extra)
-        self.redis_proc = self._spawn(argv, "redis.log")
+        self.redis_proc = self.spawn_redis(self.redis_port, self.dir, "redis.log", extra)
         if not wait:
             return
         r = self.redis()

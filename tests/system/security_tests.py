@@ -530,7 +530,8 @@ def test_identities_and_key_files(cl):
     r = subprocess.run([cl.binary("sav-intake"), "--config", PRODUCTION_CONF, "--check-config"], capture_output=True,
                        text=True, timeout=30, stdin=subprocess.DEVNULL,
                        env=dict(os.environ, SAV_SECURITY_KEYS_DIR=cl.keys_dir, SAV_SECURITY_CLIENTS=cl.clients_file,
-                                SAV_INTAKE_REDIS_PASSWORD="file:" + cl.redis_password_files["intake"]))
+                                SAV_INTAKE_REDIS_PASSWORD="file:" + cl.redis_password_files["intake"],
+                                SAV_REDIS_SENTINEL_PASSWORD=cl.secret("sentinel", "sentinel-password")))
     res.check(r.returncode == 0, "deploy/production/sav.conf --check-config: exit %d %s%s" % (
         r.returncode, r.stdout, r.stderr))
     counts["production_config_valid"] += r.returncode == 0

@@ -366,6 +366,38 @@ static void test_cross_field_checks(void **state) {
     assert_string_equal("tcp://127.0.0.1:5551", bound);
 }
 
+static void test_sentinels(void **state) {
+    (void)state;
+    settings s;
+    char host[SETTINGS_MAX_SENTINELS][SETTINGS_STR];
+    int port[SETTINGS_MAX_SENTINELS];
+    assert_int_equal(0, settings_load(&s, conf_write("[redis]\nport = 6390\n")));
+    assert_int_equal(0, settings_sentinels(&s, host, port));
+    assert_int_equal(0, settings_load(&s, conf_write("[redis]\nsentinels = 10.0.0.1:26379, [::1]:26380,s3:1\n"
+                                                    "master_name = sav-prod\nwait_replicas = 1\nwait_ms = 500\n")));
+    assert_int_equal(3, settings_sentinels(&s, host, port));
+    assert_string_equal("10.0.0.1", host[0]);
+    assert_int_equal(26379, port[0]);
+    assert_string_equal("::1", host[1]);
+    assert_int_equal(26380, port[1]);
+    assert_string_equal("s3", host[2]);
+    assert_int_equal(1, port[2]);
+    assert_string_equal("sav-prod", s.redis_master_name);
+    load_refused("[redis]\nsentinels = 10.0.0.1\n", "redis.sentinels must be off or host:port items");
+    load_refused("[redis]\nsentinels = a:26379,b:0\n", "redis.sentinels must be off or host:port items");
+    load_refused("[redis]\nsentinels = a:26379,,b:1\n", "redis.sentinels must be off or host:port items");
+    load_refused("[redis]\nsentinels = a:2637x\n", "redis.sentinels must be off or host:port items");
+    load_refused("[redis]\nsentinels = a:65536\n", "redis.sentinels must be off or host:port items");
+    load_refused("[redis]\nsentinels = a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9\n", "more than 8 sentinels");
+    load_refused("[redis]\nsentinels = a:1\nmaster_name = sav prod\n", "redis.master_name");
+    load_refused("[redis]\nsentinels = a:1\nhost = /run/redis.sock\nport = 0\n", "cannot also be a unix socket");
+    load_refused("[redis]\nwait_replicas = 1\nwait_ms = 2000\n",
+                 "redis.wait_ms (2000) must be below redis.timeout_ms (2000)");
+    load_refused("[redis]\nwait_replicas = 9\n", "redis.wait_replicas");
+    load_refused("[redis]\nsentinel_password = file:/etc/sav/se\xbc\xbc" "crets\n",
+                 "redis.sentinel_password: the file name is not valid UTF-8");
+}
+
 static void test_get_returns_effective_values(void **state) {
     (void)state;
     settings s;
@@ -592,6 +624,7 @@ int main(void) {
         SETTINGS_TEST(test_env_bad_value_refused_naming_variable),
         SETTINGS_TEST(test_duplicate_endpoints_refused),
         SETTINGS_TEST(test_cross_field_checks),
+        SETTINGS_TEST(test_sentinels),
         SETTINGS_TEST(test_get_returns_effective_values),
         SETTINGS_TEST(test_resolve_path_relative_to_config_directory),
         SETTINGS_TEST(test_resolve_path_after_load),
