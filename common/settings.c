@@ -496,6 +496,15 @@ void settings_bind_endpoint(const settings *s, enum service_id id, char out[SETT
         snprintf(out, SETTINGS_STR, "%s", all[0]);
 }
 
+/* Whether bind is tcp://ADDRESS:PORT with the port of the tcp:// endpoint: the address clients resolve (a
+ * Kubernetes pod's DNS name) is not one a socket can bind, its IP address is. */
+static int settings_same_tcp_port(const char *bind, const char *endpoint) {
+    if (strncmp(bind, "tcp://", 6) != 0 || strncmp(endpoint, "tcp://", 6) != 0) return 0;
+    const char *b = strrchr(bind, ':'), *e = strrchr(endpoint, ':');
+    return b > bind + 5 && e > endpoint + 5 && b[1] && strspn(b + 1, "0123456789") == strlen(b + 1) &&
+           strcmp(b, e) == 0;
+}
+
 /* Each service's instances: endpoints that are tcp:// or ipc://, shared with no other service; the bound one
  * among them. */
 static int settings_check_endpoints(const settings *s) {
@@ -524,10 +533,12 @@ static int settings_check_endpoints(const settings *s) {
                     }
         }
         int bound = strcmp(s->bind[i], "first") == 0;
-        for (int k = 0; k < n[i] && !bound; k++) bound = strcmp(s->bind[i], all[i][k]) == 0;
+        for (int k = 0; k < n[i] && !bound; k++)
+            bound = strcmp(s->bind[i], all[i][k]) == 0 || settings_same_tcp_port(s->bind[i], all[i][k]);
         if (!bound) {
-            err_set("%s.bind must be first or one of %s.endpoint, got \"%s\"", service_names[i], service_names[i],
-                    s->bind[i]);
+            err_set("%s.bind must be first, one of %s.endpoint, or a tcp:// address on the port of one of them "
+                    "(the endpoint a host name, bound at its IP address), got \"%s\"", service_names[i],
+                    service_names[i], s->bind[i]);
             return -1;
         }
     }

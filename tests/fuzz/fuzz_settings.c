@@ -1,9 +1,9 @@
 /* The configuration parser on any text. A configuration that loads satisfies every bound stated here again,
  * independently of common/settings.c (integers in range, strings non-empty, NUL-terminated, UTF-8, day
  * schedules increasing, secrets empty or file:PATH), and the cross checks (each service's instances at tcp://
- * or ipc:// endpoints shared with no other service, the bound one among them, takeover after claim, frame below socket
- * limit, mail sender, SMPP lengths); written back as "[section] key = value" from settings_get it loads again
- * to the same values. A refusal always says why. */
+ * or ipc:// endpoints shared with no other service, the bound one among them or on one's tcp port, takeover
+ * after claim, frame below socket limit, mail sender, SMPP lengths); written back as "[section] key = value"
+ * from settings_get it loads again to the same values. A refusal always says why. */
 #include "fuzz.h"
 
 #include "settings.h"
@@ -137,6 +137,13 @@ static const key keys[] = {
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
+/* bind may be any tcp:// address on the port of a tcp:// endpoint (a pod's IP for its DNS name). */
+static int same_tcp_port(const char *bind, const char *endpoint) {
+    const char *b = strrchr(bind, ':'), *e = strrchr(endpoint, ':');
+    return strncmp(bind, "tcp://", 6) == 0 && strncmp(endpoint, "tcp://", 6) == 0 && b && e && strcmp(b, e) == 0 &&
+           b[1] != '\0';
+}
+
 static void check_bounds(const settings *s) {
     for (size_t i = 0; i < NKEYS; i++) {
         const key *k = &keys[i];
@@ -166,7 +173,7 @@ static void check_bounds(const settings *s) {
         int bound = strcmp(s->bind[i], "first") == 0;
         for (int k = 0; k < n[i]; k++) {
             FUZZ_CHECK(strncmp(all[i][k], "tcp://", 6) == 0 || strncmp(all[i][k], "ipc://", 6) == 0);
-            bound |= strcmp(s->bind[i], all[i][k]) == 0;
+            bound |= strcmp(s->bind[i], all[i][k]) == 0 || same_tcp_port(s->bind[i], all[i][k]);
             for (int j = 0; j < i; j++)
                 for (int l = 0; l < n[j]; l++) FUZZ_CHECK(strcmp(all[i][k], all[j][l]) != 0);
         }

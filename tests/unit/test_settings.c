@@ -327,7 +327,9 @@ static void test_cross_field_checks(void **state) {
     load_refused("[billing]\nendpoint = tcp://127.0.0.1:1,tcp://127.0.0.1:5551\n",
                  "intake and billing share the endpoint tcp://127.0.0.1:5551");
     load_refused("[billing]\nendpoint = tcp://127.0.0.1:1,tcp://127.0.0.1:2\nbind = tcp://127.0.0.1:3\n",
-                 "billing.bind must be first or one of billing.endpoint, got \"tcp://127.0.0.1:3\"");
+                 "billing.bind must be first, one of billing.endpoint, or a tcp:// address on the port of one of "
+                 "them (the endpoint a host name, bound at its IP address), got \"tcp://127.0.0.1:3\"");
+    load_refused("[billing]\nendpoint = tcp://billing-0.billing:5553\nbind = ipc:///run/billing\n", "billing.bind");
     load_refused("[billing]\nendpoint = t1,t2,t3,t4,t5,t6,t7,t8,t9\n", "billing.endpoint lists more than 8 instances");
     load_refused("[relay]\nclaim_ms = 6000\n", "relay.takeover_ms (10000) must be at least twice relay.claim_ms (6000)");
     load_refused("[bus]\nmax_frame_bytes = 2000000\n",
@@ -364,6 +366,11 @@ static void test_cross_field_checks(void **state) {
     assert_string_equal("tcp://127.0.0.1:7002", bound);
     settings_bind_endpoint(&s, SVC_INTAKE, bound);
     assert_string_equal("tcp://127.0.0.1:5551", bound);
+    path = conf_write("[billing]\nendpoint = tcp://billing-0.billing:5553,tcp://billing-1.billing:5553\n"
+                      "bind = tcp://10.1.2.3:5553\n");
+    assert_int_equal(0, settings_load(&s, path));
+    settings_bind_endpoint(&s, SVC_BILLING, bound);
+    assert_string_equal("tcp://10.1.2.3:5553", bound);
 }
 
 static void test_sentinels(void **state) {
