@@ -190,7 +190,12 @@ class Chaos:
     def start(self):
         self.start_smsc()
         self.start_smtp()
-        self.cl.write_config(self.cl.config, extra={
+        self.cl.write_config(self.cl.config, extra=self.config())
+        self.cl.start_all()
+
+    def config(self):
+        """The configuration the chaos runs with: short timers and retries, the two peers."""
+        return {
             "intake": [("scheduler_ms", "500")],
             "notification": [
                 ("smtp_url", "smtp://127.0.0.1:%d" % self.smtp_port), ("mail_domain", MAIL_DOMAIN),
@@ -198,8 +203,7 @@ class Chaos:
                 ("smpp_host", "127.0.0.1"), ("smpp_port", str(self.smsc_port)),
                 ("smpp_password", self.cl.secret("smpp", PASSWORD)),
                 ("smpp_enquire_ms", "1000"), ("smpp_response_ms", "2000"), ("sms_retry_max_ms", "1000"),
-                ("sms_stale_ms", "2000"), ("sms_quiet_hours", "off")]})
-        self.cl.start_all()
+                ("sms_stale_ms", "2000"), ("sms_quiet_hours", "off")]}
 
     def start_smsc(self):
         peer = SmscPeer(self.cl, "chaos-%d" % (len(self.smscs) + 1), port=self.smsc_port)
@@ -1016,9 +1020,14 @@ def test_chaos(cl):
     seed = int(os.environ.get("SAV_TEST_SEED") or random.randrange(1 << 30))
     names = os.environ.get("SAV_CHAOS_VICTIMS")
     victims = list(VICTIMS) if names is None else [v for v in names.split(",") if v in VICTIMS]
-    print("chaos: %d s, seed %d, victims %s" % (seconds, seed, ",".join(victims) or "none"), flush=True)
     rng = random.Random(seed)
-    chaos = Chaos(cl, res, rng, victims)
+    return drive(cl, res, Chaos(cl, res, rng, victims), seconds, seed, rng)
+
+
+def drive(cl, res, chaos, seconds, seed, rng):
+    """Starts chaos's cluster, runs the workers for `seconds` while chaos kills its victims, then checks every
+    invariant and prints the summary line; returns res."""
+    print("chaos: %d s, seed %d, victims %s" % (seconds, seed, ",".join(chaos.victims) or "none"), flush=True)
     book = Book(res)
     tally = Tally()
     stop = threading.Event()
@@ -1061,7 +1070,7 @@ def test_chaos(cl):
     summary = ("chaos: seconds=%d seed=%d operations=%d (ok=%d refused=%d) kills=%d (%s) losses=%d duplicates=%d "
                "(in window %d) stuck=%d dead_letters=%d" % (
                    seconds, seed, len(book.ops), ok, refused, sum(chaos.kills.values()),
-                   ",".join("%s:%d" % (v, chaos.kills[v]) for v in VICTIMS), tally.losses, tally.duplicates,
+                   ",".join("%s:%d" % (v, chaos.kills[v]) for v in chaos.victims), tally.losses, tally.duplicates,
                    tally.in_window, tally.stuck, tally.dead_letters))
     print(summary, flush=True)
     res.fig("summary", "printed above")

@@ -22,6 +22,7 @@ Usage: /usr/bin/python3 tests/system/ha_tests.py --bin build/bin [--only NAME[,N
 
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -35,6 +36,7 @@ import redis
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 SYSTEST_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SYSTEST_DIR)
+import chaos_tests  # noqa: E402
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from fault_tests import Requests, check_recovered  # noqa: E402
@@ -42,6 +44,7 @@ from fixtures import Result, TicketSpec  # noqa: E402
 from harness import SERVICES  # noqa: E402
 
 CLAIM_MS, TAKEOVER_MS = 500, 2000
+HA_CHAOS_SECONDS = 45  # in make test; SAV_HA_CHAOS_SECONDS for longer
 
 
 class Second:
@@ -329,9 +332,112 @@ def test_sentinel_failover(cl):
     return res
 
 
+class HaChaos(chaos_tests.Chaos):
+    """The chaos of chaos_tests on the HA stack: two instances of every service, Redis replicated behind three
+    sentinels (redis.wait_replicas = 1). The victims are each service's two instances and the Redis master of
+    the moment: it stays dead until the sentinels promote a replica, then comes back as a replica. The SMSC and
+    the SMTP server are not killed here (chaos_tests does)."""
+
+    VICTIMS = tuple(s + sfx for s in SERVICES for sfx in ("", "-2")) + ("redis-master",)
+
+    def __init__(self, cl, res, rng):
+        super().__init__(cl, res, rng, list(self.VICTIMS))
+        self.second = Second(cl)
+        self.rs = Replicated(cl)
+        self.failovers = []   # seconds from a master's SIGKILL to the sentinels naming another
+        self.dead_master = None
+
+    def start(self):
+        self.start_smsc()
+        self.start_smtp()
+        extra = self.config()
+        for more in (self.second.config(), self.rs.config()):
+            for sec, kvs in more.items():
+                extra.setdefault(sec, []).extend(kvs)
+        self.cl.write_config(self.cl.config, extra=extra)
+        self.rs.start()
+        if not harness.wait_until(self.rs.ready, 40, 0.2):
+            raise harness.HarnessError("the sentinels did not see two replicas and each other within 40 s")
+        for s in SERVICES:
+            self.cl.start_service(s)
+            self.second.start(s)
+        self.cl.wait_ready(30)
+
+    def check_alive(self):
+        super().check_alive()
+        for s in SERVICES:
+            p = self.second.procs.get(s)
+            if p is not None and p.poll() is not None and not getattr(p, "sav_stopped_by_harness", False):
+                self.crashes.append(s + "-2")
+                self.res.check(False, "sav-%s instance 2 exited %s on its own during the chaos" % (s, p.returncode))
+                self.second.start(s)
+
+    def kill(self, victim):
+        if victim != "redis-master":
+            if victim.endswith("-2"):
+                self.kills[victim] += 1
+                self.kill_log.append([time.time(), victim, None])
+                self.second.kill(victim[:-2])
+            else:
+                super().kill(victim)
+            return
+        self.kills[victim] += 1
+        self.kill_log.append([time.time(), victim, None])
+        self.dead_master = self.rs.master_port()
+        p = self.rs.redis_procs[self.dead_master]
+        p.sav_stopped_by_harness = True
+        t0 = time.monotonic()
+        harness.stop_process(p, signal.SIGKILL)
+        moved = harness.wait_until(lambda: self.rs.master_port() not in (None, self.dead_master), 30, 0.05)
+        self.failovers.append(round(time.monotonic() - t0, 2) if moved else None)
+        self.res.check(moved, "no failover within 30 s of killing the master at port %d" % self.dead_master)
+        self.rs.follow(self.rs.master_port())
+
+    def restart(self, victim):
+        if victim == "redis-master":
+            self.kill_log[-1][2] = time.time()
+            self.rs.start_redis(self.dead_master)
+        elif victim.endswith("-2"):
+            self.kill_log[-1][2] = time.time()
+            self.second.start(victim[:-2])
+        else:
+            super().restart(victim)
+
+    def all_up(self):
+        self.check_alive()
+        for port, p in list(self.rs.redis_procs.items()):
+            if p.poll() is not None:
+                self.rs.start_redis(port)
+        for s in SERVICES:
+            if self.second.procs[s].poll() is not None:
+                self.second.start(s)
+        if self.smscs[-1].proc is None:
+            self.start_smsc()
+        if self.smtps[-1].proc is None:
+            self.start_smtp()
+        self.cl.wait_ready(30)
+
+    def died_after(self, victim, t1, t2):
+        """Either instance of a service counts: a message sent twice may have been sent first by either one."""
+        return any(v in (victim, victim + "-2") and k <= t2 and (r is None or t1 <= r) for k, v, r in self.kill_log)
+
+
+def test_ha_chaos(cl):
+    res = Result()
+    seconds = int(os.environ.get("SAV_HA_CHAOS_SECONDS") or HA_CHAOS_SECONDS)
+    seed = int(os.environ.get("SAV_TEST_SEED") or random.randrange(1 << 30))
+    rng = random.Random(seed)
+    chaos = HaChaos(cl, res, rng)
+    chaos_tests.drive(cl, res, chaos, seconds, seed, rng)
+    res.fig("failover_s", chaos.failovers)
+    res.check(chaos.failovers, "the Redis master was never killed: no failover exercised")
+    return res
+
+
 TESTS = [
     ("multi_instance", test_multi_instance),
     ("sentinel_failover", test_sentinel_failover),
+    ("ha_chaos", test_ha_chaos),
 ]
 
 

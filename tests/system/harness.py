@@ -324,6 +324,7 @@ class Cluster:
         self.redis_proc = None
         self.procs = {}
         self._logs = []
+        self._spawned = []  # every process started here (replicas, sentinels...): none outlives close()
         self.config = os.path.join(self.dir, "sav.conf")
         self.write_config(self.config)
         self._redis = None
@@ -445,6 +446,7 @@ class Cluster:
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                  cwd=self.dir, start_new_session=True, env=full_env)
         _register(p)
+        self._spawned.append(p)
         return p
 
     # -- redis
@@ -667,6 +669,9 @@ class Cluster:
             except Exception:
                 pass
         self._kill(self.redis_proc, signal.SIGTERM, timeout=5)
+        for p in self._spawned:
+            if p.poll() is None:
+                self._kill(p, signal.SIGKILL)
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)
 
