@@ -42,7 +42,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BIN)/%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit-test system-test bench chaos fuzz fuzz-bins clean
+.PHONY: all deps run run-ha test unit-test system-test bench chaos chaos-ha fuzz fuzz-bins clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -100,6 +100,10 @@ $(BIN)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(BUILD)/lib/libsav.a
 run: deps all
 	@deploy/local/run.sh
 
+# The HA stack locally: a Redis master, two replicas, three sentinels, two instances of every service.
+run-ha: deps all
+	@deploy/local/run.sh --ha
+
 unit-test: all
 	@tests/run-unit.sh $(BIN)
 
@@ -124,6 +128,14 @@ chaos: deps
 	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86} \
 	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87} \
 	SAV_CHAOS_SECONDS=$(CHAOS_SECONDS) /usr/bin/python3 tests/system/chaos_tests.py --bin build/asan/bin
+
+# The same on the HA stack (tests/system/ha_tests.py ha_chaos): two instances of every service, Redis behind
+# Sentinel; each instance and the Redis master are killed in turn.
+chaos-ha: deps
+	@$(MAKE) --no-print-directory SAN=1 all
+	@ASAN_OPTIONS=$${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=86} \
+	UBSAN_OPTIONS=$${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:exitcode=87} \
+	SAV_HA_CHAOS_SECONDS=$(CHAOS_SECONDS) /usr/bin/python3 tests/system/ha_tests.py --bin build/asan/bin --only ha_chaos
 
 fuzz: deps
 	@$(MAKE) --no-print-directory FUZZ=1 fuzz-bins

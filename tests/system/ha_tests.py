@@ -18,6 +18,11 @@ Usage: /usr/bin/python3 tests/system/ha_tests.py --bin build/bin [--only NAME[,N
   during and after is there exactly once and completes its pipeline. The old master restarted becomes a
   replica. With both replicas killed, a ticket open is answered "not acknowledged" (exit 4); with one back, the
   same request id succeeds.
+- ha_chaos: chaos_tests' complete lifecycles and every one of its invariants (nothing acknowledged lost, no
+  duplicate outside the crash window, no stuck ticket, gapless numbering, stock balanced, outboxes drained) on
+  both together: two instances of every service and the Sentinel-managed Redis, while each instance and the
+  master of the moment are SIGKILLed in turn (the master stays dead until a replica is promoted, then returns as
+  a replica). SAV_HA_CHAOS_SECONDS (45 in make test; `make chaos-ha` runs CHAOS_SECONDS).
 """
 
 import json

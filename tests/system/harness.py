@@ -94,6 +94,27 @@ if threading.current_thread() is threading.main_thread():
 
 # ---------------------------------------------------------------- small helpers
 
+def free_port_series(offsets):
+    """A free TCP port P of 127.0.0.1 such that P + each offset is free too (run.sh derives ports so)."""
+    for _ in range(200):
+        base = free_ports(1)[0]
+        if base + max(offsets) > 65535:
+            continue
+        socks = []
+        try:
+            for off in offsets:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", base + off))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise HarnessError("no free series of ports %s" % (offsets,))
+
+
 def free_ports(n):
     """Returns n distinct free TCP ports on 127.0.0.1 (bind port 0, read it, close)."""
     ports, socks = [], []

@@ -10,6 +10,10 @@ Usage: /usr/bin/python3 tests/system/ops_tests.py --bin build/bin [--only NAME[,
   the count); with billing stopped, `savctl status` shows diagnostics' outbox holding messages with the age of
   the oldest; with Redis frozen, /health/ready says 503 while /health/live stays 200, and both come back; every
   log line is one JSON object naming the service and the instance.
+- make_run: deploy/local/run.sh as `make run` and `make run-ha` start it (on ports and in directories of the
+  test's own): the tour's first commands work, `savctl status` lists 4 (8) instances up, and SIGTERM stops
+  everything it started (exit 0, nothing left listening). On the HA stack the Redis master is shut down: the
+  sentinels name another and a ticket opens again (time measured).
 """
 
 import collections
@@ -17,8 +21,11 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
+
+import redis
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 SYSTEST_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -27,6 +34,8 @@ import fixtures  # noqa: E402
 import harness  # noqa: E402
 from fixtures import Result, TicketSpec  # noqa: E402
 from harness import SERVICES  # noqa: E402
+
+LOCAL_CONF = os.path.join(harness.REPO_ROOT, "deploy", "local", "sav.conf")
 
 
 def parse_metrics(text):
@@ -153,8 +162,115 @@ def test_health_and_metrics(cl):
     return res
 
 
+def run_script(cl, res, ha):
+    """Starts deploy/local/run.sh (make run, or make run-ha with ha) on ports of its own, its var/ and keys in the
+    test's directory; returns (process, savctl environment) once it says SAV is running, or (process, None)."""
+    name = "run-ha" if ha else "run"
+    # run.sh puts the replicas 1 and 2 ports above Redis, the sentinels 20000 above, and the second instance of
+    # every service (its endpoint and its health listener) 20 above the first.
+    redis_port = harness.free_port_series((0, 1, 2, 20000, 20001, 20002))
+    env = {"SAV_BIN": cl.bin_dir, "SAV_VAR": os.path.join(cl.dir, name), "SAV_REDIS_PORT": str(redis_port),
+           "SAV_SECURITY_KEYS_DIR": os.path.join(cl.dir, name, "keys"),
+           "SAV_SECURITY_CLIENTS": os.path.join(cl.dir, name, "keys", "clients"), "SAV_CONFIG": LOCAL_CONF}
+    for s in SERVICES:
+        env["SAV_%s_ENDPOINT" % s.upper()] = "tcp://127.0.0.1:%d" % harness.free_port_series((0, 20))
+        env["SAV_%s_HTTP_LISTEN" % s.upper()] = "127.0.0.1:%d" % harness.free_port_series((0, 20))
+    p = cl._spawn(["/bin/sh", os.path.join(harness.REPO_ROOT, "deploy", "local", "run.sh")] + (["--ha"] if ha else []),
+                  name + ".log", env)
+    log = os.path.join(cl.dir, name + ".log")
+    up = harness.wait_until(lambda: p.poll() is not None or "SAV is running" in open(log).read(), 90, 0.2)
+    if not res.check(up and p.poll() is None, "%s did not say SAV is running: %s" % (name, harness.tail_file(log, 5))):
+        return p, None
+    if ha:
+        with open(os.path.join(env["SAV_VAR"], "ha.env")) as f:
+            env.update(line.split(None, 1)[1].strip().split("=", 1) for line in f if line.startswith("export "))
+    return p, env
+
+
+def local_savctl(cl, env, *args):
+    return subprocess.run([cl.binary("savctl"), "--json"] + list(args), capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL, env=dict(os.environ, **env))
+
+
+def stop_script(cl, res, p, env, name):
+    """SIGTERM to run.sh: it stops everything it started and exits 0; nothing it started still listens."""
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(30)
+    except subprocess.TimeoutExpired:
+        rc = None
+    res.check(rc == 0, "%s exited %s on SIGTERM, want 0" % (name, rc))
+    listening = [e for k, e in env.items() if k.endswith("_ENDPOINT") for e in e.split(",")
+                 if harness.port_open(int(e.rsplit(":", 1)[1]))]
+    res.check(not listening and not harness.port_open(int(env["SAV_REDIS_PORT"])),
+              "%s left processes listening after its stop: %s" % (name, listening))
+    return rc
+
+
+def open_one(cl, res, env, serial, rid, patience=0):
+    """Adds a product to C-000001 and opens a ticket for it, the open sent again (same request id) while the
+    answer is "unavailable" for up to patience seconds; returns the ticket id or None."""
+    deadline = time.monotonic() + patience
+    for args in (["product", "add", "--serial", serial, "--model", "WM-7000", "--customer", "C-000001",
+                  "--delivered", "2025-06-14", "--request-id", rid + "-p"],
+                 ["ticket", "open", "--customer", "C-000001", "--serial", serial, "--kind", "repair", "--symptom",
+                  "ne chauffe plus", "--fault", "E21", "--request-id", rid]):
+        while True:
+            r = local_savctl(cl, env, *args)
+            if r.returncode != 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        if not res.check(r.returncode == 0, "%s %s: exit %d %s" % (" ".join(args[:2]), serial, r.returncode,
+                                                                  r.stderr.strip())):
+            return None
+    return json.loads(r.stdout)["id"]
+
+
+def test_make_run(cl):
+    res = Result()
+    # make run: one Redis, the four services; the tour's first commands work; SIGTERM stops everything.
+    p, env = run_script(cl, res, ha=False)
+    if not env:
+        return res
+    r = local_savctl(cl, env, "customer", "add", "--name", "Jeanne Martin", "--phone", "06 12 34 56 78")
+    res.check(r.returncode == 0, "customer add: exit %d %s" % (r.returncode, r.stderr.strip()))
+    res.fig("make_run_ticket", open_one(cl, res, env, "SN-1", "run-1"))
+    status = json.loads(local_savctl(cl, env, "status").stdout or "{}").get("services", [])
+    res.fig("make_run_instances", len(status))
+    res.check(len(status) == 4 and all(s.get("status") == "up" for s in status), "make run: savctl status %s" % status)
+    stop_script(cl, res, p, env, "run.sh")
+
+    # make run-ha: three Redis, three sentinels, eight instances; the master stopped, writes go on elsewhere.
+    p, env = run_script(cl, res, ha=True)
+    if not env:
+        return res
+    local_savctl(cl, env, "customer", "add", "--name", "Jeanne Martin", "--phone", "06 12 34 56 78")
+    status = json.loads(local_savctl(cl, env, "status").stdout or "{}").get("services", [])
+    res.fig("make_run_ha_instances", len(status))
+    res.check(len(status) == 8 and all(s.get("status") == "up" for s in status), "make run-ha: savctl status %s" % status)
+    res.check(open_one(cl, res, env, "SN-1", "ha-1") is not None, "no ticket opened on the HA stack")
+    port = int(env["SAV_REDIS_PORT"])
+    admin = open(os.path.join(env["SAV_VAR"], "secrets", "redis-admin")).read().strip()
+    try:
+        redis.Redis(port=port, password=admin, socket_timeout=5).shutdown(nosave=True)
+    except redis.exceptions.ConnectionError:
+        pass  # the connection closes as the server goes
+    t0 = time.monotonic()
+    tid = open_one(cl, res, env, "SN-2", "ha-2", patience=60)
+    res.fig("make_run_ha_writes_back_s", round(time.monotonic() - t0, 1))
+    sentinel_password = open(os.path.join(env["SAV_VAR"], "secrets", "redis-sentinel")).read().strip()
+    master = redis.Redis(port=port + 20000, password=sentinel_password, decode_responses=True).execute_command(
+        "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "sav")
+    res.fig("make_run_ha_master", "%d->%s" % (port, master[1]))
+    res.check(tid is not None and int(master[1]) != port, "after the master stopped: ticket %s, master %s" % (
+        tid, master))
+    stop_script(cl, res, p, env, "run.sh --ha")
+    return res
+
+
 TESTS = [
     ("health_and_metrics", test_health_and_metrics),
+    ("make_run", test_make_run),
 ]
 
 
