@@ -28,8 +28,11 @@ typedef struct store_queued {
 
 struct store {
     redisContext *ctx;
-    char host[SETTINGS_STR];
+    char host[SETTINGS_STR];   /* the Redis in use: the configured one, the sentinels' master, or a cluster
+                                * node a MOVED pointed to */
     int port;
+    char seed_host[SETTINGS_STR]; /* redis.host and redis.port, to start again from when host is unreachable */
+    int seed_port;
     int timeout_ms;
     int shards;
     char prefix[32];
@@ -241,6 +244,8 @@ store *store_open(const settings *s) {
         return NULL;
     }
     snprintf(st->host, sizeof(st->host), "%s", s->redis_host);
+    snprintf(st->seed_host, sizeof(st->seed_host), "%s", s->redis_host);
+    st->seed_port = s->redis_port;
     snprintf(st->prefix, sizeof(st->prefix), "%s", s->redis_prefix);
     st->port = s->redis_port;
     st->timeout_ms = s->redis_timeout_ms;
@@ -284,6 +289,9 @@ static int store_ready(store *st) {
         st->connect_backoff_ms = 0;
         return 0;
     }
+    /* A cluster node a MOVED led to may be gone (failed over): the configured node knows where the slot is now. */
+    snprintf(st->host, sizeof(st->host), "%s", st->seed_host);
+    st->port = st->seed_port;
     st->connect_backoff_ms = st->connect_backoff_ms ? st->connect_backoff_ms * 2 : STORE_BACKOFF_MIN_MS;
     if (st->connect_backoff_ms > STORE_BACKOFF_MAX_MS) st->connect_backoff_ms = STORE_BACKOFF_MAX_MS;
     st->next_connect_ms = now + st->connect_backoff_ms;
@@ -324,6 +332,32 @@ static int store_read_replies(store *st, int n, redisReply **out, const char *wh
     return 0;
 }
 
+/* Redis Cluster: every key of a shard has one hash tag, so one node holds them all. MOVED names that node: the
+ * commands (none of which was applied) go there, and on. ASK, TRYAGAIN and CLUSTERDOWN mean the slot is moving or
+ * the cluster is failing over: unavailable for now, the caller tries again. Returns -1 for such an answer. */
+static int store_redirected(store *st, const char *error, int *stale) {
+    if (strncmp(error, "MOVED ", 6) == 0) {
+        const char *addr = strrchr(error, ' '), *colon = strrchr(error, ':');
+        if (addr && colon && colon > addr && !st->nsentinels) {
+            err_set("redis at %s:%d does not hold this shard's slot: %s", st->host, st->port, error);
+            log_info(NULL, NULL, "redis cluster: %s, following", error);
+            /* An empty host ("MOVED 3999 :6381", an unknown endpoint) is the node's own address. */
+            if (colon > addr + 1) snprintf(st->host, sizeof(st->host), "%.*s", (int)(colon - addr - 1), addr + 1);
+            st->port = atoi(colon + 1);
+            store_drop(st);
+            *stale = 1;
+            return -1;
+        }
+    }
+    if (strncmp(error, "MOVED ", 6) == 0 || strncmp(error, "ASK ", 4) == 0 || strncmp(error, "TRYAGAIN", 8) == 0 ||
+        strncmp(error, "CLUSTERDOWN", 11) == 0) {
+        err_set("redis cluster at %s:%d: %s (the slot is moving or the cluster failing over: try again)", st->host,
+                st->port, error);
+        return -1;
+    }
+    return 0;
+}
+
 /* The replies of a pipeline that are no answer about the data: Redis still loading, a master demoted by a
  * failover (the commands go to the new one), or too few replicas confirming the writes within wait_ms (they may
  * still be lost in a failover: not acknowledged, as after a timeout). */
@@ -340,6 +374,7 @@ static int store_replies_stand(store *st, int n, redisReply **out, const redisRe
             *stale = st->nsentinels > 0;
             return -1;
         }
+        if (out[i]->type == REDIS_REPLY_ERROR && store_redirected(st, out[i]->str, stale) != 0) return -1;
     }
     if (waited && (waited->type != REDIS_REPLY_INTEGER || waited->integer < st->wait_replicas)) {
         if (waited->type == REDIS_REPLY_INTEGER)

@@ -18,6 +18,12 @@ Usage: /usr/bin/python3 tests/system/ha_tests.py --bin build/bin [--only NAME[,N
   during and after is there exactly once and completes its pipeline. The old master restarted becomes a
   replica. With both replicas killed, a ticket open is answered "not acknowledged" (exit 4); with one back, the
   same request id succeeds.
+- redis_cluster: a Redis Cluster of three masters. Every key of SAV carries the hash tag {s0}: the test computes
+  its slot (CRC16) and checks it against CLUSTER KEYSLOT. The services are pointed at a node that does not hold
+  it: they follow the MOVED to the owner, and tickets complete. Under load, the slot is migrated to the third
+  node (IMPORTING/MIGRATING, MIGRATE, SETSLOT NODE): requests meanwhile are answered unavailable or succeed, the
+  services follow the new MOVED, nothing acknowledged is lost, and every SAV key ends in that one slot on that
+  one node.
 - ha_chaos: chaos_tests' complete lifecycles and every one of its invariants (nothing acknowledged lost, no
   duplicate outside the crash window, no stuck ticket, gapless numbering, stock balanced, outboxes drained) on
   both together: two instances of every service and the Sentinel-managed Redis, while each instance and the
@@ -25,12 +31,14 @@ Usage: /usr/bin/python3 tests/system/ha_tests.py --bin build/bin [--only NAME[,N
   a replica). SAV_HA_CHAOS_SECONDS (45 in make test; `make chaos-ha` runs CHAOS_SECONDS).
 """
 
+import collections
 import json
 import os
 import random
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -439,8 +447,140 @@ def test_ha_chaos(cl):
     return res
 
 
+def crc16_slot(key):
+    """The Redis Cluster slot of a key (CRC16/XMODEM of its hash tag, mod 16384), computed here independently."""
+    s = key.find("{")
+    if s >= 0:
+        e = key.find("}", s + 1)
+        if e > s + 1:
+            key = key[s + 1:e]
+    crc = 0
+    for b in key.encode():
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021 if crc & 0x8000 else crc << 1) & 0xFFFF
+    return crc % 16384
+
+
+class Clustered:
+    """A Redis Cluster of three masters (no replicas) on loopback, each with the cluster's ACL file."""
+
+    def __init__(self, cl):
+        self.cl = cl
+        self.ports = harness.free_ports(3)
+        self.procs = {}
+
+    def client(self, port):
+        return redis.Redis(port=port, username=self.cl.redis_admin[0], password=self.cl.redis_admin[1],
+                           socket_timeout=5, decode_responses=True)
+
+    def start(self):
+        for port in self.ports:
+            d = os.path.join(self.cl.dir, "cluster-%d" % port)
+            os.makedirs(d, exist_ok=True)
+            self.procs[port] = self.cl.spawn_redis(port, d, "cluster-%d.log" % port, (
+                "--cluster-enabled", "yes", "--cluster-config-file", os.path.join(d, "nodes.conf"),
+                "--cluster-node-timeout", "2000"))
+        for port in self.ports:
+            harness.wait_until(lambda: harness.port_open(port), 10, 0.05)
+        r = subprocess.run(["redis-cli", "--no-auth-warning", "--cluster", "create"] +
+                           ["127.0.0.1:%d" % p for p in self.ports] + ["--cluster-yes"], capture_output=True,
+                           text=True, timeout=60, stdin=subprocess.DEVNULL,
+                           env=dict(os.environ, REDISCLI_AUTH=self.cl.redis_admin[1]))
+        if r.returncode != 0:
+            raise harness.HarnessError("redis-cli --cluster create: %s%s" % (r.stdout[-500:], r.stderr[-500:]))
+        return harness.wait_until(lambda: all(self.client(p).cluster("info")["cluster_state"] == "ok"
+                                              for p in self.ports), 30, 0.2)
+
+    def node_ids(self):
+        return {int(addr.split(":")[1].split("@")[0]): info["node_id"]
+                for addr, info in self.client(self.ports[0]).cluster("nodes").items()}
+
+    def owner(self, slot):
+        for start, end, *nodes in self.client(self.ports[0]).execute_command("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return int(nodes[0][1])
+        return None
+
+    def migrate(self, slot, source, target):
+        """Moves slot from source to target as redis-cli --cluster reshard does: IMPORTING/MIGRATING, the keys
+        by MIGRATE in batches, then the slot's new owner told to every node."""
+        ids = self.node_ids()
+        src, dst = self.client(source), self.client(target)
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[source])
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[target])
+        moved = 0
+        while True:
+            keys = src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100)
+            if not keys:
+                break
+            src.execute_command("MIGRATE", "127.0.0.1", target, "", 0, 5000, "AUTH2", self.cl.redis_admin[0],
+                                self.cl.redis_admin[1], "KEYS", *keys)
+            moved += len(keys)
+        for port in self.ports:
+            self.client(port).execute_command("CLUSTER", "SETSLOT", slot, "NODE", ids[target])
+        return moved
+
+
+def test_redis_cluster(cl):
+    res = Result()
+    cluster = Clustered(cl)
+    if not res.check(cluster.start(), "the cluster did not reach cluster_state ok"):
+        return res
+    slot = crc16_slot(cl.key("ticket:T-2026-000001"))
+    res.check(slot == cluster.client(cluster.ports[0]).execute_command("CLUSTER", "KEYSLOT", cl.key("x")),
+              "the slot computed here differs from CLUSTER KEYSLOT")
+    owner = cluster.owner(slot)
+    elsewhere = [p for p in cluster.ports if p != owner]
+    res.fig("slot_of_s0", slot)
+    # The services are pointed at a node that does not hold the slot: the first MOVED leads them to the owner.
+    cl.redis_port = elsewhere[0]
+    cl.write_config(cl.config)
+    cl.redis_port, cl._redis = owner, None
+    for s in SERVICES:
+        cl.start_service(s)
+    cl.wait_ready()
+    specs = fixtures.register(cl, res, [TicketSpec(i, "rc") for i in range(30)])
+    first = Requests(cl, specs[:15], "rc")
+    first.settle(res, 60)
+    def followed_moves():
+        return sum(open(os.path.join(cl.dir, s + ".log")).read().count("following") for s in SERVICES)
+    followed = followed_moves()
+    res.fig("moved_followed", followed)
+    res.check(followed >= len(SERVICES), "the services did not follow MOVED to the slot's owner: %d" % followed)
+
+    # The slot moves to another node under load: ASK/TRYAGAIN meanwhile (answered unavailable), MOVED after.
+    load = Requests(cl, specs[15:], "rm")
+    t = threading.Thread(target=load.run_for, args=(6, 0.1))
+    t.start()
+    time.sleep(1)
+    target = elsewhere[1]
+    migrated = cluster.migrate(slot, owner, target)
+    t.join(30)
+    cl.redis_port, cl._redis = target, None
+    load.settle(res, 60)
+    res.fig("keys_migrated", migrated)
+    res.fig("unavailable_during_migration", load.exits.get(4, 0))
+    res.fig("moved_followed_after", followed_moves() - followed)
+    res.check(followed_moves() - followed >= len(SERVICES), "the services did not follow the slot to its new node")
+    both = Requests(cl, [], "all")
+    both.ok, both.specs = dict(first.ok, **load.ok), dict(first.specs, **load.specs)
+    check_recovered(cl, res, both, timeout=60)
+
+    # Every SAV key is in the one slot, on its owner; the other nodes hold none.
+    r = cluster.client(target)
+    keys = list(r.scan_iter(match="sav:*", count=1000))
+    slots = collections.Counter(crc16_slot(k) for k in keys)
+    res.fig("keys", len(keys))
+    res.check(keys and set(slots) == {slot}, "SAV keys outside slot %d: %s" % (slot, dict(slots)))
+    others = {p: cluster.client(p).dbsize() for p in cluster.ports if p != target}
+    res.check(not any(others.values()), "keys left on the other nodes: %s" % others)
+    return res
+
+
 TESTS = [
     ("multi_instance", test_multi_instance),
+    ("redis_cluster", test_redis_cluster),
     ("sentinel_failover", test_sentinel_failover),
     ("ha_chaos", test_ha_chaos),
 ]
