@@ -17,6 +17,7 @@ typedef struct coverage_facts {
     const char *customer_id;
     const char *serial;
     const char *state;
+    const redisReply *coverage; /* the ticket's coverage hash as it stands (flat HGETALL), in the same read */
 } coverage_facts;
 
 /* Loads the facts of a ticket, with the model's warranty and the centre's rate from the catalog.

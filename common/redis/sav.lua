@@ -698,8 +698,9 @@ end
 coverage_facts (read-only): what the coverage rules need about a ticket, in one round trip.
 KEYS: 1 ticket hash
 ARGV: 1 shard prefix
-Returns nil if absent, else {ticket, product, {contract...}, {{ticket id, basis, outcome, immobilisation_days}...}}
-where the last list holds the unit's earlier tickets (and those of the unit it replaced).
+Returns nil if absent, else {ticket, product, {contract...}, {{ticket id, basis, outcome, immobilisation_days}...},
+coverage} where the fourth list holds the unit's earlier tickets (and those of the unit it replaced) and coverage
+is the ticket's own coverage hash (billing reads whether the technician decided already, in the same call).
 ]]
 local function coverage_facts(keys, args)
   local prefix = args[1]
@@ -722,7 +723,8 @@ local function coverage_facts(keys, args)
     if not unit then break end
   end
   return {ticket, redis.call('HGETALL', pkey),
-    hashes_of(prefix, 'contract', redis.call('LRANGE', pkey .. ':contracts', 0, -1)), history}
+    hashes_of(prefix, 'contract', redis.call('LRANGE', pkey .. ':contracts', 0, -1)), history,
+    redis.call('HGETALL', prefix .. 'coverage:' .. tid)}
 end
 
 --[[

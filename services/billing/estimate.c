@@ -59,13 +59,6 @@ static Sav__Ack__Status estimate_record(service *svc, const Sav__Envelope *ev, c
     return service_apply_event(svc, ev, &c, reason, reason_len);
 }
 
-/* Reads the ticket's coverage hash; NULL with err when Redis is down. */
-static redisReply *estimate_coverage(service *svc, const char *tid) {
-    char name[64];
-    snprintf(name, sizeof(name), "coverage:%s", tid);
-    return store_hgetall(service_store(svc), store_ticket_shard(service_store(svc), tid), name);
-}
-
 static const char *estimate_get(const redisReply *flat, const char *name) {
     for (size_t i = 0; i + 1 < flat->elements; i += 2)
         if (strcmp(flat->element[i]->str, name) == 0) return flat->element[i + 1]->str;
@@ -111,15 +104,10 @@ Sav__Ack__Status estimate_on_prediagnosis(service *svc, const Sav__Envelope *ev,
         status = SAV__ACK__STATUS__REJECT;
     } else if (found != 0) {
         snprintf(reason, reason_len, "%s", found > 0 ? "ticket not found yet" : err_get());
+    } else if (strcmp(estimate_get(f.coverage, "status"), "decided") == 0) {
+        status = estimate_decided(svc, ev, f.coverage, reason, reason_len);
     } else {
-        redisReply *cov = estimate_coverage(svc, ev->ticket_id);
-        if (!cov)
-            snprintf(reason, reason_len, "redis unavailable: %s", err_get());
-        else if (strcmp(estimate_get(cov, "status"), "decided") == 0)
-            status = estimate_decided(svc, ev, cov, reason, reason_len);
-        else
-            status = estimate_record(svc, ev, p, &f, reason, reason_len);
-        if (cov) freeReplyObject(cov);
+        status = estimate_record(svc, ev, p, &f, reason, reason_len);
     }
     if (found != -2) facts_free(&f);
     sav__prediagnosis_done__free_unpacked(p, NULL);

@@ -479,6 +479,7 @@ class Cluster:
         argv = ["/bin/sh", "-c", 'trap "" XFSZ; exec "$@"', "redis-server",
                 shutil.which("redis-server") or "redis-server", "--dir", data_dir, "--appendonly", "yes",
                 "--appendfsync", "always", "--save", "", "--maxmemory-policy", "noeviction",
+                "--hash-max-listpack-value", "4096",
                 "--bind", "127.0.0.1", "--port", str(port), "--daemonize", "no",
                 "--aclfile", self.write_acl(), "--acllog-max-len", "1000"] + list(extra)
         return self._spawn(argv, log_name)
