@@ -274,11 +274,15 @@ class Chaos:
         self.check_alive()
         if self.cl.redis_proc is None or self.cl.redis_proc.poll() is not None:
             self.cl.start_redis()
+        self.peers_up()
+        self.cl.wait_ready(30)
+
+    def peers_up(self):
+        """Starts the SMSC or the SMTP server again if the last kill left it down."""
         if self.smscs[-1].proc is None:
             self.start_smsc()
         if self.smtps[-1].proc is None:
             self.start_smtp()
-        self.cl.wait_ready(30)
 
     def died_after(self, victim, t1, t2):
         """Whether the incarnation of victim that was alive at t1 (or died just before) was killed by t2: one

@@ -435,10 +435,7 @@ class HaChaos(chaos_tests.Chaos):
         for s in SERVICES:
             if self.second.procs[s].poll() is not None:
                 self.second.start(s)
-        if self.smscs[-1].proc is None:
-            self.start_smsc()
-        if self.smtps[-1].proc is None:
-            self.start_smtp()
+        self.peers_up()
         self.cl.wait_ready(30)
 
     def died_after(self, victim, t1, t2):
