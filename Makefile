@@ -4,7 +4,7 @@
 
 SAV_VERSION := 0.1.0
 CC ?= cc
-PKGS := libzmq libprotobuf-c hiredis jansson libcurl libmicrohttpd
+PKGS := libzmq libprotobuf-c hiredis jansson libcurl libmicrohttpd zlib
 
 ifeq ($(SAN),1)
 BUILD ?= build/asan
