@@ -367,8 +367,9 @@ void archiving_tick(service *svc) {
         log_error(NULL, NULL, "archiving: %s", err_get());
     if (rep.archived || rep.failed) {
         char *files = json_dumps(rep.files, JSON_COMPACT);
-        log_info(NULL, NULL, "archived %ld ticket(s) (%lld bytes of records) into %s; %ld kept in Redis", rep.archived,
-                 rep.bytes, files ? files : "?", rep.kept);
+        log_info(NULL, NULL, "archived %ld ticket(s) (%lld bytes of records) into %s; %ld kept in Redis; %ld found "
+                 "written before (a crash came before their removal)", rep.archived, rep.bytes, files ? files : "?",
+                 rep.kept, rep.rewrites_avoided);
         free(files);
     }
     archiving_report_free(&rep);

@@ -611,7 +611,10 @@ def test_archive_crash(cl, res):
                   (t, rc, len((d or {}).get("tickets") or [])) for t, (rc, d, _) in zip(tids, one)
                   if rc != 0 or len((d or {}).get("tickets") or []) != 1][:5])
     with open(os.path.join(cl.dir, "intake.log"), errors="replace") as f:
-        res.fig("uncommitted_tails_cut", sum("uncommitted bytes" in line for line in f))
+        logged = [json.loads(l).get("msg", "") for l in f if l.startswith("{")]
+    res.fig("uncommitted_tails_cut", sum("uncommitted bytes" in m for m in logged))
+    res.fig("found_written_before", sum(int(m.split("; ")[2].split()[0]) for m in logged
+                                        if m.startswith("archived ") and "found written before" in m))
     mem1 = used_memory(cl)
     gz = sum(os.path.getsize(f) for f in files)
     res.fig("bytes_per_ticket", "redis %d (its keys), used_memory -%d, compressed %d" % (

@@ -56,9 +56,11 @@ const char savctl_help_archive_run[] =
     "    --timeout SECONDS    how long to wait for the answer (default 300)\n\n"
     "OUTPUT\n"
     "    What was archived, per month's file, and what stayed and why. --json: {\"dir\", \"cutoff\",\n"
-    "    \"after_days\", \"examined\", \"archived\", \"already_removed\", \"changed\", \"kept\", \"failed\",\n"
-    "    \"files\": {month: tickets}, \"bytes_written\" (uncompressed), \"discarded_bytes\" (an append a\n"
-    "    crash cut, cut off), \"kept_sample\": [{ticket, why}], \"more\", \"error\"}.\n\n"
+    "    \"after_days\", \"examined\", \"archived\", \"already_removed\", \"rewrites_avoided\" (records a\n"
+    "    crash left written and not removed, found in the file and not written again), \"changed\",\n"
+    "    \"kept\", \"failed\", \"files\": {month: tickets}, \"bytes_written\" (uncompressed),\n"
+    "    \"discarded_bytes\" (an append a crash cut, cut off), \"kept_sample\": [{ticket, why}],\n"
+    "    \"more\", \"error\"}.\n\n"
     "EXIT STATUS\n    0 done, 1 usage, 2 archiving is off, 4 intake unavailable or another process is archiving,\n"
     "    6 forbidden.\n";
 
@@ -66,7 +68,8 @@ const char savctl_help_archive_search[] =
     "NAME\n    savctl archive search - find archived tickets and show them\n\n"
     "SYNOPSIS\n"
     "    savctl [--config FILE] [--identity NAME] [--json] archive search [--ticket T-YYYY-NNNNNN]\n"
-    "           [--customer C-NNNNNN] [--serial SN] [--from YYYY-MM] [--to YYYY-MM] [--limit N]\n\n"
+    "           [--customer C-NNNNNN] [--serial SN] [--from YYYY-MM] [--to YYYY-MM] [--limit N]\n"
+    "           [--timeout SECONDS]\n\n"
     "DESCRIPTION\n"
     "    Intake reads the archive files of the months from --from to --to (all by default; the\n"
     "    month of --ticket when Redis knows it) and lists the archived tickets that match every\n"
@@ -80,7 +83,8 @@ const char savctl_help_archive_search[] =
     "    --from YYYY-MM          the first month of closure to read\n"
     "    --to YYYY-MM            the last one\n"
     "    --limit N               at most N tickets (default 50, at most 1000; fewer when their records\n"
-    "                            would not fit in half of bus.socket_max_bytes: \"more\" then says so)\n\n"
+    "                            would not fit in half of bus.socket_max_bytes: \"more\" then says so)\n"
+    "    --timeout SECONDS       how long to wait for the answer (default 300)\n\n"
     "OUTPUT\n"
     "    One ticket (--ticket): its whole record as savctl ticket show prints it, and the file it is\n"
     "    in. Otherwise a table: id, month, state, outcome, kind, customer_id, serial, closed. --json:\n"
@@ -274,10 +278,12 @@ static int archive_view_build(const json_t *rec, archive_view *a) {
     v->verdict = archive_fields(json_object_get(rec, "verdict"), &v->n_verdict);
     v->customer = archive_fields(json_object_get(rec, "customer"), &v->n_customer);
     v->quote = archive_fields(json_object_get(rec, "quote"), &v->n_quote);
-    /* Only the quote's summary: its document is in the record (--json). */
+    /* The quote's summary, as ticket show gives it: the whole document is in the record (--json). */
+    static const char *const summary[] = {"version", "status", "valid_until", "gross_cents", NULL};
     size_t kept = 0;
     for (size_t i = 0; v->quote && i < v->n_quote; i++)
-        if (strcmp(v->quote[i]->name, "document") != 0) v->quote[kept++] = v->quote[i];
+        for (const char *const *k = summary; *k; k++)
+            if (strcmp(v->quote[i]->name, *k) == 0) v->quote[kept++] = v->quote[i];
     v->n_quote = kept;
     const char *invoice = json_string_value(json_object_get(json_object_get(rec, "invoices"), "repair"))
                               ?: json_string_value(json_object_get(json_object_get(rec, "invoices"), "diagnostic"));
