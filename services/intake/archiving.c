@@ -363,8 +363,7 @@ void archiving_tick(service *svc) {
     archiving_report rep;
     archiving_report_init(&rep);
     int rc = archiving_pass(svc, ARCHIVING_TICK_MAX, archiving_cursor, &rep);
-    if (rc < 0)
-        log_error(NULL, NULL, "archiving: %s", err_get());
+    if (rc < 0) log_warn(NULL, NULL, "archiving stopped, the next run resumes: %s", err_get());
     if (rep.archived || rep.failed) {
         char *files = json_dumps(rep.files, JSON_COMPACT);
         log_info(NULL, NULL, "archived %ld ticket(s) (%lld bytes of records) into %s; %ld kept in Redis; %ld found "

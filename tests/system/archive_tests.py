@@ -431,6 +431,9 @@ def test_archive_lifecycle(cl, res):
         sum(len(l) for l in lines) // len(due)))
     res.check(mem1 < mem0, "used_memory %d -> %d: no drop" % (mem0, mem1))
     r = cl.redis()
+    left_behind = (r.memory_usage(cl.key("archived"), samples=0) +
+                   sum(r.memory_usage(cl.key("product:%s:past" % shown[t]["serial"]), samples=0) for t in due))
+    res.fig("redis_bytes_left_per_archived_ticket", left_behind // len(due))
     for t in due:
         left = ticket_keys(cl, t)
         res.check(not left, "%s: keys left in Redis %s" % (t, left))
