@@ -4,7 +4,8 @@
  * maintenance visits generated from contracts. Each effect happens once: it
  * is applied by ticket_mark under a dedup key named for it, so a timer that
  * runs twice, or a restarted intake, changes nothing the second time. Then
- * archiving (archiving.c), exactly once by its own means. */
+ * archiving (archiving.c), made exactly-once by its files' commits and the
+ * digest its removals check. */
 #include "intake.h"
 #include "clock.h"
 #include "command.h"
