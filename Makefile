@@ -6,7 +6,7 @@
 SAV_VERSION := 0.1.0
 CHAOS_SECONDS ?= 300
 CC ?= cc
-PKGS := libzmq libprotobuf-c hiredis jansson libcurl libmicrohttpd
+PKGS := libzmq libprotobuf-c hiredis jansson libcurl libmicrohttpd zlib
 
 ifeq ($(FUZZ),1)
 BUILD ?= build/fuzz

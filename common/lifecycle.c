@@ -7,6 +7,10 @@
 static const char *const lifecycle_states[] = {"received", "in_diagnosis", "awaiting_approval", "waiting_parts",
                                                "in_repair", "ready", "closed", "cancelled", NULL};
 
+const char *lifecycle_state_at(int i) {
+    return i >= 0 && i < (int)(sizeof(lifecycle_states) / sizeof(lifecycle_states[0])) ? lifecycle_states[i] : NULL;
+}
+
 static const char *const lifecycle_event_names[LC_EVENT_COUNT] = {
     "diagnosis.start", "quote.sent", "quote.accepted", "quote.refused", "parts.missing", "parts.arrived",
     "repair.start", "repair.done", "no_fault", "pickup", "cancel", "verdict.corrected"};

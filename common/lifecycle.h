@@ -29,6 +29,9 @@ enum lifecycle_event {
 /* Returns the event's name ("repair.start"), or NULL for an out-of-range value. */
 const char *lifecycle_event_name(enum lifecycle_event ev);
 
+/* Returns the i-th ticket state in lifecycle order, or NULL past the last. */
+const char *lifecycle_state_at(int i);
+
 /* Returns 1 if state names a ticket state. */
 int lifecycle_state_valid(const char *state);
 

@@ -7,9 +7,9 @@
 /* The plain commands the Functions library runs (common/redis/sav.lua) and the services send themselves. */
 static const char *const redisacl_commands[] = {
     "ping", "function|load", "xreadgroup", "xgroup|create", "xlen", "info|replication", "xclaim", "xautoclaim", "role",
-    "wait", "del", "exists", "get", "set", "incr", "hdel", "hget", "hgetall", "hincrby", "hmget", "hset", "hsetnx",
-    "lrange", "rpush", "sadd", "smembers", "srem", "xack", "xadd", "xdel", "xrange", "zadd", "zcard", "zrange",
-    "zrangebyscore", "zrem", "zrevrange", "zscore", NULL,
+    "wait", "del", "exists", "get", "set", "incr", "hdel", "hget", "hgetall", "hincrby", "hlen", "hmget", "hscan",
+    "hset", "hsetnx", "lrange", "rpush", "sadd", "smembers", "srem", "xack", "xadd", "xdel", "xrange", "zadd", "zcard",
+    "zrange", "zrangebyscore", "zrem", "zrevrange", "zscore", NULL,
 };
 
 /* Functions every service with an outbox, timers or steps calls through common/ (relay, service, ticket). */
@@ -18,8 +18,11 @@ static const char *const redisacl_commands[] = {
 
 static const char *const redisacl_intake[] = {
     REDISACL_RELAY, REDISACL_STEPS, "catalog_store", "ticket_open", "record_create", "record_update", "product_add",
-    "product_transfer", "complaint_open", "complaint_resolve", "maintenance_advance", "customer_erase", NULL};
-static const char *const redisacl_intake_ro[] = {"ticket_view", "customer_view", "product_view", "ticket_list", NULL};
+    "product_transfer", "complaint_open", "complaint_resolve", "maintenance_advance", "customer_erase", "archive_remove",
+    NULL};
+static const char *const redisacl_intake_ro[] = {"ticket_view", "customer_view", "product_view", "ticket_list",
+                                                 "archive_collect", "check_tickets", "check_index", "check_invoices",
+                                                 NULL};
 static const char *const redisacl_diagnostics[] = {
     REDISACL_RELAY, REDISACL_STEPS, "catalog_store", "event_apply", "verdict_record", "parts_move", "product_add", NULL};
 static const char *const redisacl_diagnostics_ro[] = {"coverage_facts", "parts_stock", NULL};

@@ -147,6 +147,8 @@ static const setting_def setting_defs[] = {
     STR_SETTING("intake", "mediator", mediator, "Médiateur de la consommation CM2C, 49 rue de Ponthieu, 75008 Paris, www.cm2c.net"),
     INT_SETTING("intake", "maintenance_lead_days", maintenance_lead_days, "14", 0, 365),
     INT_SETTING("intake", "scheduler_ms", scheduler_ms, "60000", 100, 86400000),
+    INT_SETTING("intake", "archive_after_days", archive_after_days, "730", 0, 36500),
+    STR_SETTING("intake", "archive_dir", archive_dir, "archive"),
     INT_SETTING("catalog", "check_ms", catalog_check_ms, "2000", 100, 3600000),
 };
 #define SETTING_COUNT (sizeof(setting_defs) / sizeof(setting_defs[0]))

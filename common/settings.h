@@ -120,6 +120,8 @@ typedef struct settings {
     char mediator[SETTINGS_STR];      /* the consumer mediator's contact (D3) */
     int maintenance_lead_days;        /* create a maintenance visit ticket this many days before it is due */
     int scheduler_ms;                 /* how often intake runs its timers */
+    int archive_after_days;           /* closed tickets unchanged this long leave Redis for the archive (0: never) */
+    char archive_dir[SETTINGS_STR];   /* where intake writes the archive: one compressed file per month */
     int catalog_check_ms;             /* how often a service looks for a newer catalog */
 } settings;
 

@@ -4,8 +4,8 @@
 set -eu
 
 PACKAGES="gcc make pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
-libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev redis-server redis-tools tzdata python3 python3-zmq python3-redis
-python3-aiosmtpd perl libnet-smpp-perl kannel systemd clang libclang-rt-14-dev"
+libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev redis-server redis-tools tzdata python3 python3-zmq
+python3-redis python3-aiosmtpd perl libnet-smpp-perl kannel systemd clang libclang-rt-14-dev"
 
 missing=""
 for p in $PACKAGES; do
@@ -30,7 +30,7 @@ if [ -n "$missing" ]; then
     fi
 fi
 
-for lib in libzmq libprotobuf-c hiredis jansson cmocka libcurl libmicrohttpd; do
+for lib in libzmq libprotobuf-c hiredis jansson cmocka libcurl libmicrohttpd zlib; do
     pkg-config --exists "$lib" || { echo "deps: pkg-config cannot find $lib" >&2; exit 1; }
 done
 for cmd in protoc-c redis-server redis-cli /usr/sbin/bearerbox /usr/sbin/smsbox clang; do

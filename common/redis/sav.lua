@@ -12,7 +12,7 @@ Rules every function follows:
   * an input message is applied once: its dedup key is checked first and set last.
 ]]
 
-local LIB_VERSION = '5'
+local LIB_VERSION = '6'
 
 -- Appends one timeline entry to a ticket.
 local function timeline_add(prefix, tid, at, event, state, actor, detail)
@@ -699,8 +699,9 @@ coverage_facts (read-only): what the coverage rules need about a ticket, in one 
 KEYS: 1 ticket hash
 ARGV: 1 shard prefix
 Returns nil if absent, else {ticket, product, {contract...}, {{ticket id, basis, outcome, immobilisation_days}...},
-coverage} where the fourth list holds the unit's earlier tickets (and those of the unit it replaced) and coverage
-is the ticket's own coverage hash (billing reads whether the technician decided already, in the same call).
+coverage} where the fourth list holds the unit's earlier tickets (and those of the unit it replaced), archived ones
+included, and coverage is the ticket's own coverage hash (billing reads whether the technician decided already, in
+the same call).
 ]]
 local function coverage_facts(keys, args)
   local prefix = args[1]
@@ -718,6 +719,12 @@ local function coverage_facts(keys, args)
           redis.call('HGET', prefix .. 'ticket:' .. other, 'outcome') or '',
           redis.call('HGET', prefix .. 'ticket:' .. other, 'immobilisation_days') or '0'}
       end
+    end
+    -- Archived tickets left their facts behind (archive_remove): a guarantee's extensions still count them.
+    local past = redis.call('HGETALL', prefix .. 'product:' .. unit .. ':past')
+    for i = 1, #past, 2 do
+      local f = cjson.decode(past[i + 1])
+      history[#history + 1] = {past[i], f.basis or '', f.outcome or '', f.immobilisation_days or '0'}
     end
     unit = redis.call('HGET', prefix .. 'product:' .. unit, 'replaces')
     if not unit then break end
@@ -1315,6 +1322,282 @@ local function sms_stop(keys, args)
   return #ids
 end
 
+-- Archiving (services/intake/archiving.c): a closed ticket's whole record leaves Redis for a compressed file
+-- of its month of closure. The record is read twice, by archive_collect (to write the file) and by
+-- archive_remove (to delete): both take the same canonical form (hashes as field-sorted pairs, lists in order)
+-- and its SHA-1, so the removal deletes exactly what was written, or nothing if the ticket changed meanwhile.
+
+-- A flat HGETALL reply as pairs sorted by field name (a hash's own order may change without its content).
+local function sorted_pairs(flat)
+  local names, values = {}, {}
+  for i = 1, #flat, 2 do
+    names[#names + 1] = flat[i]
+    values[flat[i]] = flat[i + 1]
+  end
+  table.sort(names)
+  local out = {}
+  for _, k in ipairs(names) do
+    out[#out + 1] = k
+    out[#out + 1] = values[k]
+  end
+  return out
+end
+
+local function flat_get(flat, name)
+  for i = 1, #flat, 2 do
+    if flat[i] == name then return flat[i + 1] end
+  end
+  return nil
+end
+
+-- Notifications a sender may still hold or send: their ticket stays until they are settled.
+local ARCHIVE_IN_FLIGHT = {queued = true, deferred = true, sending = true}
+
+--[[
+Reads what archiving takes of a closed ticket, in canonical form: {ticket, timeline, prediagnosis, coverage,
+verdict, verdicts, quote, quotes, {{notification id, pairs}...}, {{complaint id, pairs}...},
+{{invoice kind, invoice id}...}, claim id}. Returns the parts, the time of the ticket's last change and the time it
+was closed, or nil and why it stays in Redis: not closed or cancelled, changed after cutoff, a complaint still
+open, an invoice unpaid, a notification still in flight, parts still reserved ('absent' when there is no ticket).
+]]
+local function archive_read(prefix, tid, cutoff)
+  local tkey = prefix .. 'ticket:' .. tid
+  local ticket = redis.call('HGETALL', tkey)
+  if #ticket == 0 then return nil, 'absent' end
+  local state = flat_get(ticket, 'state') or ''
+  if state ~= 'closed' and state ~= 'cancelled' then return nil, 'not closed (' .. state .. ')' end
+  local closed = tonumber(flat_get(ticket, 'state_since') or '0') or 0
+  local last = math.max(closed, tonumber(flat_get(ticket, 'updated_at') or '0') or 0)
+  local timeline = redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1)
+  if #timeline > 0 then
+    local ok, e = pcall(cjson.decode, timeline[#timeline])
+    if ok and type(e) == 'table' and tonumber(e.at) and tonumber(e.at) > last then last = tonumber(e.at) end
+  end
+  if last > cutoff then return nil, 'changed after the cutoff' end
+  local complaints = {}
+  for _, cid in ipairs(redis.call('LRANGE', tkey .. ':complaints', 0, -1)) do
+    local c = redis.call('HGETALL', prefix .. 'complaint:' .. cid)
+    if flat_get(c, 'status') ~= 'resolved' then return nil, 'complaint ' .. cid .. ' is open' end
+    complaints[#complaints + 1] = {cid, sorted_pairs(c)}
+  end
+  local notifications = {}
+  for _, nid in ipairs(redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)) do
+    local n = redis.call('HGETALL', prefix .. 'notif:' .. nid)
+    local status = flat_get(n, 'status') or ''
+    if ARCHIVE_IN_FLIGHT[status] then return nil, 'notification ' .. nid .. ' is ' .. status end
+    notifications[#notifications + 1] = {nid, sorted_pairs(n)}
+  end
+  local invoices = {}
+  for _, kind in ipairs({'repair', 'diagnostic'}) do
+    local inv = redis.call('GET', prefix .. 'invoice_for:' .. tid .. ':' .. kind)
+    if inv then
+      if redis.call('ZSCORE', prefix .. 'invoices:unpaid', inv) then return nil, 'invoice ' .. inv .. ' is unpaid' end
+      invoices[#invoices + 1] = {kind, inv}
+    end
+  end
+  if redis.call('EXISTS', prefix .. 'parts_need:' .. tid, prefix .. 'parts_held:' .. tid) > 0 then
+    return nil, 'parts are still reserved or awaited'
+  end
+  local parts = {sorted_pairs(ticket), timeline,
+    sorted_pairs(redis.call('HGETALL', prefix .. 'prediag:' .. tid)),
+    sorted_pairs(redis.call('HGETALL', prefix .. 'coverage:' .. tid)),
+    sorted_pairs(redis.call('HGETALL', prefix .. 'verdict:' .. tid)),
+    redis.call('LRANGE', prefix .. 'verdicts:' .. tid, 0, -1),
+    sorted_pairs(redis.call('HGETALL', prefix .. 'quote:' .. tid)),
+    redis.call('LRANGE', prefix .. 'quotes:' .. tid, 0, -1),
+    notifications, complaints, invoices, redis.call('GET', prefix .. 'claim_for:' .. tid) or ''}
+  return parts, last, closed
+end
+
+--[[
+archive_collect (read-only): a closed ticket's record for its archive file, if it may leave Redis.
+KEYS: 1 ticket hash
+ARGV: 1 shard prefix, 2 ticket id, 3 cutoff ms (its last change must not be later)
+Returns nil if there is no such ticket, {'skip', why} if it stays, else {'ok', digest (SHA-1 of the record),
+closed at ms, last change ms, record (JSON array, see archive_read)}.
+]]
+local function archive_collect(keys, args)
+  local parts, last, closed = archive_read(args[1], args[2], tonumber(args[3]))
+  if not parts then
+    if last == 'absent' then return nil end
+    return {'skip', last}
+  end
+  local doc = cjson.encode(parts)
+  return {'ok', redis.sha1hex(doc), tostring(closed), tostring(last), doc}
+end
+
+--[[
+archive_remove: removes an archived ticket from Redis and from every index, once its record is in its file
+(committed: written and fsynced). The record is read again: it must still be the one written (same digest), else
+nothing changes. Invoices and claims stay (legal records), with their link to the ticket (invoice_for, claim_for);
+the product keeps the facts its later guarantees need (product:<SN>:past); archived records the ticket's month
+and digest, for `ticket show` and `archive search`.
+KEYS: 1 ticket hash, 2 archived (hash: ticket id -> "<month>:<digest>")
+ARGV: 1 shard prefix, 2 ticket id, 3 cutoff ms, 4 digest written, 5 month of the file, 6 pickup reminders configured
+Returns {'removed', keys deleted}, {'already', "<month>:<digest>"} (removed before: a retry), {'changed', ''} (the
+ticket changed since it was written), {'skip', why} (no longer archivable), or an error NOTFOUND.
+]]
+local function archive_remove(keys, args)
+  local prefix, tid = args[1], args[2]
+  if redis.call('EXISTS', keys[1]) == 0 then
+    local was = redis.call('HGET', keys[2], tid)
+    if was then return {'already', was} end
+    return redis.error_reply('NOTFOUND no ticket ' .. tid)
+  end
+  local parts, why = archive_read(prefix, tid, tonumber(args[3]))
+  if not parts then return {'skip', why} end
+  if redis.sha1hex(cjson.encode(parts)) ~= args[4] then return {'changed', ''} end
+  local ticket = parts[1]
+  local state, customer, serial = flat_get(ticket, 'state'), flat_get(ticket, 'customer_id') or '',
+    flat_get(ticket, 'serial') or ''
+  local doomed = {keys[1], keys[1] .. ':complaints', prefix .. 'timeline:' .. tid, prefix .. 'prediag:' .. tid,
+    prefix .. 'coverage:' .. tid, prefix .. 'verdict:' .. tid, prefix .. 'verdicts:' .. tid,
+    prefix .. 'quote:' .. tid, prefix .. 'quotes:' .. tid, prefix .. 'notifs:' .. tid}
+  -- Timer marks of the ticket (ticket_mark keeps them forever): their effects are in the timeline.
+  for _, m in ipairs({'unclaimed', 'deadline.warning', 'deadline.breached'}) do
+    doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':' .. m
+  end
+  local reminders = math.max(tonumber(args[6]) or 0, tonumber(flat_get(ticket, 'pickup_reminder_level') or '0') or 0)
+  for n = 1, reminders do doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':pickup_reminder:' .. n end
+  for v = 1, tonumber(flat_get(parts[7], 'version') or '0') or 0 do
+    doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':quote_expired:' .. v
+    doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':quote_reminder:' .. v
+  end
+  for _, n in ipairs(parts[9]) do
+    local nid, pairs_ = n[1], n[2]
+    doomed[#doomed + 1] = prefix .. 'notif:' .. nid
+    redis.call('ZREM', prefix .. 'notifs:all', nid)
+    for _, q in ipairs({'mail:queue', 'mail:sending', 'mail:sending:failed', 'sms:queue', 'sms:sending',
+        'sms:sending:failed'}) do
+      redis.call('ZREM', prefix .. q, nid)
+    end
+    local recipient = flat_get(pairs_, 'recipient') or ''
+    if redis.call('HGET', prefix .. 'sms:busy', recipient) == nid then
+      redis.call('HDEL', prefix .. 'sms:busy', recipient)
+    end
+  end
+  for _, c in ipairs(parts[10]) do
+    doomed[#doomed + 1] = prefix .. 'complaint:' .. c[1]
+    doomed[#doomed + 1] = prefix .. 'done:' .. c[1] .. ':escalated'
+    doomed[#doomed + 1] = prefix .. 'done:' .. c[1] .. ':mediator'
+    redis.call('ZREM', prefix .. 'complaints:open', c[1])
+  end
+  for _, index in ipairs({'tickets', 'state:' .. state, 'customer:' .. customer .. ':tickets',
+      'product:' .. serial .. ':tickets', 'maintenance:visits', 'unclaimed', 'legal_repairs', 'quotes:pending'}) do
+    redis.call('ZREM', prefix .. index, tid)
+  end
+  if redis.call('GET', prefix .. 'product:' .. serial .. ':open_repair') == tid then
+    doomed[#doomed + 1] = prefix .. 'product:' .. serial .. ':open_repair'
+  end
+  local deleted = redis.call('DEL', unpack(doomed))
+  redis.call('HSET', prefix .. 'product:' .. serial .. ':past', tid, cjson.encode({
+    basis = flat_get(parts[4], 'basis') or '', outcome = flat_get(ticket, 'outcome') or '',
+    immobilisation_days = flat_get(ticket, 'immobilisation_days') or '0'}))
+  redis.call('HSET', keys[2], tid, args[5] .. ':' .. args[4])
+  return {'removed', deleted}
+end
+
+--[[
+check_tickets (read-only): `savctl check` on a page of the tickets index: each ticket's hash, timeline, state
+index, customer and product (and their indexes of it), and every notification its list names; a ticket also
+recorded as archived is a removal half done.
+KEYS: 1 the tickets index
+ARGV: 1 shard prefix, 2.. ticket ids
+Returns {{ticket id, state ('' if the hash is missing), notifications listed, {problem...}}...}.
+]]
+local function check_tickets(keys, args)
+  local prefix, out = args[1], {}
+  for i = 2, #args do
+    local tid, problems = args[i], {}
+    local tkey = prefix .. 'ticket:' .. tid
+    local t = redis.call('HMGET', tkey, 'state', 'customer_id', 'serial')
+    local nids = {}
+    if not t[1] then
+      problems[#problems + 1] = 'ticket:' .. tid .. ' is missing (listed in tickets)'
+    else
+      if redis.call('EXISTS', prefix .. 'timeline:' .. tid) == 0 then
+        problems[#problems + 1] = 'timeline:' .. tid .. ' is missing'
+      end
+      if not redis.call('ZSCORE', prefix .. 'state:' .. t[1], tid) then
+        problems[#problems + 1] = tid .. ' is ' .. t[1] .. ' but not in state:' .. t[1]
+      end
+      local c, sn = t[2] or '', t[3] or ''
+      if redis.call('EXISTS', prefix .. 'customer:' .. c) == 0 then
+        problems[#problems + 1] = 'customer:' .. c .. ' of ' .. tid .. ' is missing'
+      elseif not redis.call('ZSCORE', prefix .. 'customer:' .. c .. ':tickets', tid) then
+        problems[#problems + 1] = tid .. ' is not in customer:' .. c .. ':tickets'
+      end
+      if redis.call('EXISTS', prefix .. 'product:' .. sn) == 0 then
+        problems[#problems + 1] = 'product:' .. sn .. ' of ' .. tid .. ' is missing'
+      elseif not redis.call('ZSCORE', prefix .. 'product:' .. sn .. ':tickets', tid) then
+        problems[#problems + 1] = tid .. ' is not in product:' .. sn .. ':tickets'
+      end
+      nids = redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)
+      for _, nid in ipairs(nids) do
+        if redis.call('EXISTS', prefix .. 'notif:' .. nid) == 0 then
+          problems[#problems + 1] = 'notif:' .. nid .. ' (listed in notifs:' .. tid .. ') is missing'
+        end
+      end
+      if redis.call('HGET', prefix .. 'archived', tid) then
+        problems[#problems + 1] = tid .. ' is in Redis and also recorded as archived'
+      end
+    end
+    out[#out + 1] = {tid, t[1] or '', #nids, problems}
+  end
+  return out
+end
+
+--[[
+check_index (read-only): `savctl check` on a page of members of an index: in state:<s>, each must be a ticket
+in state s and in the tickets index; in archived, none may still have its ticket hash.
+KEYS: 1 the index
+ARGV: 1 shard prefix, 2 the state (or '' for the archived hash), 3.. members
+Returns {problem...}.
+]]
+local function check_index(keys, args)
+  local prefix, state, out = args[1], args[2], {}
+  for i = 3, #args do
+    local tid = args[i]
+    local actual = redis.call('HGET', prefix .. 'ticket:' .. tid, 'state')
+    if state == '' then
+      if actual then out[#out + 1] = tid .. ' is recorded as archived but ticket:' .. tid .. ' is still there' end
+    elseif not actual then
+      out[#out + 1] = tid .. ' is in state:' .. state .. ' but ticket:' .. tid .. ' is missing'
+    else
+      if actual ~= state then out[#out + 1] = tid .. ' is in state:' .. state .. ' but its state is ' .. actual end
+      if not redis.call('ZSCORE', prefix .. 'tickets', tid) then
+        out[#out + 1] = tid .. ' is in state:' .. state .. ' but not in tickets'
+      end
+    end
+  end
+  return out
+end
+
+--[[
+check_invoices (read-only): `savctl check` on a range of one year's invoice numbers: each FAC-<year>-<n> exists,
+is in the invoices index, and its ticket is in Redis or archived.
+KEYS: 1 the invoices index
+ARGV: 1 shard prefix, 2 year, 3 first number, 4 last number
+Returns {problem...}.
+]]
+local function check_invoices(keys, args)
+  local prefix, out = args[1], {}
+  for n = tonumber(args[3]), tonumber(args[4]) do
+    local id = string.format('FAC-%s-%06d', args[2], n)
+    local tid = redis.call('HGET', prefix .. 'invoice:' .. id, 'ticket')
+    if not tid then
+      out[#out + 1] = 'invoice:' .. id .. ' is missing (seq:invoice:' .. args[2] .. ' counts it)'
+    else
+      if not redis.call('ZSCORE', keys[1], id) then out[#out + 1] = id .. ' is not in the invoices index' end
+      if redis.call('EXISTS', prefix .. 'ticket:' .. tid) == 0 and
+          not redis.call('HGET', prefix .. 'archived', tid) then
+        out[#out + 1] = id .. ': its ticket ' .. tid .. ' is neither in Redis nor archived'
+      end
+    end
+  end
+  return out
+end
+
 local function version() return LIB_VERSION end
 
 redis.register_function('ticket_open', ticket_open)
@@ -1357,4 +1640,9 @@ redis.register_function{function_name = 'coverage_facts', callback = coverage_fa
 redis.register_function{function_name = 'ticket_list', callback = ticket_list, flags = {'no-writes'}}
 redis.register_function('ticket_mark', ticket_mark)
 redis.register_function('outbox_dead', outbox_dead)
+redis.register_function('archive_remove', archive_remove)
+redis.register_function{function_name = 'archive_collect', callback = archive_collect, flags = {'no-writes'}}
+redis.register_function{function_name = 'check_tickets', callback = check_tickets, flags = {'no-writes'}}
+redis.register_function{function_name = 'check_index', callback = check_index, flags = {'no-writes'}}
+redis.register_function{function_name = 'check_invoices', callback = check_invoices, flags = {'no-writes'}}
 redis.register_function{function_name = 'sav_version', callback = version, flags = {'no-writes'}}

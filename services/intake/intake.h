@@ -4,6 +4,7 @@
 #ifndef SAV_INTAKE_H
 #define SAV_INTAKE_H
 
+#include "archive.h"
 #include "service.h"
 
 /* ticket.open request: validates, checks the customer and product, stores the ticket, emits TicketReceived. */
@@ -38,7 +39,22 @@ void sched_maintenance_due(service *svc, const Sav__Command *cmd, service_reply 
 /* Returns a flat HGETALL reply (names NULL) or HMGET reply (names: its field names) as a typed JSON object. */
 json_t *views_object(const redisReply *flat, const redisReply *names);
 
-/* Timers: pickup reminders, unclaimed flag, complaint escalation and mediator, maintenance visits. */
+/* Timers: pickup reminders, unclaimed flag, complaint escalation and mediator, maintenance visits, archiving. */
 void intake_tick(service *svc);
+
+/* Archiving (archiving.c): writes intake.archive_dir, resolved against the configuration's directory, into out. */
+void archiving_dir(service *svc, char *out, size_t len);
+
+/* Looks a ticket up in `archived`: 1 with its month and its file's path, 0 when it is not archived, -1 when Redis
+ * is unreachable (err set). */
+int archiving_locate(service *svc, const char *tid, char *path, size_t len, char month[ARCHIVE_MONTH_LEN]);
+
+/* The archiving timer: moves out of Redis a bounded number of the tickets due (intake.archive_after_days). */
+void archiving_tick(service *svc);
+
+/* Commands archive.run (archive what is due now, up to --limit), archive.search and check (datacheck.c). */
+void archiving_run(service *svc, const Sav__Command *cmd, service_reply *reply);
+void archiving_search_cmd(service *svc, const Sav__Command *cmd, service_reply *reply);
+void datacheck_run(service *svc, const Sav__Command *cmd, service_reply *reply);
 
 #endif

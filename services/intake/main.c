@@ -29,6 +29,9 @@ static const service_command intake_commands[] = {
     {"complaint.resolve", ARGS("id", "resolution", "note", "amount"), complaint_resolve_cmd},
     {"complaint.show", ARGS("id"), complaint_show_cmd},
     {"maintenance.due", ARGS("days"), sched_maintenance_due},
+    {"check", (const char *const[]){NULL}, datacheck_run},
+    {"archive.run", ARGS("limit"), archiving_run},
+    {"archive.search", ARGS("ticket", "customer", "serial", "from", "to", "limit"), archiving_search_cmd},
 };
 
 static const enum service_id intake_destinations[] = {SVC_DIAGNOSTICS, SVC_NOTIFICATION};

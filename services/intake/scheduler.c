@@ -3,7 +3,9 @@
  * escalation and the mediator's contact for consumers (D3), and preventive
  * maintenance visits generated from contracts. Each effect happens once: it
  * is applied by ticket_mark under a dedup key named for it, so a timer that
- * runs twice, or a restarted intake, changes nothing the second time. */
+ * runs twice, or a restarted intake, changes nothing the second time. Then
+ * archiving (archiving.c), made exactly-once by its files' commits and the
+ * digest its removals check. */
 #include "intake.h"
 #include "clock.h"
 #include "command.h"
@@ -223,6 +225,7 @@ void intake_tick(service *svc) {
     sched_pickups(svc, now);
     sched_complaints(svc, today, now);
     sched_maintenance(svc, today);
+    archiving_tick(svc);
 }
 
 void sched_maintenance_due(service *svc, const Sav__Command *cmd, service_reply *reply) {

@@ -6,6 +6,7 @@
 #include "validate.h"
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,16 @@ static void view_build(const redisReply *r, service_reply *reply) {
     json_decref(timeline_json);
 }
 
+/* No ticket in Redis: says so, or where it was archived. */
+static void view_not_found(service *svc, const char *tid, service_reply *reply) {
+    char path[PATH_MAX], month[ARCHIVE_MONTH_LEN];
+    if (archiving_locate(svc, tid, path, sizeof(path), month) == 1)
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "%s is archived (closed in %s): %s; savctl archive "
+                            "search --ticket %s shows it", tid, month, path, tid);
+    else
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no ticket %s", tid);
+}
+
 void intake_on_ticket_show(service *svc, const Sav__Envelope *req, service_reply *reply) {
     Sav__TicketShow *q = (Sav__TicketShow *)envelope_body(req, &sav__ticket_show__descriptor);
     if (!q) {
@@ -189,7 +200,7 @@ void intake_on_ticket_show(service *svc, const Sav__Envelope *req, service_reply
     if (!r)
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
     else if (r->type == REDIS_REPLY_NIL)
-        service_reply_error(reply, SAV__ERROR_CODE__ERR_NOT_FOUND, "no ticket %s", q->ticket_id);
+        view_not_found(svc, q->ticket_id, reply);
     else if (!view_reply_ok(r))
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "ticket_view: %s",
                             r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");

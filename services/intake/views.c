@@ -136,8 +136,20 @@ void views_product_show(service *svc, const Sav__Command *cmd, service_reply *re
     json_object_set_new(o, "ownership", history);
     json_object_set_new(o, "contracts", view_list(r->element[2], NULL));
     json_object_set_new(o, "tickets", view_list(r->element[3], r->element[4]));
-    service_reply_json(reply, o);
     freeReplyObject(r);
+    /* Archived tickets left the facts later guarantees need (archive_remove): savctl archive search has the rest. */
+    snprintf(name, sizeof(name), "product:%s:past", serial);
+    redisReply *past = store_hgetall(service_store(svc), 0, name);
+    json_t *archived = json_array();
+    for (size_t i = 0; past && i + 1 < past->elements; i += 2) {
+        json_t *facts = json_loads(past->element[i + 1]->str, 0, NULL);
+        if (!json_is_object(facts)) facts = json_object();
+        json_object_set_new(facts, "id", json_string(past->element[i]->str));
+        json_array_append_new(archived, facts);
+    }
+    if (past) freeReplyObject(past);
+    json_object_set_new(o, "archived_tickets", archived);
+    service_reply_json(reply, o);
 }
 
 /* The filters of ticket list. */

@@ -112,6 +112,14 @@ static void test_brief_cases(void **state) {
     allowed(AUTH_TECHNICIAN, "customer.add", 0);
     allowed(AUTH_BILLING, "repair.done", 0);
     allowed(AUTH_FRONT_DESK, "quote.accept", 0);
+    /* Backups and archiving (issue 9): the check and a run now are a manager's, a search the front desk's too. */
+    for (enum auth_role r = AUTH_FRONT_DESK; r <= AUTH_ADMIN; r++) {
+        int manager = r == AUTH_MANAGER || r == AUTH_ADMIN;
+        allowed(r, "check", manager);
+        allowed(r, "archive.run", manager);
+        allowed(r, "archive.search", manager || r == AUTH_FRONT_DESK);
+    }
+    allowed(AUTH_SERVICE, "archive.run", 0);
 }
 
 static void test_each_role_exactly(void **state) {

@@ -101,6 +101,9 @@ static void refusals_explain_themselves(void **state) {
 static void states_and_names(void **state) {
     (void)state;
     for (int s = 0; s < NSTATES; s++) assert_true(lifecycle_state_valid(states[s]));
+    for (int s = 0; s < NSTATES; s++) assert_string_equal(states[s], lifecycle_state_at(s));
+    assert_null(lifecycle_state_at(NSTATES));
+    assert_null(lifecycle_state_at(-1));
     assert_false(lifecycle_state_valid("lost"));
     assert_true(lifecycle_state_final("closed"));
     assert_true(lifecycle_state_final("cancelled"));

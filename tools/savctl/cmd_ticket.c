@@ -302,7 +302,7 @@ static void ticket_print_header(const Sav__TicketView *v) {
                                                  ? "  UNCLAIMED: keep the product, judicial procedure only" : "");
 }
 
-static void ticket_print(const Sav__TicketView *v) {
+void savctl_ticket_print(const Sav__TicketView *v) {
     char when[48];
     ticket_print_header(v);
     ticket_print_section("Pre-diagnosis (diagnostics)", v->prediagnosis, v->n_prediagnosis, ticket_prediag_order);
@@ -353,7 +353,7 @@ int savctl_cmd_ticket_show(savctl *ctl, int argc, char **argv) {
     if (ctl->json)
         savctl_print_json(ticket_json(v));
     else
-        ticket_print(v);
+        savctl_ticket_print(v);
     sav__ticket_view__free_unpacked(v, NULL);
     return SAVCTL_OK;
 }

@@ -29,6 +29,10 @@ static const savctl_command savctl_commands[] = {
     {"keys generate", "make a CURVE key pair for a service or an operator", savctl_cmd_keys_generate,
      savctl_help_keys_generate},
     {"whoami", "show the identity and role every service authenticates", savctl_cmd_whoami, savctl_help_whoami},
+    {"check", "verify the data set (after a restore): tickets, indexes, invoice numbers, archive",
+     savctl_cmd_check, savctl_help_check},
+    {"archive run", "archive the closed tickets that are due now", savctl_cmd_archive_run, savctl_help_archive_run},
+    {"archive search", "find archived tickets and show them", savctl_cmd_archive_search, savctl_help_archive_search},
 };
 #define SAVCTL_NCOMMANDS (sizeof(savctl_commands) / sizeof(savctl_commands[0]))
 

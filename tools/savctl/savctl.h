@@ -56,6 +56,9 @@ void savctl_print_json(json_t *value);
 /* Returns 1 if argv holds -h or --help. */
 int savctl_wants_help(int argc, char **argv);
 
+/* Prints a ticket as `ticket show` does: header, each service's section, notifications, timeline. */
+void savctl_ticket_print(const Sav__TicketView *v);
+
 int savctl_cmd_ping(savctl *ctl, int argc, char **argv);
 int savctl_cmd_status(savctl *ctl, int argc, char **argv);
 int savctl_cmd_ticket_open(savctl *ctl, int argc, char **argv);
@@ -64,6 +67,9 @@ int savctl_cmd_config_get(savctl *ctl, int argc, char **argv);
 int savctl_cmd_redis_acl(savctl *ctl, int argc, char **argv);
 int savctl_cmd_keys_generate(savctl *ctl, int argc, char **argv);
 int savctl_cmd_whoami(savctl *ctl, int argc, char **argv);
+int savctl_cmd_check(savctl *ctl, int argc, char **argv);
+int savctl_cmd_archive_run(savctl *ctl, int argc, char **argv);
+int savctl_cmd_archive_search(savctl *ctl, int argc, char **argv);
 
 extern const char savctl_help_ping[];
 extern const char savctl_help_status[];
@@ -73,5 +79,8 @@ extern const char savctl_help_config_get[];
 extern const char savctl_help_redis_acl[];
 extern const char savctl_help_keys_generate[];
 extern const char savctl_help_whoami[];
+extern const char savctl_help_check[];
+extern const char savctl_help_archive_run[];
+extern const char savctl_help_archive_search[];
 
 #endif
