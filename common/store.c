@@ -298,9 +298,12 @@ static int store_ready(store *st) {
     return -1;
 }
 
+static int store_pipeline_as(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen,
+                             redisReply **out, int may_wait);
+
 redisReply *store_call(store *st, int argc, const char **argv, const size_t *argvlen) {
     redisReply *r = NULL;
-    return store_pipeline(st, 1, &argc, &argv, &argvlen, &r) == 0 ? r : NULL;
+    return store_pipeline_as(st, 1, &argc, &argv, &argvlen, &r, 1) == 0 ? r : NULL;
 }
 
 /* Commands that never write: after them there is nothing for WAIT to wait for. Any other one counts as a write. */
@@ -389,13 +392,13 @@ static int store_replies_stand(store *st, int n, redisReply **out, const redisRe
 
 /* One attempt of a pipeline; sets *stale when the connection turned out to be dead or the master moved. */
 static int store_pipeline_once(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen,
-                               redisReply **out, int *stale) {
+                               redisReply **out, int may_wait, int *stale) {
     const char *what = n == 1 ? argv[0][0] : "pipeline";
     int wait = 0;
     *stale = 0;
     if (store_ready(st) != 0) return -1;
     for (int i = 0; i < n; i++) {
-        wait |= st->wait_replicas > 0 && store_writes(argv[i][0], argvlen[i][0]);
+        wait |= may_wait && st->wait_replicas > 0 && store_writes(argv[i][0], argvlen[i][0]);
         if (redisAppendCommandArgv(st->ctx, argc[i], argv[i], argvlen[i]) != REDIS_OK) {
             err_set("redis %s: %s", what, st->ctx->errstr);
             store_drop(st);
@@ -420,11 +423,16 @@ static int store_pipeline_once(store *st, int n, const int *argc, const char ***
     return rc;
 }
 
-int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {
+static int store_pipeline_as(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen,
+                             redisReply **out, int may_wait) {
     int stale;
     /* A connection found dead (Redis restarted) or a master demoted is reopened and the pipeline sent once more. */
-    if (store_pipeline_once(st, n, argc, argv, argvlen, out, &stale) == 0) return 0;
-    return stale ? store_pipeline_once(st, n, argc, argv, argvlen, out, &stale) : -1;
+    if (store_pipeline_once(st, n, argc, argv, argvlen, out, may_wait, &stale) == 0) return 0;
+    return stale ? store_pipeline_once(st, n, argc, argv, argvlen, out, may_wait, &stale) : -1;
+}
+
+int store_pipeline(store *st, int n, const int *argc, const char ***argv, const size_t **argvlen, redisReply **out) {
+    return store_pipeline_as(st, n, argc, argv, argvlen, out, 1);
 }
 
 int store_healthy(const store *st) {
@@ -477,6 +485,7 @@ void store_args_init(store_args *a) {
     a->argc = 0;
     a->used = 0;
     a->overflow = 0;
+    a->no_wait = 0;
 }
 
 void store_args_addb(store_args *a, const void *data, size_t len) {
@@ -511,7 +520,10 @@ redisReply *store_args_call(store *st, store_args *a) {
         err_set("redis command has too many or too long arguments");
         return NULL;
     }
-    return store_call(st, a->argc, a->argv, a->len);
+    redisReply *r = NULL;
+    const char **argv = a->argv;
+    const size_t *len = a->len;
+    return store_pipeline_as(st, 1, &a->argc, &argv, &len, &r, !a->no_wait) == 0 ? r : NULL;
 }
 
 redisReply *store_newest(store *st, const char *name, long count) {

@@ -73,6 +73,10 @@ typedef struct store_args {
     char scratch[STORE_ARGS_SCRATCH];
     size_t used;
     int overflow; /* set when an argument did not fit: the call is refused */
+    int no_wait;  /* no WAIT after it (redis.wait_replicas): bookkeeping whose loss in a failover only makes its
+                   * work be done again (a send's outcome: the claim stays, so the message is sent again, counted
+                   * in resent_after_crash), where an unconfirmed write would leave the master's view and the
+                   * caller's apart until the claim goes stale and another sender takes it */
 } store_args;
 
 /* Starts an empty argument list. */

@@ -115,6 +115,7 @@ static void mailer_done(mailer *m, const char *nid, const mailer_outcome *o, int
     store_args a;
     store_args_init(&a);
     store_args_add(&a, "FCALL"), store_args_add(&a, "mail_done"), store_args_add(&a, "3");
+    a.no_wait = 1; /* waiting would let the claim go stale on the master: see store_args */
     store_args_add(&a, key), store_args_add(&a, m->queue), store_args_add(&a, m->sending);
     store_args_add(&a, nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
     store_args_add(&a, o->detail), store_args_addf(&a, "%lld", (long long)(clock_now_ms() + backoff));

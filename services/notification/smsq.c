@@ -78,6 +78,7 @@ int smsq_done(smsq *q, const char *nid, const smsq_outcome *o) {
     store_args a;
     store_args_init(&a);
     store_args_add(&a, "FCALL"), store_args_add(&a, "sms_done"), store_args_add(&a, "4");
+    a.no_wait = 1; /* waiting would let the claim go stale on the master: see store_args */
     store_args_add(&a, key), store_args_add(&a, q->queue), store_args_add(&a, q->sending), store_args_add(&a, q->busy);
     store_args_add(&a, nid), store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, verdict);
     store_args_add(&a, o->detail);
@@ -118,6 +119,7 @@ int smsq_renew(smsq *q, const char *const *nids, int n) {
     store_args a;
     store_args_init(&a);
     store_args_add(&a, "ZADD"), store_args_add(&a, q->sending), store_args_add(&a, "XX");
+    a.no_wait = 1;
     for (int i = 0; i < n; i++) store_args_addf(&a, "%lld", (long long)clock_now_ms()), store_args_add(&a, nids[i]);
     redisReply *r = store_args_call(q->st, &a);
     int rc = r && r->type != REDIS_REPLY_ERROR ? 0 : -1;

@@ -277,6 +277,10 @@ class Chaos:
         self.peers_up()
         self.cl.wait_ready(30)
 
+    def reader(self):
+        """What the workers read the pipeline's progress from: the one Redis."""
+        return self.cl.redis()
+
     def peers_up(self):
         """Starts the SMSC or the SMTP server again if the last kill left it down."""
         if self.smscs[-1].proc is None:
@@ -300,8 +304,9 @@ class Chaos:
 # ---------------------------------------------------------------- a worker and its lifecycles
 
 class Worker:
-    def __init__(self, idx, cl, book, rng, stop):
-        self.idx, self.cl, self.book, self.rng, self.stop = idx, cl, book, rng, stop
+    def __init__(self, idx, cl, book, rng, stop, reader):
+        """reader() returns the Redis client the waits read the pipeline's progress from."""
+        self.idx, self.cl, self.book, self.rng, self.stop, self.reader = idx, cl, book, rng, stop, reader
         self.n = 0
 
     # -- savctl, retried with the same request id while unavailable
@@ -362,7 +367,7 @@ class Worker:
         raise Abort()
 
     def hget(self, name, field):
-        return self.cl.redis().hget(self.cl.key(name), field)
+        return self.reader().hget(self.cl.key(name), field)
 
     def wait_state(self, lc, state, why):
         self.wait(lc, "%s (state %s)" % (why, state), lambda: self.hget("ticket:" + lc.tid, "state") == state)
@@ -440,7 +445,7 @@ class Worker:
         lc.final = "closed"
 
     def wait_claim(self, lc):
-        self.wait(lc, "the warranty claim of sav-billing", lambda: self.cl.redis().get(
+        self.wait(lc, "the warranty claim of sav-billing", lambda: self.reader().get(
             self.cl.key("claim_for:" + lc.tid)))
 
     def lc_free(self, lc):
@@ -498,7 +503,7 @@ class Worker:
         self.step(lc, "quote refuse", lc.tid, "ready", "--reason", "trop cher")
         lc.notices["ready_for_pickup"] += 1
         if CENTRES[lc.centre]:
-            fid = self.wait(lc, "the diagnostic-fee invoice of sav-billing", lambda: self.cl.redis().get(
+            fid = self.wait(lc, "the diagnostic-fee invoice of sav-billing", lambda: self.reader().get(
                 self.cl.key("invoice_for:%s:diagnostic" % lc.tid)))
             lc.invoice = (fid, "diagnostic")
             lc.notices["invoice_issued"] += 1
@@ -1037,11 +1042,11 @@ def drive(cl, res, chaos, seconds, seed, rng):
     stop = threading.Event()
     try:
         chaos.start()
-        setup = Worker(0, cl, book, random.Random(seed), stop)
+        setup = Worker(0, cl, book, random.Random(seed), stop, chaos.reader)
         for c in sorted(CENTRES):
             for ref in STOCKED:
                 setup.op(None, "parts receive", c, ref, 1000, "--reason", "stock initial")
-        workers = [Worker(i + 1, cl, book, random.Random(seed * 31 + i), stop) for i in range(WORKERS)]
+        workers = [Worker(i + 1, cl, book, random.Random(seed * 31 + i), stop, chaos.reader) for i in range(WORKERS)]
         threads = [threading.Thread(target=w.run, name="chaos-worker-%d" % w.idx, daemon=True) for w in workers]
         t0 = time.monotonic()
         for t in threads:
