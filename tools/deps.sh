@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc make pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler libhiredis-dev libjansson-dev
 libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev zlib1g-dev redis-server redis-tools tzdata python3 python3-zmq
-python3-redis python3-aiosmtpd perl libnet-smpp-perl kannel systemd clang libclang-rt-14-dev"
+python3-redis python3-aiosmtpd python3-yaml perl libnet-smpp-perl kannel systemd clang libclang-rt-14-dev docker-compose"
 
 missing=""
 for p in $PACKAGES; do
@@ -36,5 +36,5 @@ done
 for cmd in protoc-c redis-server redis-cli /usr/sbin/bearerbox /usr/sbin/smsbox clang; do
     command -v "$cmd" >/dev/null || { echo "deps: $cmd not found on PATH" >&2; exit 1; }
 done
-/usr/bin/python3 -c 'import zmq, redis, aiosmtpd' || { echo "deps: /usr/bin/python3 lacks zmq, redis or aiosmtpd" >&2; exit 1; }
+/usr/bin/python3 -c 'import zmq, redis, aiosmtpd, yaml' || { echo "deps: /usr/bin/python3 lacks zmq, redis, aiosmtpd or yaml" >&2; exit 1; }
 /usr/bin/perl -MNet::SMPP -MJSON::PP -e 1 || { echo "deps: /usr/bin/perl lacks Net::SMPP (libnet-smpp-perl)" >&2; exit 1; }
