@@ -94,11 +94,14 @@ if threading.current_thread() is threading.main_thread():
 
 # ---------------------------------------------------------------- small helpers
 
+_handed_out = set()  # ports free_ports returned: free until their user binds them, so never returned twice
+
+
 def free_port_series(offsets):
     """A free TCP port P of 127.0.0.1 such that P + each offset is free too (run.sh derives ports so)."""
     for _ in range(200):
         base = free_ports(1)[0]
-        if base + max(offsets) > 65535:
+        if base + max(offsets) > 65535 or any(base + off in _handed_out for off in offsets if off):
             continue
         socks = []
         try:
@@ -106,6 +109,7 @@ def free_port_series(offsets):
                 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 socks.append(s)
                 s.bind(("127.0.0.1", base + off))
+            _handed_out.update(base + off for off in offsets)
             return base
         except OSError:
             continue
@@ -116,7 +120,8 @@ def free_port_series(offsets):
 
 
 def free_ports(n):
-    """Returns n distinct free TCP ports on 127.0.0.1 (bind port 0, read it, close)."""
+    """Returns n distinct free TCP ports on 127.0.0.1 (bind port 0, read it, close), none returned before by this
+    process: two calls made before anything binds would otherwise get the same port."""
     ports, socks = [], []
     try:
         while len(ports) < n:
@@ -124,8 +129,9 @@ def free_ports(n):
             s.bind(("127.0.0.1", 0))
             socks.append(s)
             port = s.getsockname()[1]
-            if port not in ports:
+            if port not in ports and port not in _handed_out:
                 ports.append(port)
+                _handed_out.add(port)
     finally:
         for s in socks:
             s.close()
