@@ -495,7 +495,8 @@ class Clustered:
 
     def __init__(self, cl):
         self.cl = cl
-        self.ports = harness.free_ports(3)
+        # A node's cluster bus listens 10000 above its port: both must be free (and the port at most 55535).
+        self.ports = [harness.free_port_series((0, 10000)) for _ in range(3)]
         self.procs = {}
 
     def client(self, port):
