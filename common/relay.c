@@ -23,7 +23,8 @@ typedef struct relay_entry {
     int shard;
     envelope_buf frame;
     int attempts;        /* times handed to a connected destination */
-    int64_t next_at;     /* monotonic ms of the next resend */
+    int64_t sent_at;     /* monotonic ms of the last send */
+    int64_t retry_at;    /* the destination answered RETRY: monotonic ms of the next send; 0 otherwise */
     int64_t interval_ms; /* current backoff */
     int acked;           /* ACK received; removal from Redis pending */
 } relay_entry;
@@ -46,7 +47,22 @@ struct relay {
     char (*checked_group); /* per shard: consumer group known to exist */
     metrics_counter *m_sent, *m_resent, *m_dead, *m_taken;
     int64_t next_claim;
+    int64_t answered_at;      /* monotonic ms of the destination's last answer */
+    int64_t answered_sent_at; /* the latest send time among the messages it answered */
 };
+
+/* When an unanswered entry may be sent again, assuming no more answers come (an answer can only delay it).
+ * A destination answers in the order it received, so a late answer usually means a backlog, not a loss: sending
+ * again then would double its work just when it has the most. An entry is sent again once its backoff has passed
+ * and either the destination has said nothing for relay.ack_timeout_ms, or it answered a message sent that much
+ * later than this one (this one was lost, or is stuck behind a slower instance). */
+static int64_t relay_entry_due(const relay *r, const relay_entry *e) {
+    if (e->retry_at) return e->retry_at;
+    int64_t due = e->sent_at + e->interval_ms;
+    if (r->answered_sent_at >= e->sent_at + r->cfg->relay_ack_timeout_ms) return due;
+    int64_t silent_from = r->answered_at + r->cfg->relay_ack_timeout_ms;
+    return silent_from > due ? silent_from : due;
+}
 
 static int relay_ensure_group(relay *r, int shard) {
     if (r->checked_group[shard]) return 0;
@@ -158,7 +174,8 @@ static void relay_send(relay *r, relay_entry *e) {
         metrics_add(e->attempts++ ? r->m_resent : r->m_sent, 1);
     else
         log_debug(e->ticket, e->msg_id, "send to %s deferred: %s", settings_service_name(r->dest), err_get());
-    e->next_at = clock_mono_ms() + e->interval_ms;
+    e->sent_at = clock_mono_ms();
+    e->retry_at = 0;
 }
 
 #define RELAY_REDIS_BACKOFF_MS 250
@@ -314,7 +331,7 @@ static void relay_resend_due(relay *r) {
     int64_t now = clock_mono_ms();
     for (int i = 0; i < r->count; i++) {
         relay_entry *e = &r->entries[i];
-        if (e->acked || e->next_at > now) continue;
+        if (e->acked || relay_entry_due(r, e) > now) continue;
         if (e->attempts >= r->cfg->relay_max_attempts) {
             if (relay_dead_letter(r, e->shard, e->entry_id, "no acknowledgement", e->attempts) == 0) {
                 relay_remove(r, e);
@@ -340,12 +357,14 @@ static void relay_on_ack(relay *r, const Sav__Envelope *env) {
     }
     relay_entry *e = relay_find_msg(r, ack->message_id);
     if (e && !e->acked) {
+        r->answered_at = clock_mono_ms();
+        if (e->sent_at > r->answered_sent_at) r->answered_sent_at = e->sent_at;
         if (ack->status == SAV__ACK__STATUS__ACK) {
             e->acked = 1;
         } else if (ack->status == SAV__ACK__STATUS__RETRY) {
             log_info(e->ticket, e->msg_id, "%s asks to retry later: %s", settings_service_name(r->dest),
                      ack->reason ? ack->reason : "");
-            e->next_at = clock_mono_ms() + e->interval_ms;
+            e->retry_at = clock_mono_ms() + e->interval_ms;
         } else if (relay_dead_letter(r, e->shard, e->entry_id, ack->reason ? ack->reason : "rejected",
                                      e->attempts) == 0) {
             relay_remove(r, e);
@@ -477,7 +496,8 @@ int64_t relay_next_due(const relay *r) {
     int64_t due = r->next_scan < r->next_claim ? r->next_scan : r->next_claim;
     for (int i = 0; i < r->count; i++) {
         if (r->entries[i].acked) return now;
-        if (r->entries[i].next_at < due) due = r->entries[i].next_at;
+        int64_t at = relay_entry_due(r, &r->entries[i]);
+        if (at < due) due = at;
     }
     return due;
 }

@@ -28,6 +28,10 @@ Usage: /usr/bin/python3 tests/system/fault_tests.py --bin build/bin [--only NAME
   (SAV_CLOCK_OFFSET_FILE, read again by running processes; the monotonic clock of timeouts does not move): the
   pickup reminders due at day 7 and 30 go once each, none again after the jump back; tickets opened after each
   jump complete; relays dead-letter nothing.
+- fault_backlog: a destination that has thousands of messages to work through answers most of them later than
+  relay.ack_timeout_ms, but it answers: billing started after 3000 tickets waited in its outbox gets them all at
+  once (relay.window 4096) and is sent none of them a second time, so it does each one's work once (a relay that
+  resent whatever was unanswered after the timeout sent it more than 3000 again, at the worst moment).
 Every test ends as in run.py: no service died on its own, all exit 0 on SIGTERM, no sanitizer report in a log.
 """
 
@@ -37,6 +41,7 @@ import os
 import resource
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -476,12 +481,62 @@ def test_fault_clock_jumps(cl):
     return res
 
 
+def test_fault_backlog(cl):
+    res = Result()
+    count, ack_timeout_ms = 3000, 300
+    cl.write_config(cl.config, extra={"relay": [("window", "4096"), ("batch", "512"),
+                                                ("ack_timeout_ms", str(ack_timeout_ms)),
+                                                ("backoff_max_ms", str(ack_timeout_ms))]})
+    cl.start_redis()
+    for s in ("intake", "diagnostics", "notification"):
+        cl.start_service(s)
+    for s in ("intake", "diagnostics", "notification"):
+        cl.wait_service(s)
+    load = subprocess.run([cl.binary("sav-bench"), "--config", cl.config, "load", "--count", str(count),
+                           "--window", "256"], capture_output=True, text=True, timeout=300)
+    res.check(load.returncode == 0, "sav-bench: %s" % load.stderr.strip()[-300:])
+    r = cl.redis()
+    waiting = harness.wait_until(lambda: r.xlen(cl.key("outbox:billing")) >= count, 120, 0.2)
+    res.check(waiting, "%d of %d tickets waiting for billing" % (r.xlen(cl.key("outbox:billing")), count))
+    cl.start_service("billing")
+    drained = harness.wait_until(lambda: all(r.xlen(cl.key(o)) == 0 for o in ("outbox:billing",
+                                                                              "outbox:notification")), 180, 0.2)
+    res.check(drained, "outboxes not drained")
+    tids = r.zrange(cl.key("tickets"), 0, -1)
+    p = r.pipeline(transaction=False)
+    for t in tids:
+        p.lrange(cl.key("timeline:" + t), 0, -1)
+    estimated = collections.Counter()
+    at = []
+    for t, timeline in zip(tids, p.execute()):
+        for e in map(json.loads, timeline):
+            if e["event"] == "coverage.estimated":
+                estimated[t] += 1
+                at.append(e["at"])
+    # The first message sent waited for nothing; the last one waited for all the others.
+    backlog_ms = max(at) - min(at) if at else 0
+    res.fig("tickets", len(tids))
+    res.fig("backlog_ms", backlog_ms)
+    res.check(backlog_ms > 3 * ack_timeout_ms, "billing cleared its backlog in %d ms: no backlog longer than the "
+              "ack timeout (%d ms) was exercised" % (backlog_ms, ack_timeout_ms))
+    res.check(len(tids) == count and all(estimated[t] == 1 for t in tids),
+              "coverage estimated once per ticket: %s" % collections.Counter(estimated[t] for t in tids))
+    code, body = cl.http_get("diagnostics", "/metrics")
+    page = harness.parse_metrics(body) if code == 200 else {}
+    sent = page.get(("sav_relay_sent_total", (("dest", "billing"),)), 0)
+    resent = page.get(("sav_relay_resent_total", (("dest", "billing"),)), -1)
+    res.fig("relayed_to_billing", "%d sent, %d sent again" % (sent, resent))
+    res.check(sent >= count and resent == 0, "diagnostics sent %d to billing and %d again" % (sent, resent))
+    return res
+
+
 TESTS = [
     ("fault_redis_unreachable", test_fault_redis_unreachable),
     ("fault_silent_peers", test_fault_silent_peers),
     ("fault_disk_full", test_fault_disk_full),
     ("fault_started_twice", test_fault_started_twice),
     ("fault_clock_jumps", test_fault_clock_jumps),
+    ("fault_backlog", test_fault_backlog),
 ]
 
 

@@ -16,6 +16,7 @@ setpriv when available, so they die with the harness even if it is SIGKILLed.
 import atexit
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -161,6 +162,20 @@ def port_open(port, timeout=0.2):
             return True
     except OSError:
         return False
+
+
+def parse_metrics(text):
+    """{(name, labels as a sorted tuple): value} of a Prometheus text page; raises ValueError on a bad line."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$', line)
+        if not m:
+            raise ValueError("not a metric line: %r" % line)
+        labels = tuple(sorted(re.findall(r'([a-zA-Z_]+)="([^"]*)"', m.group(3) or "")))
+        out[(m.group(1), labels)] = float(m.group(4))
+    return out
 
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):

@@ -38,20 +38,6 @@ from harness import SERVICES  # noqa: E402
 LOCAL_CONF = os.path.join(harness.REPO_ROOT, "deploy", "local", "sav.conf")
 
 
-def parse_metrics(text):
-    """{(name, labels as a sorted tuple): value} of a Prometheus text page; raises ValueError on a bad line."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$', line)
-        if not m:
-            raise ValueError("not a metric line: %r" % line)
-        labels = tuple(sorted(re.findall(r'([a-zA-Z_]+)="([^"]*)"', m.group(3) or "")))
-        out[(m.group(1), labels)] = float(m.group(4))
-    return out
-
-
 def test_health_and_metrics(cl):
     res = Result()
     cl.start_all()
@@ -79,7 +65,7 @@ def test_health_and_metrics(cl):
         code, body = cl.http_get(s, "/metrics")
         res.check(code == 200, "%s /metrics: %d" % (s, code))
         try:
-            pages[s] = parse_metrics(body)
+            pages[s] = harness.parse_metrics(body)
         except ValueError as e:
             res.check(False, "%s /metrics: %s" % (s, e))
             pages[s] = {}
