@@ -25,6 +25,10 @@ typedef struct coverage_facts {
  * Free with facts_free. */
 int facts_load(service *svc, const char *ticket_id, coverage_facts *f);
 
+/* The read facts_load starts with, for an event's ticket: a service_read_ahead_fn for the routes whose handler
+ * loads the facts of the event's ticket. */
+int facts_read_ahead(service *svc, const Sav__Envelope *event, store_args reads[SERVICE_READS_AHEAD]);
+
 /* Releases what facts_load kept. */
 void facts_free(coverage_facts *f);
 

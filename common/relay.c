@@ -29,6 +29,14 @@ typedef struct relay_entry {
     int acked;           /* ACK received; removal from Redis pending */
 } relay_entry;
 
+/* A call the relay queued in the store for one shard: what its answer needs to know. */
+typedef struct relay_queued {
+    relay *r;
+    int shard;
+    int catching_up; /* a read of our own pending entries (from last_pending), not of new ones */
+    int acks;        /* acknowledged entries named by the queued outbox_ack */
+} relay_queued;
+
 struct relay {
     store *st;
     const settings *cfg;
@@ -47,6 +55,8 @@ struct relay {
     char (*checked_group); /* per shard: consumer group known to exist */
     metrics_counter *m_sent, *m_resent, *m_dead, *m_taken;
     int64_t next_claim;
+    relay_queued *queued;     /* per shard, for the reads and acknowledgements queued behind a service's writes */
+    int read_full;            /* a queued read filled its batch: more may wait */
     int64_t answered_at;      /* monotonic ms of the destination's last answer */
     int64_t answered_sent_at; /* the latest send time among the messages it answered */
 };
@@ -91,7 +101,9 @@ relay *relay_new(store *st, const settings *s, enum service_id self, enum servic
     r->entries = calloc((size_t)s->relay_window, sizeof(relay_entry));
     r->last_pending = calloc((size_t)store_shards(st), RELAY_ENTRY_ID_LEN);
     r->checked_group = calloc((size_t)store_shards(st), 1);
-    if (!r->entries || !r->last_pending || !r->checked_group) goto oom;
+    r->queued = calloc((size_t)store_shards(st), sizeof(relay_queued));
+    if (!r->entries || !r->last_pending || !r->checked_group || !r->queued) goto oom;
+    for (int i = 0; i < store_shards(st); i++) r->queued[i].r = r, r->queued[i].shard = i;
     for (int i = 0; i < store_shards(st); i++) strcpy(r->last_pending[i], "0");
     r->sock = bus_socket(ZMQ_DEALER, s);
     if (!r->sock) goto fail;
@@ -128,6 +140,7 @@ void relay_free(relay *r) {
     free(r->entries);
     free(r->last_pending);
     free(r->checked_group);
+    free(r->queued);
     free(r);
 }
 
@@ -246,40 +259,54 @@ static void relay_admit(relay *r, int shard, const redisReply *entry) {
     relay_send(r, e);
 }
 
-/* Reads up to the free window from one shard's outbox; returns entries read or -1. */
-static int relay_read_shard(relay *r, int shard) {
+/* Builds the read of up to the free window (at most relay.batch) from one shard's outbox: our own pending entries
+ * first (left by a previous run under the same name), then new ones. Returns 0 when there is no room, 1 when
+ * built, -1 with err. */
+static int relay_read_args(relay *r, int shard, store_args *a, int *catching_up) {
     int room = r->cfg->relay_window - r->count;
     if (room <= 0) return 0;
     if (room > r->cfg->relay_batch) room = r->cfg->relay_batch;
     if (relay_ensure_group(r, shard) != 0) return -1;
-    char key[STORE_KEY_LEN], count[16];
+    char key[STORE_KEY_LEN];
     store_key(r->st, shard, r->stream_name, key);
-    snprintf(count, sizeof(count), "%d", room);
-    /* Our own pending entries first (left by a previous run under the same name), then new ones. */
-    int catching_up = r->last_pending[shard][0] != '\0';
-    const char *from = catching_up ? r->last_pending[shard] : ">";
-    const char *argv[] = {"XREADGROUP", "GROUP", RELAY_GROUP, r->consumer, "COUNT", count, "STREAMS", key, from};
-    size_t lens[9];
-    for (int i = 0; i < 9; i++) lens[i] = strlen(argv[i]);
-    redisReply *rep = store_call(r->st, 9, argv, lens);
-    if (!rep) return -1;
-    int n = 0;
+    *catching_up = r->last_pending[shard][0] != '\0';
+    store_args_init(a);
+    store_args_add(a, "XREADGROUP"), store_args_add(a, "GROUP"), store_args_add(a, RELAY_GROUP);
+    store_args_add(a, r->consumer), store_args_add(a, "COUNT"), store_args_addf(a, "%d", room);
+    store_args_add(a, "STREAMS"), store_args_addf(a, "%s", key);
+    store_args_addf(a, "%s", *catching_up ? r->last_pending[shard] : ">");
+    return 1;
+}
+
+/* Sends the entries a read returned; returns how many, or -1 with err. */
+static int relay_read_reply(relay *r, int shard, int catching_up, const redisReply *rep) {
     if (rep->type == REDIS_REPLY_ERROR) {
-        err_set("XREADGROUP %s: %s", key, rep->str);
+        err_set("XREADGROUP %s: %s", r->stream_name, rep->str);
         if (strncmp(rep->str, "NOGROUP", 7) == 0) r->checked_group[shard] = 0;
-        n = -1;
-    } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1) {
-        const redisReply *entries = rep->element[0]->element[1];
-        for (size_t i = 0; i < entries->elements; i++) {
-            relay_admit(r, shard, entries->element[i]);
-            if (catching_up)
-                snprintf(r->last_pending[shard], RELAY_ENTRY_ID_LEN, "%s", entries->element[i]->element[0]->str);
-        }
-        n = (int)entries->elements;
-        if (catching_up && n == 0) r->last_pending[shard][0] = '\0';
-    } else if (catching_up) {
-        r->last_pending[shard][0] = '\0';
+        return -1;
     }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 1) {
+        if (catching_up) r->last_pending[shard][0] = '\0';
+        return 0;
+    }
+    const redisReply *entries = rep->element[0]->element[1];
+    for (size_t i = 0; i < entries->elements; i++) {
+        relay_admit(r, shard, entries->element[i]);
+        if (catching_up)
+            snprintf(r->last_pending[shard], RELAY_ENTRY_ID_LEN, "%s", entries->element[i]->element[0]->str);
+    }
+    if (catching_up && entries->elements == 0) r->last_pending[shard][0] = '\0';
+    return (int)entries->elements;
+}
+
+/* Reads up to the free window from one shard's outbox; returns entries read or -1. */
+static int relay_read_shard(relay *r, int shard) {
+    store_args a;
+    int catching_up, built = relay_read_args(r, shard, &a, &catching_up);
+    if (built <= 0) return built;
+    redisReply *rep = store_args_call(r->st, &a);
+    if (!rep) return -1;
+    int n = relay_read_reply(r, shard, catching_up, rep);
     freeReplyObject(rep);
     return n;
 }
@@ -299,31 +326,47 @@ static void relay_read(relay *r) {
     r->poked = full;
 }
 
+#define RELAY_ACKS_PER_CALL 240
+
+/* Builds the removal of one shard's acknowledged entries (outbox_ack); returns how many it names (0: none). */
+static int relay_ack_args(relay *r, int shard, store_args *a) {
+    char key[STORE_KEY_LEN];
+    store_key(r->st, shard, r->stream_name, key);
+    store_args_init(a);
+    store_args_add(a, "FCALL"), store_args_add(a, "outbox_ack"), store_args_add(a, "1");
+    store_args_addf(a, "%s", key), store_args_add(a, RELAY_GROUP);
+    int n = 0;
+    for (int i = 0; i < r->count && n < RELAY_ACKS_PER_CALL; i++)
+        if (r->entries[i].acked && r->entries[i].shard == shard) store_args_add(a, r->entries[i].entry_id), n++;
+    return n;
+}
+
+/* Forgets the entries an outbox_ack removed (the first n acknowledged ones of the shard, in window order). */
+static void relay_acks_applied(relay *r, int shard, int n, const redisReply *rep) {
+    if (rep->type == REDIS_REPLY_ERROR) {
+        log_error(NULL, NULL, "outbox_ack on %s: %s", r->stream_name, rep->str);
+        return;
+    }
+    int marked[RELAY_ACKS_PER_CALL], k = 0;
+    for (int i = 0; i < r->count && k < n; i++)
+        if (r->entries[i].acked && r->entries[i].shard == shard) marked[k++] = i;
+    /* From the end: removing an entry moves the window's last one into its place. */
+    while (k > 0) relay_remove(r, &r->entries[marked[--k]]);
+}
+
 /* Removes acknowledged entries from their outbox streams, one Redis call per shard. */
 static void relay_flush_acks(relay *r) {
     for (int shard = 0; shard < store_shards(r->st); shard++) {
-        const char *argv[4 + 512];
-        size_t lens[4 + 512];
-        char key[STORE_KEY_LEN];
-        store_key(r->st, shard, r->stream_name, key);
-        int n = 0;
-        argv[n++] = "FCALL", argv[n++] = "outbox_ack", argv[n++] = "1", argv[n++] = key, argv[n++] = RELAY_GROUP;
-        for (int i = 0; i < r->count && n < (int)(sizeof(argv) / sizeof(argv[0])); i++)
-            if (r->entries[i].acked && r->entries[i].shard == shard) argv[n++] = r->entries[i].entry_id;
-        if (n == 5) continue;
-        for (int i = 0; i < n; i++) lens[i] = strlen(argv[i]);
-        redisReply *rep = store_call(r->st, n, argv, lens);
+        store_args a;
+        int n = relay_ack_args(r, shard, &a);
+        if (n == 0) continue;
+        redisReply *rep = store_args_call(r->st, &a);
         if (!rep) { /* keep them marked: flushed when Redis is back */
             relay_redis_failed(r);
             return;
         }
-        int ok = rep->type != REDIS_REPLY_ERROR;
-        if (!ok) log_error(NULL, NULL, "outbox_ack on %s: %s", key, rep->str);
+        relay_acks_applied(r, shard, n, rep);
         freeReplyObject(rep);
-        if (!ok) continue;
-        int removed = n - 5;
-        for (int i = r->count - 1; i >= 0 && removed > 0; i--)
-            if (r->entries[i].acked && r->entries[i].shard == shard) relay_remove(r, &r->entries[i]), removed--;
     }
 }
 
@@ -473,6 +516,51 @@ static void relay_claim(relay *r) {
             relay_redis_failed(r);
             return;
         }
+    }
+}
+
+static void relay_acks_done(void *ctx, redisReply *rep) {
+    relay_queued *q = ctx;
+    relay *r = q->r;
+    if (!rep) {
+        relay_redis_failed(r);
+        return;
+    }
+    relay_acks_applied(r, q->shard, q->acks, rep);
+    freeReplyObject(rep);
+}
+
+static void relay_read_done(void *ctx, redisReply *rep) {
+    relay_queued *q = ctx;
+    relay *r = q->r;
+    int n = rep ? relay_read_reply(r, q->shard, q->catching_up, rep) : -1;
+    if (rep) freeReplyObject(rep);
+    if (n < 0) {
+        log_warn(NULL, NULL, "relay to %s: %s", settings_service_name(r->dest), err_get());
+        relay_redis_failed(r);
+        return;
+    }
+    if (n >= r->cfg->relay_batch || r->last_pending[q->shard][0]) r->read_full = 1;
+    if (q->shard == store_shards(r->st) - 1) {
+        /* The read came after the writes that poked the relay: it saw their entries. */
+        r->poked = r->read_full;
+        r->read_full = 0;
+        r->next_scan = clock_mono_ms() + r->cfg->relay_scan_ms;
+    }
+}
+
+void relay_queue(relay *r, int fed) {
+    if (clock_mono_ms() < r->redis_backoff_until) return;
+    for (int shard = 0; shard < store_shards(r->st); shard++) {
+        store_args a;
+        r->queued[shard].acks = relay_ack_args(r, shard, &a);
+        if (r->queued[shard].acks > 0 && store_defer(r->st, &a, relay_acks_done, &r->queued[shard]) != 0) return;
+    }
+    for (int shard = 0; fed && shard < store_shards(r->st); shard++) {
+        store_args a;
+        if (relay_read_args(r, shard, &a, &r->queued[shard].catching_up) != 1 ||
+            store_defer(r->st, &a, relay_read_done, &r->queued[shard]) != 0)
+            return;
     }
 }
 

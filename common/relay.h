@@ -31,6 +31,11 @@ void *relay_socket(relay *r);
 /* Tells the relay that new entries were just written to its outbox. */
 void relay_poke(relay *r);
 
+/* Queues, behind the writes waiting in the store (store_defer), what the relay has for Redis, so that the one
+ * round trip of store_flush carries it too: the removal of the entries acknowledged since, and when fed (those
+ * writes may append to its outbox), the read of its new entries, which then sees them. */
+void relay_queue(relay *r, int fed);
+
 /* Reads ACK/RETRY/REJECT replies waiting on the socket. */
 void relay_on_readable(relay *r);
 

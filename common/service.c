@@ -58,6 +58,24 @@ typedef struct service_pending {
 } service_pending;
 
 #define SERVICE_PENDING_MAX 256
+/* Messages read from the ROUTER at one time: bounded so that the relays keep running under a flood. */
+#define SERVICE_BURST 256
+#define SERVICE_AHEAD_SIG 512
+
+/* One message of a burst: as received, decoded, and the reply to the read its handler starts with when that
+ * read went to Redis with the burst's other reads. */
+typedef struct service_read {
+    int sent;                        /* this read went ahead, and its reply was not taken yet */
+    redisReply *reply;               /* NULL when Redis was unreachable */
+    char sig[SERVICE_AHEAD_SIG];     /* its arguments, to give it only to the same read */
+} service_read;
+
+typedef struct service_incoming {
+    bus_msg msg;
+    Sav__Envelope *env;  /* NULL when not [identity][empty][envelope] or refused (refusal says why) */
+    char refusal[256];
+    service_read ahead[SERVICE_READS_AHEAD];
+} service_incoming;
 #define SERVICE_MAX_ROUTES 8
 #define SERVICE_HEALTH_MS 1000   /* how often the health the HTTP probes read is refreshed */
 #define SERVICE_LIVE_MS 10000    /* a loop silent this long is not alive */
@@ -93,7 +111,11 @@ struct service {
     int serving;                  /* a request is being handled */
     const auth_identity *caller;  /* who sent it (NULL when security.curve is off) */
     const service_message *current; /* the message being handled, for a handler that queues its write */
+    service_incoming *burst;      /* SERVICE_BURST messages read at once */
+    store_args *reads;            /* SERVICE_READS_AHEAD, where a route builds its reads ahead */
+    service_incoming *handling;   /* the one of them being handled */
     char pending[SERVICE_PENDING_MAX][ENVELOPE_ID_LEN]; /* the tickets with a queued write */
+    unsigned feeds;               /* bit per service: a queued write may append to the outbox towards it */
     int npending;
     httpd *http;                  /* SERVICE.http_listen: health, metrics, and the routes the service adds */
     httpd_route routes[SERVICE_MAX_ROUTES];
@@ -371,7 +393,6 @@ Sav__Ack__Status service_apply_event(service *svc, const Sav__Envelope *in, cons
     return status;
 }
 
-/* Sums XLEN over every shard of a stream name. */
 /* Reads the service's health from Redis now. */
 static void service_health_read(service *svc, health_facts *h) {
     const char *outboxes[SERVICE_MAX_RELAYS];
@@ -663,9 +684,15 @@ static void service_send_reply(service *svc, const uint8_t *identity, size_t idl
     envelope_buf_free(&frame);
 }
 
-/* Sends the queued writes of the burst, then every answer that waited for them. */
+/* Sends the queued writes of the burst, then every answer that waited for them. The relays' acknowledgements,
+ * and the reads of the outboxes those writes append to, go in the same round trip, after the writes. */
 static void service_flush(service *svc) {
-    if (store_deferred(svc->st)) store_flush(svc->st);
+    if (store_deferred(svc->st)) {
+        for (size_t i = 0; i < svc->nrelays; i++)
+            relay_queue(svc->relays[i], (svc->feeds >> svc->relay_dest[i]) & 1);
+        store_flush(svc->st);
+    }
+    svc->feeds = 0;
     svc->npending = 0;
 }
 
@@ -709,6 +736,7 @@ static void service_event_done(void *ctx, redisReply *r) {
     service_send_reply(p->svc, p->identity, p->idlen, p->message_id, ticket, &reply);
     service_count(p->svc, p->type, p->received_us);
     envelope_buf_free(&reply.body);
+    if (r) freeReplyObject(r);
     free(p);
 }
 
@@ -716,7 +744,10 @@ Sav__Ack__Status service_ack_after(service *svc, const Sav__Envelope *in, const 
                                    char *reason, size_t reason_len) {
     service_pending *p = svc->current ? service_pending_new(svc) : NULL;
     if (p) p->poke = poke;
-    if (p && store_defer(svc->st, a, service_event_done, p) == 0) return SERVICE_ACK_LATER;
+    if (p && store_defer(svc->st, a, service_event_done, p) == 0) {
+        if (poke < SVC_COUNT) svc->feeds |= 1u << poke;
+        return SERVICE_ACK_LATER;
+    }
     free(p);
     /* Not in a burst, or it cannot be queued: applied now. */
     redisReply *r = store_args_call(svc->st, (store_args *)a);
@@ -732,14 +763,16 @@ static void service_request_done(void *ctx, redisReply *r) {
     service_send_reply(p->svc, p->identity, p->idlen, p->message_id, p->ticket[0] ? p->ticket : NULL, &reply);
     service_count(p->svc, p->type, p->received_us);
     envelope_buf_free(&reply.body);
+    if (r) freeReplyObject(r);
     free(p);
 }
 
-void service_reply_after(service *svc, const store_args *a, service_finish_fn finish, void *ctx,
-                         service_reply *reply) {
+void service_reply_after(service *svc, const store_args *a, enum service_id feeds, service_finish_fn finish,
+                         void *ctx, service_reply *reply) {
     service_pending *p = svc->current ? service_pending_new(svc) : NULL;
     if (p) p->finish = finish, p->ctx = ctx;
     if (p && store_defer(svc->st, a, service_request_done, p) == 0) {
+        if (feeds < SVC_COUNT) svc->feeds |= 1u << feeds;
         reply->later = 1;
         return;
     }
@@ -755,14 +788,13 @@ static int service_may_queue(const Sav__Envelope *env) {
 }
 
 /* Handles one message from the ROUTER: [identity][empty][envelope]. */
-static void service_on_message(service *svc, const bus_msg *m) {
-    size_t idlen, emptylen, len;
+static void service_on_message(service *svc, service_incoming *in) {
+    const bus_msg *m = &in->msg;
+    size_t idlen;
     const uint8_t *identity = bus_frame(m, 0, &idlen);
-    const uint8_t *empty = bus_frame(m, 1, &emptylen);
-    const uint8_t *data = bus_frame(m, 2, &len);
     service_reply reply = {0};
     if (!identity) return;
-    if (m->nframes != 3 || !empty || emptylen != 0) {
+    if (!in->env && !in->refusal[0]) {
         log_warn(NULL, NULL, "refused a message of %d frame(s): expected [empty][envelope]", m->nframes - 1);
         service_reply_error(&reply, SAV__ERROR_CODE__ERR_REJECTED, "expected 2 frames [empty][envelope], got %d",
                             m->nframes - 1);
@@ -770,12 +802,12 @@ static void service_on_message(service *svc, const bus_msg *m) {
         envelope_buf_free(&reply.body);
         return;
     }
-    Sav__Envelope *env = envelope_unpack(data, len, (size_t)svc->cfg.max_frame_bytes);
+    const Sav__Envelope *env = in->env;
     const char *user = bus_msg_user_id(m);
     svc->caller = svc->auth && user ? auth_find_name(svc->auth, user) : NULL;
     if (!env) {
-        log_warn(NULL, NULL, "refused a frame: %s", err_get());
-        service_reply_error(&reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
+        log_warn(NULL, NULL, "refused a frame: %s", in->refusal);
+        service_reply_error(&reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", in->refusal);
         service_send_reply(svc, identity, idlen, "invalid", NULL, &reply);
     } else if (svc->auth && !svc->caller) {
         /* Admitted at the handshake, since removed from the authorised clients. */
@@ -790,18 +822,103 @@ static void service_on_message(service *svc, const bus_msg *m) {
         service_message current = {identity, idlen, env, clock_mono_us()};
         svc->serving = 1;
         svc->current = &current;
+        svc->handling = in;
         log_debug(env->ticket_id, env->message_id, "received %s", envelope_type_name(env->type));
         service_dispatch(svc, env, &reply);
         if (!reply.later) {
             service_send_reply(svc, identity, idlen, env->message_id, env->ticket_id, &reply);
             service_count(svc, env->type, current.received_us);
         }
+        svc->handling = NULL;
         svc->current = NULL;
         svc->serving = 0;
     }
     svc->caller = NULL;
     envelope_buf_free(&reply.body);
-    envelope_free(env);
+}
+
+/* Decodes a message just received; a frame that does not decode keeps the reason of its refusal. */
+static void service_decode(service *svc, service_incoming *in) {
+    size_t emptylen, len;
+    const uint8_t *empty = bus_frame(&in->msg, 1, &emptylen);
+    const uint8_t *data = in->msg.nframes == 3 && empty && emptylen == 0 ? bus_frame(&in->msg, 2, &len) : NULL;
+    in->env = data ? envelope_unpack(data, len, (size_t)svc->cfg.max_frame_bytes) : NULL;
+    in->refusal[0] = '\0';
+    if (data && !in->env) snprintf(in->refusal, sizeof(in->refusal), "%s", err_get());
+    for (int i = 0; i < SERVICE_READS_AHEAD; i++) in->ahead[i].sent = 0, in->ahead[i].reply = NULL;
+}
+
+static void service_release(service_incoming *in) {
+    envelope_free(in->env);
+    in->env = NULL;
+    for (int i = 0; i < SERVICE_READS_AHEAD; i++) {
+        if (in->ahead[i].reply) freeReplyObject(in->ahead[i].reply);
+        in->ahead[i].reply = NULL;
+    }
+    bus_msg_close(&in->msg);
+}
+
+/* Joins a command's arguments into out; -1 when they do not fit (such a read is never sent ahead). */
+static int service_read_sig(const store_args *a, char out[SERVICE_AHEAD_SIG]) {
+    size_t used = 0;
+    for (int i = 0; i < a->argc; i++) {
+        if (a->overflow || used + a->len[i] + 1 >= SERVICE_AHEAD_SIG || memchr(a->argv[i], '\0', a->len[i])) return -1;
+        memcpy(out + used, a->argv[i], a->len[i]);
+        used += a->len[i];
+        out[used++] = '\n';
+    }
+    out[used] = '\0';
+    return 0;
+}
+
+static void service_ahead_done(void *ctx, redisReply *r) {
+    ((service_read *)ctx)->reply = r;
+}
+
+/* 1 when a message of the same ticket comes earlier in the burst (its write may change what this one reads). */
+static int service_ticket_earlier(const service_incoming *in, int i) {
+    for (int k = 0; k < i && in[i].env->ticket_id; k++)
+        if (in[k].env && in[k].env->ticket_id && strcmp(in[k].env->ticket_id, in[i].env->ticket_id) == 0) return 1;
+    return 0;
+}
+
+/* Queues the reads of one message's route; returns how many. */
+static int service_queue_reads(service *svc, service_incoming *in) {
+    const service_route *route = service_find_route(svc, in->env->type);
+    int n = route && route->read_ahead ? route->read_ahead(svc, in->env, svc->reads) : 0, queued = 0;
+    for (int r = 0; r < n && r < SERVICE_READS_AHEAD; r++)
+        if (service_read_sig(&svc->reads[r], in->ahead[r].sig) == 0 &&
+            store_defer(svc->st, &svc->reads[r], service_ahead_done, &in->ahead[r]) == 0)
+            in->ahead[r].sent = 1, queued++;
+    return queued;
+}
+
+/* Sends the reads the burst's messages start with in one round trip, instead of one round trip each while they
+ * are handled. A read goes ahead only when no message before it in the burst may change what it reads: none of
+ * the same ticket, and no command (which may change anything) before it. */
+static void service_read_burst_ahead(service *svc, service_incoming *in, int n) {
+    int queued = 0;
+    for (int i = 0; i < n; i++) {
+        if (!in[i].env) continue;
+        if (!service_may_queue(in[i].env)) break;
+        if (!service_ticket_earlier(in, i)) queued += service_queue_reads(svc, &in[i]);
+    }
+    if (queued) store_flush(svc->st);
+}
+
+redisReply *service_read_ahead(service *svc, const store_args *a) {
+    service_incoming *in = svc->handling;
+    char sig[SERVICE_AHEAD_SIG];
+    if (!in || service_read_sig(a, sig) != 0) return NULL;
+    for (int i = 0; i < SERVICE_READS_AHEAD; i++) {
+        service_read *r = &in->ahead[i];
+        if (!r->sent || strcmp(sig, r->sig) != 0) continue;
+        redisReply *reply = r->reply;
+        r->sent = 0;
+        r->reply = NULL;
+        return reply;
+    }
+    return NULL;
 }
 
 static int service_poll_timeout(const service *svc) {
@@ -838,11 +955,13 @@ static void service_loop(service *svc) {
         if (svc->auth && (handshakes || clock_mono_ms() >= svc->next_auth_check)) service_auth_refresh(svc);
         if (handshakes) zap_on_readable(svc->zap);
         service_log_handshakes(svc);
-        bus_msg m;
-        /* Bounded burst so relays keep running under a flood of requests. */
-        for (int burst = 0; burst < 256 && !service_stop && bus_recv(svc->router, &m) == 1; burst++) {
-            service_on_message(svc, &m);
-            bus_msg_close(&m);
+        int received = 0;
+        while (received < SERVICE_BURST && !service_stop && bus_recv(svc->router, &svc->burst[received].msg) == 1)
+            service_decode(svc, &svc->burst[received++]);
+        service_read_burst_ahead(svc, svc->burst, received);
+        for (int i = 0; i < received; i++) {
+            service_on_message(svc, &svc->burst[i]);
+            service_release(&svc->burst[i]);
         }
         service_flush(svc);
         for (size_t i = 0; i < svc->nrelays; i++) {
@@ -938,6 +1057,11 @@ static int service_start(service *svc) {
                  "client may run every command");
     svc->st = store_open(s);
     if (!svc->st) return -1;
+    if (!(svc->burst = calloc(SERVICE_BURST, sizeof(*svc->burst))) ||
+        !(svc->reads = malloc(SERVICE_READS_AHEAD * sizeof(*svc->reads)))) {
+        err_set("out of memory");
+        return -1;
+    }
     if (svc->def->uses_catalog && service_catalog_sync(svc) == 0 && !svc->cat && service_catalog_bootstrap(svc) != 0)
         return -1;
     if (svc->def->uses_catalog && !svc->cat && service_catalog_bootstrap(svc) != 0) return -1;
@@ -983,6 +1107,8 @@ static void service_close(service *svc) {
     auth_free(svc->auth);
     keys_forget(&svc->keys);
     store_close(svc->st);
+    free(svc->burst);
+    free(svc->reads);
     catalog_free(svc->cat);
     bus_shutdown();
 }

@@ -44,6 +44,13 @@ typedef void (*service_finish_fn)(service *svc, const redisReply *r, void *ctx, 
 typedef void (*service_request_fn)(service *svc, const Sav__Envelope *req, service_reply *reply);
 typedef Sav__Ack__Status (*service_event_fn)(service *svc, const Sav__Envelope *event, char *reason, size_t reason_len);
 
+#define SERVICE_READS_AHEAD 2
+
+/* Builds into reads[0..] the read-only commands a message's handler starts with (at most SERVICE_READS_AHEAD);
+ * returns how many (0: none). The service sends the reads of a whole burst in one round trip before it handles
+ * its messages, and each handler finds its replies with service_read_ahead. */
+typedef int (*service_read_ahead_fn)(service *svc, const Sav__Envelope *msg, store_args reads[SERVICE_READS_AHEAD]);
+
 /* An operator command served by a service: its name, the argument names it accepts, its handler. */
 typedef struct service_command {
     const char *name;
@@ -51,11 +58,12 @@ typedef struct service_command {
     void (*run)(service *svc, const Sav__Command *cmd, service_reply *reply);
 } service_command;
 
-/* One entry of a service's dispatch table: exactly one of on_request and on_event is set. */
+/* One entry of a service's dispatch table: exactly one of on_request and on_event is set; read_ahead is optional. */
 typedef struct service_route {
     Sav__MessageType type;
     service_request_fn on_request;
     service_event_fn on_event;
+    service_read_ahead_fn read_ahead;
 } service_route;
 
 typedef struct service_def {
@@ -89,6 +97,12 @@ const char *service_actor(const service *svc);
 
 /* Returns the service's Redis connection. */
 store *service_store(service *svc);
+
+/* Returns the reply to the read `a` when the route of the message being handled sent exactly that read ahead
+ * with the rest of its burst (the caller frees it; it may be an error reply), else NULL: the caller then sends
+ * the read itself. Nothing earlier in the burst could have changed what was read: no message of the same ticket,
+ * and no command, came before it. */
+redisReply *service_read_ahead(service *svc, const store_args *a);
 
 /* Returns the relay towards dest (poke it after writing to its outbox), or NULL if the service has none. */
 relay *service_relay(service *svc, enum service_id dest);
@@ -156,9 +170,10 @@ Sav__Ack__Status service_ack_after(service *svc, const Sav__Envelope *in, const 
                                    char *reason, size_t reason_len);
 
 /* Ends a request handler the same way: its write is queued, and finish(ctx) builds the reply from the answer once
- * the burst's writes are done (reply is then sent by the service). */
-void service_reply_after(service *svc, const store_args *a, service_finish_fn finish, void *ctx,
-                         service_reply *reply);
+ * the burst's writes are done (reply is then sent by the service). feeds: the service whose outbox the write may
+ * append to (its relay reads it in the same round trip), or SVC_COUNT. */
+void service_reply_after(service *svc, const store_args *a, enum service_id feeds, service_finish_fn finish,
+                         void *ctx, service_reply *reply);
 
 /* Writes the dedup key of an incoming message for this service into out. */
 void service_seen_key(service *svc, const Sav__Envelope *in, char out[STORE_KEY_LEN]);

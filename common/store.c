@@ -2,6 +2,7 @@
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -52,6 +53,8 @@ struct store {
     char sentinel_password[SETTINGS_STR];
     int wait_replicas;         /* WAIT after writes: a write counts once this many replicas have it */
     int wait_ms;
+    metrics_counter *m_commands, *m_round_trips; /* what the process costs Redis: every command sent, and how
+                                                  * many times it waited for Redis to answer */
 };
 
 #define STORE_BACKOFF_MIN_MS 50
@@ -255,6 +258,11 @@ store *store_open(const settings *s) {
     snprintf(st->sentinel_password, sizeof(st->sentinel_password), "%s", s->redis_sentinel_password);
     st->wait_replicas = s->redis_wait_replicas;
     st->wait_ms = s->redis_wait_ms;
+    st->m_commands = metrics_counter_new("sav_redis_commands_total",
+                                         "Commands sent to Redis (a Function call counts once)", NULL, NULL);
+    st->m_round_trips = metrics_counter_new("sav_redis_round_trips_total",
+                                            "Times the process sent commands to Redis and waited for the answers",
+                                            NULL, NULL);
     if (s->self < SVC_COUNT && strcmp(s->redis_user[s->self], "none") != 0) {
         snprintf(st->user, sizeof(st->user), "%s", s->redis_user[s->self]);
         snprintf(st->password, sizeof(st->password), "%s", s->redis_password[s->self]);
@@ -410,6 +418,8 @@ static int store_pipeline_once(store *st, int n, const int *argc, const char ***
         store_drop(st);
         return -1;
     }
+    metrics_add(st->m_commands, (uint64_t)(n + wait));
+    metrics_add(st->m_round_trips, 1);
     redisReply *waited = NULL;
     if (store_read_replies(st, n, out, what, stale) != 0) return -1;
     if (wait && store_read_replies(st, 1, &waited, what, stale) != 0) {
@@ -594,7 +604,6 @@ int store_flush(store *st) {
         store_queued *q = &st->queued[i];
         redisReply *r = rc == 0 ? replies[i] : NULL;
         q->done(q->ctx, r);
-        if (r) freeReplyObject(r);
         free(q->block);
     }
     return rc == 0 ? n : -1;

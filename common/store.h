@@ -98,7 +98,7 @@ redisReply *store_args_call(store *st, store_args *a);
  * reply. */
 const char *store_field(const redisReply *flat, const char *name);
 
-/* Called with a queued command's reply (NULL with err when Redis was unreachable); the store frees the reply. */
+/* Called with a queued command's reply (NULL with err when Redis was unreachable); the callee owns the reply. */
 typedef void (*store_done_fn)(void *ctx, redisReply *r);
 
 /* Queues a command (its arguments are copied) for the next store_flush, which sends every queued command in one

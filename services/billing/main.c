@@ -1,15 +1,16 @@
 /* sav-billing: coverage estimates, quotes, invoices with gapless numbering, payments, credit notes, reminders and
  * the manufacturer's warranty claims. */
 #include "estimate.h"
+#include "facts.h"
 #include "invoice.h"
 #include "quote.h"
 #include "reminders.h"
 #include "service.h"
 
 static const service_route billing_routes[] = {
-    {SAV__MESSAGE_TYPE__PREDIAGNOSIS_DONE, NULL, estimate_on_prediagnosis},
-    {SAV__MESSAGE_TYPE__VERDICT_RECORDED, NULL, quote_on_verdict},
-    {SAV__MESSAGE_TYPE__TICKET_READY, NULL, invoice_on_ready},
+    {SAV__MESSAGE_TYPE__PREDIAGNOSIS_DONE, NULL, estimate_on_prediagnosis, facts_read_ahead},
+    {SAV__MESSAGE_TYPE__VERDICT_RECORDED, NULL, quote_on_verdict, facts_read_ahead},
+    {SAV__MESSAGE_TYPE__TICKET_READY, NULL, invoice_on_ready, NULL},
 };
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

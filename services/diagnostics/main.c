@@ -8,7 +8,7 @@
 #include "verdict.h"
 
 static const service_route diagnostics_routes[] = {
-    {SAV__MESSAGE_TYPE__TICKET_RECEIVED, NULL, prediag_on_ticket_received},
+    {SAV__MESSAGE_TYPE__TICKET_RECEIVED, NULL, prediag_on_ticket_received, NULL},
 };
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

@@ -97,22 +97,42 @@ static int intake_check(service *svc, const Sav__TicketOpen *o, intake_ticket *t
     return 0;
 }
 
-/* Reads the customer's and the product's facts (one round trip). 0, 1 not found (err set), -1 Redis down. */
+/* Builds the two reads of a ticket open: the customer's facts, then the product's. */
+static void intake_reads(service *svc, const char *customer_id, const char *serial, store_args reads[2]) {
+    char name[96], key[STORE_KEY_LEN];
+    store_args_init(&reads[0]), store_args_init(&reads[1]);
+    snprintf(name, sizeof(name), "customer:%s", customer_id), store_key(service_store(svc), 0, name, key);
+    store_args_add(&reads[0], "HMGET"), store_args_addf(&reads[0], "%s", key);
+    for (size_t i = 0; i < sizeof(intake_customer_fields) / sizeof(intake_customer_fields[0]); i++)
+        store_args_add(&reads[0], intake_customer_fields[i]);
+    snprintf(name, sizeof(name), "product:%s", serial), store_key(service_store(svc), 0, name, key);
+    store_args_add(&reads[1], "HMGET"), store_args_addf(&reads[1], "%s", key);
+    for (size_t i = 0; i < sizeof(intake_product_fields) / sizeof(intake_product_fields[0]); i++)
+        store_args_add(&reads[1], intake_product_fields[i]);
+}
+
+int intake_read_ahead(service *svc, const Sav__Envelope *req, store_args reads[SERVICE_READS_AHEAD]) {
+    Sav__TicketOpen *o = (Sav__TicketOpen *)envelope_body(req, &sav__ticket_open__descriptor);
+    int n = o && o->customer_id && o->serial ? 2 : 0;
+    if (n) intake_reads(svc, o->customer_id, o->serial, reads);
+    if (o) sav__ticket_open__free_unpacked(o, NULL);
+    return n;
+}
+
+/* Reads the customer's and the product's facts (one round trip, or none when they were read ahead with the rest
+ * of the burst). 0, 1 not found (err set), -1 Redis down. */
 static int intake_lookup(service *svc, const Sav__TicketOpen *o, intake_ticket *t) {
-    char ckey[STORE_KEY_LEN], pkey[STORE_KEY_LEN], name[96];
-    snprintf(name, sizeof(name), "customer:%s", o->customer_id), store_key(service_store(svc), 0, name, ckey);
-    snprintf(name, sizeof(name), "product:%s", o->serial), store_key(service_store(svc), 0, name, pkey);
-    const char *cargv[] = {"HMGET", ckey, intake_customer_fields[0], intake_customer_fields[1]};
-    const char *pargv[] = {"HMGET", pkey, intake_product_fields[0], intake_product_fields[1], intake_product_fields[2],
-                           intake_product_fields[3]};
-    size_t clens[4], plens[6];
-    for (int i = 0; i < 4; i++) clens[i] = strlen(cargv[i]);
-    for (int i = 0; i < 6; i++) plens[i] = strlen(pargv[i]);
-    const int argc[] = {4, 6};
-    const char **argv[] = {cargv, pargv};
-    const size_t *lens[] = {clens, plens};
-    redisReply *out[2];
-    if (store_pipeline(service_store(svc), 2, argc, argv, lens, out) != 0) return -1;
+    store_args reads[2];
+    intake_reads(svc, o->customer_id, o->serial, reads);
+    redisReply *out[2] = {service_read_ahead(svc, &reads[0]), service_read_ahead(svc, &reads[1])};
+    if (!out[0] || !out[1]) {
+        if (out[0]) freeReplyObject(out[0]);
+        if (out[1]) freeReplyObject(out[1]);
+        const int argc[] = {reads[0].argc, reads[1].argc};
+        const char **argv[] = {reads[0].argv, reads[1].argv};
+        const size_t *lens[] = {reads[0].len, reads[1].len};
+        if (store_pipeline(service_store(svc), 2, argc, argv, lens, out) != 0) return -1;
+    }
     t->customer = out[0];
     t->product = out[1];
     if (out[0]->type != REDIS_REPLY_ARRAY || out[0]->element[CU_TYPE]->type != REDIS_REPLY_STRING) {
@@ -224,7 +244,7 @@ static void intake_store(service *svc, const Sav__TicketOpen *o, const intake_ti
         service_reply_error(reply, SAV__ERROR_CODE__ERR_INTERNAL, "out of memory");
         return;
     }
-    service_reply_after(svc, &a, intake_opened, request_id, reply);
+    service_reply_after(svc, &a, SVC_DIAGNOSTICS, intake_opened, request_id, reply);
 }
 
 void intake_open(service *svc, const Sav__TicketOpen *o, service_reply *reply) {

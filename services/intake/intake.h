@@ -10,6 +10,9 @@
 /* ticket.open request: validates, checks the customer and product, stores the ticket, emits TicketReceived. */
 void intake_on_ticket_open(service *svc, const Sav__Envelope *req, service_reply *reply);
 
+/* The reads a ticket open starts with (its customer's and product's facts), sent ahead with its burst's. */
+int intake_read_ahead(service *svc, const Sav__Envelope *req, store_args reads[SERVICE_READS_AHEAD]);
+
 /* Opens a ticket from a decoded request (also used by the maintenance timer); fills reply. */
 void intake_open(service *svc, const Sav__TicketOpen *o, service_reply *reply);
 

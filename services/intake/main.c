@@ -3,8 +3,8 @@
 #include "service.h"
 
 static const service_route intake_routes[] = {
-    {SAV__MESSAGE_TYPE__TICKET_OPEN, intake_on_ticket_open, NULL},
-    {SAV__MESSAGE_TYPE__TICKET_SHOW, intake_on_ticket_show, NULL},
+    {SAV__MESSAGE_TYPE__TICKET_OPEN, intake_on_ticket_open, NULL, intake_read_ahead},
+    {SAV__MESSAGE_TYPE__TICKET_SHOW, intake_on_ticket_show, NULL, NULL},
 };
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

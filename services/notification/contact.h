@@ -33,6 +33,9 @@ typedef struct contact_route {
  * (ticket not there yet, Redis down) or REJECT (no customer record, no language) with reason set. */
 Sav__Ack__Status contact_read(service *svc, const char *ticket_id, contact *c, char *reason, size_t reason_len);
 
+/* The read contact_read starts with, for an event's ticket: the read_ahead of notification's routes. */
+int contact_read_ahead(service *svc, const Sav__Envelope *event, store_args reads[SERVICE_READS_AHEAD]);
+
 /* Fills out with the channels the customer consented to, or one "call" route; returns how many (1 or 2). */
 int contact_routes(const contact *c, contact_route out[CONTACT_MAX_ROUTES]);
 

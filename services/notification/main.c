@@ -1,12 +1,13 @@
 /* sav-notification: renders the customer's messages in their language and
  * records each once in the ticket's notification log. */
+#include "contact.h"
 #include "listing.h"
 #include "notify.h"
 #include "service.h"
 
 static const service_route notification_routes[] = {
-    {SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED, NULL, notify_on_coverage_estimated},
-    {SAV__MESSAGE_TYPE__CUSTOMER_NOTICE, NULL, notify_on_customer_notice},
+    {SAV__MESSAGE_TYPE__COVERAGE_ESTIMATED, NULL, notify_on_coverage_estimated, contact_read_ahead},
+    {SAV__MESSAGE_TYPE__CUSTOMER_NOTICE, NULL, notify_on_customer_notice, contact_read_ahead},
 };
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})

@@ -175,8 +175,10 @@ static int bench_phase_run(const settings *cfg, const bench_opts *o, enum servic
     for (long i = 0; i < count && rc == 0; i++) {
         if (rate > 0) {
             int64_t due = start + (int64_t)((double)i * 1e6 / rate);
-            for (int64_t now = bench_now_us(); now < due; now = bench_now_us())
-                if (bench_poll(c, (int)((due - now) / 1000)) < 0) rc = -1;
+            /* Rounded up: a wait under a millisecond would be a zero timeout, a busy loop taking a core from
+             * the services it measures. A send is at most that late; the next ones catch up with the schedule. */
+            for (int64_t now = bench_now_us(); now < due && rc == 0; now = bench_now_us())
+                if (bench_poll(c, (int)((due - now + 999) / 1000)) < 0) rc = -1;
         }
         char mid[ENVELOPE_ID_LEN];
         snprintf(mid, sizeof(mid), "bench-%s-%s-%ld", o->run, ph->name, i);
