@@ -139,13 +139,19 @@ local function create_ticket(prefix, seq, outbox, shard, nshards, year, now, kin
   local n = redis.call('INCR', seq)
   local tid = string.format('T-%s-%06d', year, (n - 1) * nshards + shard + 1)
   local tkey = prefix .. 'ticket:' .. tid
-  redis.call('HSET', tkey, 'id', tid, 'created_at', now, unpack(fields))
-  set_state(prefix, tid, tkey, nil, 'received', now)
+  local opened_by = 'intake'
+  for i = 1, #fields - 1, 2 do
+    if fields[i] == 'opened_by' then opened_by = fields[i + 1] end
+  end
+  -- set_state's fields in the same HSET: a new ticket has no earlier state to leave.
+  redis.call('HSET', tkey, 'id', tid, 'created_at', now, 'state', 'received', 'updated_at', now, 'state_since', now,
+    unpack(fields))
+  redis.call('ZADD', prefix .. 'state:received', now, tid)
   redis.call('ZADD', prefix .. 'tickets', now, tid)
   redis.call('ZADD', ckey .. ':tickets', now, tid)
   redis.call('ZADD', pkey .. ':tickets', now, tid)
   if kind == 'repair' then redis.call('SET', okey, tid) end
-  timeline_add(prefix, tid, now, 'ticket.received', 'received', redis.call('HGET', tkey, 'opened_by') or 'intake', '')
+  timeline_add(prefix, tid, now, 'ticket.received', 'received', opened_by, '')
   outbox_add(outbox, tid .. '/ticket.received', '100', tid, now, 'intake', body)
   return tid
 end
@@ -198,8 +204,9 @@ local function event_apply(keys, args)
   if new_state ~= '' and (need == '' or state == need) then
     set_state(prefix, tid, tkey, state, new_state, now)
     state = new_state
+  else
+    redis.call('HSET', tkey, 'updated_at', now)
   end
-  redis.call('HSET', tkey, 'updated_at', now)
   timeline_add(prefix, tid, now, args[8], state, args[9], args[10])
   if args[11] ~= '' then
     outbox_add(keys[2], tid .. '/' .. args[8], args[11], tid, now, args[9], args[12])
@@ -224,7 +231,7 @@ local function notification_record(keys, args)
   local state = redis.call('HGET', tkey, 'state')
   if not state then return 'retry:ticket ' .. tid .. ' not found' end
   local count = tonumber(args[6])
-  local recorded = {}
+  local recorded, ids = {}, {}
   for i = 0, count - 1 do
     local b = 7 + i * 11
     local nid = args[b]
@@ -236,15 +243,16 @@ local function notification_record(keys, args)
         'status', args[b + 2], 'recipient', args[b + 3], 'subject', args[b + 4], 'body', args[b + 5],
         'lang', args[b + 6], 'version', args[b + 7], 'sms_coding', args[b + 8], 'sms_parts', args[b + 9], 'urgent', args[b + 10],
         'at', now)
-      redis.call('RPUSH', prefix .. 'notifs:' .. tid, nid)
       redis.call('ZADD', prefix .. 'notifs:all', now, nid)
       -- A message to send waits in its channel's queue; the sender claims it from there.
       if args[b + 2] == 'queued' then
         redis.call('ZADD', prefix .. (args[b + 1] == 'sms' and 'sms:queue' or 'mail:queue'), now, nid)
       end
       recorded[#recorded + 1] = args[b + 1]
+      ids[#ids + 1] = nid
     end
   end
+  if #ids > 0 then redis.call('RPUSH', prefix .. 'notifs:' .. tid, unpack(ids)) end
   if #recorded > 0 then
     timeline_add(prefix, tid, now, 'notification.recorded', state, 'notification', table.concat(recorded, ','))
   end
