@@ -19,7 +19,8 @@ const char savctl_help_check[] =
     "DESCRIPTION\n"
     "    Intake reads the whole data set and reports every inconsistency, for instance after a\n"
     "    restore from a backup (README, Operating SAV). It checks that every ticket of the tickets\n"
-    "    index exists with its timeline, is in the index of its state (state:<s>) and in its\n"
+    "    index exists with its timeline (a packed ticket: with a packed value that inflates and\n"
+    "    matches its digest), is in the index of its state (state:<s>) and in its\n"
     "    customer's and product's, and that its customer and product exist; that every\n"
     "    notification listed for a ticket exists; that each state index names only tickets in that\n"
     "    state; that each year's invoice numbers FAC-YYYY-000001.. are continuous up to\n"
@@ -31,7 +32,8 @@ const char savctl_help_check[] =
     "OPTIONS\n"
     "    --timeout SECONDS    how long to wait for the answer (default 300)\n\n"
     "OUTPUT\n"
-    "    The counts (tickets per state, notifications, customers, invoices per year with their\n"
+    "    The counts (tickets per state, notifications, packed tickets and the bytes of their values,\n"
+    "    customers, invoices per year with their\n"
     "    sequence, archived tickets, archive files and lines), then each problem, one per line, and\n"
     "    \"consistent\" or \"INCONSISTENT\". --json: {\"consistent\", \"complete\", \"counts\": {...},\n"
     "    \"problems\": [...] (at most 500), \"problems_total\", \"elapsed_ms\"}.\n\n"
@@ -204,7 +206,9 @@ int savctl_cmd_check(savctl *ctl, int argc, char **argv) {
         printf("%s%s %lld", first ? "" : ", ", k, (long long)json_integer_value(v));
         first = 0;
     }
-    printf(")\n%-24s %lld\n%-24s %lld\n", "notifications", archive_int(counts, "notifications"), "customers",
+    printf(")\n%-24s %lld\n%-24s %lld  (%lld bytes for %lld of records)\n%-24s %lld\n", "notifications",
+           archive_int(counts, "notifications"), "packed", archive_int(counts, "packed"),
+           archive_int(counts, "packed_bytes"), archive_int(counts, "packed_payload_bytes"), "customers",
            archive_int(counts, "customers"));
     json_object_foreach((json_t *)json_object_get(counts, "invoices"), k, v) {
         char label[32];
