@@ -217,9 +217,13 @@ static int packing_one(service *svc, const char *tid, int64_t cutoff, int64_t no
 static int packing_pass(service *svc, long limit, long examine_max, long cursors[PACKING_NSTATES],
                         packing_report *rep) {
     int64_t now = clock_now_ms();
-    int64_t cutoff = now - (int64_t)service_settings(svc)->pack_after_days * DAY_MS;
-    char max[24];
+    const settings *cfg = service_settings(svc);
+    int64_t cutoff = now - (int64_t)cfg->pack_after_days * DAY_MS;
+    char min[24] = "-inf", max[24];
     snprintf(max, sizeof(max), "%lld", (long long)cutoff);
+    /* Tickets closed before the archiving cutoff are archiving's next: packing them would only make it unpack them. */
+    if (cfg->archive_after_days)
+        snprintf(min, sizeof(min), "(%lld", (long long)(now - (int64_t)cfg->archive_after_days * DAY_MS));
     for (int s = 0; s < PACKING_NSTATES; s++) {
         char index[32], key[STORE_KEY_LEN];
         snprintf(index, sizeof(index), "state:%s", packing_states[s]);
@@ -231,7 +235,7 @@ static int packing_pass(service *svc, long limit, long examine_max, long cursors
             }
             store_args a;
             store_args_init(&a);
-            store_args_add(&a, "ZRANGEBYSCORE"), store_args_add(&a, key), store_args_add(&a, "-inf");
+            store_args_add(&a, "ZRANGEBYSCORE"), store_args_add(&a, key), store_args_add(&a, min);
             store_args_add(&a, max), store_args_add(&a, "LIMIT"), store_args_addf(&a, "%ld", cursors[s]);
             store_args_addf(&a, "%d", PACKING_CHUNK);
             redisReply *ids = store_args_call(service_store(svc), &a);
