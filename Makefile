@@ -33,7 +33,8 @@ CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -DSAV_VERSION='"$(SAV_VERSION
 LDLIBS_ALL = $(SANFLAGS) $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread $(LDFLAGS)
 
 COMMON_SRC := $(wildcard common/*.c)
-COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sav.pb-c.o $(OBJ)/gen/functions_lua.o
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OBJ)/%.o) $(OBJ)/gen/sav.pb-c.o $(OBJ)/gen/functions_lua.o \
+              $(OBJ)/gen/pack_dict_1.o
 SERVICES := intake diagnostics billing notification
 SERVICE_BINS := $(SERVICES:%=$(BIN)/sav-%)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -59,6 +60,11 @@ $(GEN)/sav.pb-c.c $(GEN)/sav.pb-c.h: proto/sav.proto
 $(GEN)/functions_lua.c: common/redis/sav.lua tools/embed.sh
 	@mkdir -p $(GEN)
 	tools/embed.sh store_functions_lua $< > $@
+
+# The preset dictionaries of packed tickets (common/pack.h): a dictionary's text never changes once released.
+$(GEN)/pack_dict_%.c: common/pack/dict-%.txt tools/embed.sh
+	@mkdir -p $(GEN)
+	tools/embed.sh pack_dict_$* $< > $@
 
 $(OBJ)/gen/%.o: $(GEN)/%.c
 	@mkdir -p $(dir $@)

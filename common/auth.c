@@ -73,6 +73,7 @@ static const struct auth_rule {
     /* The data set's check after a restore, and archiving now rather than by the timer: a manager's acts. */
     {"check", R(AUTH_MANAGER) | R(AUTH_ADMIN)},
     {"archive.run", R(AUTH_MANAGER) | R(AUTH_ADMIN)},
+    {"archive.pack", R(AUTH_MANAGER) | R(AUTH_ADMIN)},
     {"archive.search", DESK},
     /* Events travel between services only: a forged one would skip every check of the step that emits it. */
     {"ticket.received", SERVICE},

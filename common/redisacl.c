@@ -19,10 +19,10 @@ static const char *const redisacl_commands[] = {
 static const char *const redisacl_intake[] = {
     REDISACL_RELAY, REDISACL_STEPS, "catalog_store", "ticket_open", "record_create", "record_update", "product_add",
     "product_transfer", "complaint_open", "complaint_resolve", "maintenance_advance", "customer_erase", "archive_remove",
-    NULL};
+    "ticket_pack", "ticket_unpack", NULL};
 static const char *const redisacl_intake_ro[] = {"ticket_view", "customer_view", "product_view", "ticket_list",
-                                                 "archive_collect", "check_tickets", "check_index", "check_invoices",
-                                                 NULL};
+                                                 "archive_collect", "pack_collect", "check_tickets", "check_index",
+                                                 "check_invoices", NULL};
 static const char *const redisacl_diagnostics[] = {
     REDISACL_RELAY, REDISACL_STEPS, "catalog_store", "event_apply", "verdict_record", "parts_move", "product_add", NULL};
 static const char *const redisacl_diagnostics_ro[] = {"coverage_facts", "parts_stock", NULL};

@@ -149,6 +149,7 @@ static const setting_def setting_defs[] = {
     INT_SETTING("intake", "scheduler_ms", scheduler_ms, "60000", 100, 86400000),
     INT_SETTING("intake", "archive_after_days", archive_after_days, "730", 0, 36500),
     STR_SETTING("intake", "archive_dir", archive_dir, "archive"),
+    INT_SETTING("intake", "pack_after_days", pack_after_days, "2", 0, 36500),
     INT_SETTING("catalog", "check_ms", catalog_check_ms, "2000", 100, 3600000),
 };
 #define SETTING_COUNT (sizeof(setting_defs) / sizeof(setting_defs[0]))

@@ -122,6 +122,7 @@ typedef struct settings {
     int scheduler_ms;                 /* how often intake runs its timers */
     int archive_after_days;           /* closed tickets unchanged this long leave Redis for the archive (0: never) */
     char archive_dir[SETTINGS_STR];   /* where intake writes the archive: one compressed file per month */
+    int pack_after_days;              /* settled closed tickets unchanged this long are packed (0: once settled) */
     int catalog_check_ms;             /* how often a service looks for a newer catalog */
 } settings;
 

@@ -12,7 +12,7 @@ Rules every function follows:
   * an input message is applied once: its dedup key is checked first and set last.
 ]]
 
-local LIB_VERSION = '6'
+local LIB_VERSION = '7'
 
 -- Appends one timeline entry to a ticket.
 local function timeline_add(prefix, tid, at, event, state, actor, detail)
@@ -272,7 +272,8 @@ ticket_view (read-only): everything `ticket show` displays, in one round trip.
 KEYS: 1 ticket hash
 ARGV: 1 shard prefix, 2 ticket id
 Returns nil if absent, else {ticket, prediagnosis, coverage, timeline, {notification...}, customer, {complaint...},
-verdict, quote, invoice} (quote and invoice without their documents).
+verdict, quote, invoice, packed} (quote and invoice without their documents; packed: the ticket's packed value, nil
+when it is not packed, whose records the caller merges under the live ones, see ticket_pack).
 ]]
 local function ticket_view(keys, args)
   local ticket = redis.call('HGETALL', keys[1])
@@ -287,7 +288,8 @@ local function ticket_view(keys, args)
     redis.call('HGETALL', prefix .. 'verdict:' .. tid),
     redis.call('HMGET', prefix .. 'quote:' .. tid, 'version', 'status', 'valid_until', 'gross_cents'),
     redis.call('HMGET', prefix .. 'invoice:' .. (redis.call('HGET', keys[1], 'invoice_id') or ''), 'id', 'status',
-      'total_cents', 'balance_cents', 'due_on')}
+      'total_cents', 'balance_cents', 'due_on'),
+    redis.call('GET', prefix .. 'packed:' .. tid)}
 end
 
 -- The fields of a ticket shown in lists.
@@ -541,7 +543,8 @@ being performed. Each of their tickets' timelines records who erased it.
 KEYS: 1 request dedup key, 2 customer hash
 ARGV: 1 shard prefix, 2 now ms, 3 dedup ttl s, 4 customer id, 5 pseudonym, 6 actor
 Returns {customer id, replayed, notifications erased, tickets, 1 if erased before (then nothing changed)}, or an
-error NOTFOUND / REFUSED.
+error NOTFOUND / REFUSED, or "PACKED <ticket>": a packed ticket's messages are in its packed value, which Lua cannot
+rewrite: the caller unpacks it (ticket_unpack) and calls again.
 ]]
 local function customer_erase(keys, args)
   local prev = redis.call('GET', keys[1])
@@ -557,8 +560,9 @@ local function customer_erase(keys, args)
     return {cid, 0, 0, 0, 1}
   end
   local tids = redis.call('ZRANGE', prefix .. 'customer:' .. cid .. ':tickets', 0, -1)
-  local open, unpaid = {}, {}
+  local open, unpaid, packed = {}, {}, nil
   for _, tid in ipairs(tids) do
+    if redis.call('EXISTS', prefix .. 'packed:' .. tid) == 1 then packed = tid end
     local state = redis.call('HGET', prefix .. 'ticket:' .. tid, 'state')
     if state ~= 'closed' and state ~= 'cancelled' then open[#open + 1] = tid .. ' (' .. tostring(state) .. ')' end
     for _, kind in ipairs({'repair', 'diagnostic'}) do
@@ -574,6 +578,7 @@ local function customer_erase(keys, args)
     return redis.error_reply('REFUSED ' .. cid .. ' has unpaid invoices: ' .. table.concat(unpaid, ', ', 1,
       math.min(#unpaid, 3)) .. ': they must be paid or credited first')
   end
+  if packed then return redis.error_reply('PACKED ' .. packed) end
   if c[2] and c[2] ~= '' then redis.call('SREM', prefix .. 'customers:phone:' .. c[2], cid) end
   redis.call('HDEL', keys[2], 'phone', 'email')
   redis.call('HSET', keys[2], 'name', args[5], 'consent_sms', '0', 'consent_email', '0', 'consent_marketing', '0',
@@ -1361,39 +1366,48 @@ end
 -- Notifications a sender may still hold or send: their ticket stays until they are settled.
 local ARCHIVE_IN_FLIGHT = {queued = true, deferred = true, sending = true}
 
+-- The digest (hex) and the ticket's last change (ms) a packed value's header holds (common/pack.h), or nil.
+local function pack_header(value)
+  if not value or #value < 38 or string.sub(value, 1, 4) ~= 'SVPK' then return nil end
+  local digest = (string.gsub(string.sub(value, 7, 26), '.', function(c) return string.format('%02x', string.byte(c)) end))
+  local last = 0
+  for i = 31, 38 do last = last * 256 + string.byte(value, i) end
+  return digest, last
+end
+
 --[[
-Reads what archiving takes of a closed ticket, in canonical form: {ticket, timeline, prediagnosis, coverage,
-verdict, verdicts, quote, quotes, {{notification id, pairs}...}, {{complaint id, pairs}...},
-{{invoice kind, invoice id}...}, claim id}. Returns the parts, the time of the ticket's last change and the time it
-was closed, or nil and why it stays in Redis: not closed or cancelled, changed after cutoff, a complaint still
-open, an invoice unpaid, a notification still in flight, parts still reserved ('absent' when there is no ticket).
+Whether a closed ticket has settled, for archiving and packing: closed or cancelled, not changed after cutoff (its
+last change: the latest of updated_at, state_since, its last timeline entry and, when packed, the last change its
+packed value recorded), no complaint open, no notification a sender may still hold, no invoice unpaid, no parts
+reserved or awaited. Returns {last, closed, complaints = {{id, flat}...}, notifications = {{id, flat}...} (in the
+order of notifs:<T>), invoices = {{kind, id}...}}, or nil and why not.
 ]]
-local function archive_read(prefix, tid, cutoff)
+local function ticket_settled(prefix, tid, ticket, cutoff)
   local tkey = prefix .. 'ticket:' .. tid
-  local ticket = redis.call('HGETALL', tkey)
-  if #ticket == 0 then return nil, 'absent' end
   local state = flat_get(ticket, 'state') or ''
   if state ~= 'closed' and state ~= 'cancelled' then return nil, 'not closed (' .. state .. ')' end
   local closed = tonumber(flat_get(ticket, 'state_since') or '0') or 0
   local last = math.max(closed, tonumber(flat_get(ticket, 'updated_at') or '0') or 0)
-  local timeline = redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1)
-  if #timeline > 0 then
-    local ok, e = pcall(cjson.decode, timeline[#timeline])
+  local tail_entry = redis.call('LRANGE', prefix .. 'timeline:' .. tid, -1, -1)
+  if #tail_entry > 0 then
+    local ok, e = pcall(cjson.decode, tail_entry[1])
     if ok and type(e) == 'table' and tonumber(e.at) and tonumber(e.at) > last then last = tonumber(e.at) end
   end
+  local _, packed_last = pack_header(redis.call('GET', prefix .. 'packed:' .. tid))
+  if packed_last and packed_last > last then last = packed_last end
   if last > cutoff then return nil, 'changed after the cutoff' end
   local complaints = {}
   for _, cid in ipairs(redis.call('LRANGE', tkey .. ':complaints', 0, -1)) do
     local c = redis.call('HGETALL', prefix .. 'complaint:' .. cid)
     if flat_get(c, 'status') ~= 'resolved' then return nil, 'complaint ' .. cid .. ' is open' end
-    complaints[#complaints + 1] = {cid, sorted_pairs(c)}
+    complaints[#complaints + 1] = {cid, c}
   end
   local notifications = {}
   for _, nid in ipairs(redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)) do
     local n = redis.call('HGETALL', prefix .. 'notif:' .. nid)
     local status = flat_get(n, 'status') or ''
     if ARCHIVE_IN_FLIGHT[status] then return nil, 'notification ' .. nid .. ' is ' .. status end
-    notifications[#notifications + 1] = {nid, sorted_pairs(n)}
+    notifications[#notifications + 1] = {nid, n}
   end
   local invoices = {}
   for _, kind in ipairs({'repair', 'diagnostic'}) do
@@ -1406,15 +1420,50 @@ local function archive_read(prefix, tid, cutoff)
   if redis.call('EXISTS', prefix .. 'parts_need:' .. tid, prefix .. 'parts_held:' .. tid) > 0 then
     return nil, 'parts are still reserved or awaited'
   end
-  local parts = {sorted_pairs(ticket), timeline,
+  return {last = last, closed = closed, complaints = complaints, notifications = notifications, invoices = invoices}
+end
+
+--[[
+Reads what archiving takes of a closed ticket, in canonical form: {ticket, timeline, prediagnosis, coverage,
+verdict, verdicts, quote, quotes, {{notification id, pairs}...}, {{complaint id, pairs}...},
+{{invoice kind, invoice id}...}, claim id}. Returns the parts, the time of the ticket's last change and the time it
+was closed, or nil and why it stays in Redis (see ticket_settled; 'absent' when there is no ticket, 'packed' for a
+settled packed ticket: the caller unpacks it first, then its record reads as any other).
+]]
+local function archive_read(prefix, tid, cutoff)
+  local ticket = redis.call('HGETALL', prefix .. 'ticket:' .. tid)
+  if #ticket == 0 then return nil, 'absent' end
+  local settled, why = ticket_settled(prefix, tid, ticket, cutoff)
+  if not settled then return nil, why end
+  if redis.call('EXISTS', prefix .. 'packed:' .. tid) == 1 then return nil, 'packed' end
+  local notifications, complaints = {}, {}
+  for _, n in ipairs(settled.notifications) do notifications[#notifications + 1] = {n[1], sorted_pairs(n[2])} end
+  for _, c in ipairs(settled.complaints) do complaints[#complaints + 1] = {c[1], sorted_pairs(c[2])} end
+  local parts = {sorted_pairs(ticket), redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
     sorted_pairs(redis.call('HGETALL', prefix .. 'prediag:' .. tid)),
     sorted_pairs(redis.call('HGETALL', prefix .. 'coverage:' .. tid)),
     sorted_pairs(redis.call('HGETALL', prefix .. 'verdict:' .. tid)),
     redis.call('LRANGE', prefix .. 'verdicts:' .. tid, 0, -1),
     sorted_pairs(redis.call('HGETALL', prefix .. 'quote:' .. tid)),
     redis.call('LRANGE', prefix .. 'quotes:' .. tid, 0, -1),
-    notifications, complaints, invoices, redis.call('GET', prefix .. 'claim_for:' .. tid) or ''}
-  return parts, last, closed
+    notifications, complaints, settled.invoices, redis.call('GET', prefix .. 'claim_for:' .. tid) or ''}
+  return parts, settled.last, settled.closed
+end
+
+-- The timer marks of a ticket (ticket_mark keeps them forever). Once it is closed their effects are in its
+-- timeline and no timer looks at them again: archiving and packing delete them.
+local function ticket_done_marks(prefix, tid, ticket, reminders, quote_version)
+  local marks = {}
+  for _, m in ipairs({'unclaimed', 'deadline.warning', 'deadline.breached'}) do
+    marks[#marks + 1] = prefix .. 'done:' .. tid .. ':' .. m
+  end
+  local n = math.max(tonumber(reminders) or 0, tonumber(flat_get(ticket, 'pickup_reminder_level') or '0') or 0)
+  for i = 1, n do marks[#marks + 1] = prefix .. 'done:' .. tid .. ':pickup_reminder:' .. i end
+  for v = 1, tonumber(quote_version or '0') or 0 do
+    marks[#marks + 1] = prefix .. 'done:' .. tid .. ':quote_expired:' .. v
+    marks[#marks + 1] = prefix .. 'done:' .. tid .. ':quote_reminder:' .. v
+  end
+  return marks
 end
 
 --[[
@@ -1458,18 +1507,11 @@ local function archive_remove(keys, args)
   local ticket = parts[1]
   local state, customer, serial = flat_get(ticket, 'state'), flat_get(ticket, 'customer_id') or '',
     flat_get(ticket, 'serial') or ''
-  local doomed = {keys[1], keys[1] .. ':complaints', prefix .. 'timeline:' .. tid, prefix .. 'prediag:' .. tid,
-    prefix .. 'coverage:' .. tid, prefix .. 'verdict:' .. tid, prefix .. 'verdicts:' .. tid,
-    prefix .. 'quote:' .. tid, prefix .. 'quotes:' .. tid, prefix .. 'notifs:' .. tid}
-  -- Timer marks of the ticket (ticket_mark keeps them forever): their effects are in the timeline.
-  for _, m in ipairs({'unclaimed', 'deadline.warning', 'deadline.breached'}) do
-    doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':' .. m
-  end
-  local reminders = math.max(tonumber(args[6]) or 0, tonumber(flat_get(ticket, 'pickup_reminder_level') or '0') or 0)
-  for n = 1, reminders do doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':pickup_reminder:' .. n end
-  for v = 1, tonumber(flat_get(parts[7], 'version') or '0') or 0 do
-    doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':quote_expired:' .. v
-    doomed[#doomed + 1] = prefix .. 'done:' .. tid .. ':quote_reminder:' .. v
+  local doomed = ticket_done_marks(prefix, tid, ticket, args[6], flat_get(parts[7], 'version'))
+  for _, k in ipairs({keys[1], keys[1] .. ':complaints', prefix .. 'timeline:' .. tid, prefix .. 'prediag:' .. tid,
+      prefix .. 'coverage:' .. tid, prefix .. 'verdict:' .. tid, prefix .. 'verdicts:' .. tid,
+      prefix .. 'quote:' .. tid, prefix .. 'quotes:' .. tid, prefix .. 'notifs:' .. tid}) do
+    doomed[#doomed + 1] = k
   end
   for _, n in ipairs(parts[9]) do
     local nid, pairs_ = n[1], n[2]
@@ -1505,13 +1547,236 @@ local function archive_remove(keys, args)
   return {'removed', deleted}
 end
 
+-- Packing (services/intake/packing.c, value format common/pack.h): a settled closed ticket's bulky records become
+-- one compressed value, packed:<T>, written by the caller. Lua cannot inflate it: pack_collect reads the records
+-- and their SHA-1 (the digest); ticket_pack replaces them by the value only if they still have that digest
+-- (compare-and-set); ticket_unpack puts them back, given the payload the caller inflated, only if it is the one
+-- the value in Redis holds. What may still happen to a packed ticket goes to fresh keys read over the packed
+-- records (a timeline entry to a new timeline:<T>, a message to notifs:<T>, a field to the ticket hash), as
+-- ticket_view's callers and ticket_unpack merge them.
+
+-- The ticket fields kept in its hash once packed: what Functions and services read of a closed ticket (lists
+-- and summaries, lifecycle refusals, notification contacts, coverage_facts, archiving's last change).
+local PACK_KEEP = {id = true, state = true, kind = true, channel = true, customer_id = true, serial = true,
+  model = true, centre = true, outcome = true, created_at = true, updated_at = true, state_since = true,
+  requested_on = true, sla_due_on = true, unclaimed = true, immobilisation_days = true, invoice_id = true,
+  lang = true, verdict_version = true}
+
+-- Notification statuses nothing changes any more (an SMS sent may still get its receipt, see pack_settled).
+local PACK_FINAL = {sent = true, delivered = true, recorded = true, erased = true}
+
+-- Whether a notification's hash can be packed: final, and for an SMS sent, no delivery report can still be matched
+-- to it (receipt_ms after it was sent: the life of sms:msgid:<id>). Failed ones and calls to make stay in
+-- notifs:<T>, where `notification list` and `notification retry` find them.
+local function pack_settled(n, now, receipt_ms)
+  local status = flat_get(n, 'status') or ''
+  if not PACK_FINAL[status] then return false end
+  if status == 'sent' and flat_get(n, 'channel') == 'sms' then
+    return (tonumber(flat_get(n, 'sent_at') or '0') or 0) <= now - receipt_ms
+  end
+  return true
+end
+
+--[[
+Reads what packing takes of a settled closed ticket (see ticket_settled): {ticket, timeline, prediagnosis, coverage,
+verdict, verdicts, quote, quotes, {notification id...} (all of notifs:<T>, in order), {{notification id, pairs}...}
+(those pack_settled)}, hashes as flat lists in their own order (views show fields in that order). Returns the parts
+and the ticket's last change, or nil and why not ('absent', 'packed' when it is packed already).
+]]
+local function pack_read(prefix, tid, cutoff, now, receipt_ms)
+  local ticket = redis.call('HGETALL', prefix .. 'ticket:' .. tid)
+  if #ticket == 0 then return nil, 'absent' end
+  local settled, why = ticket_settled(prefix, tid, ticket, cutoff)
+  if not settled then return nil, why end
+  if redis.call('EXISTS', prefix .. 'packed:' .. tid) == 1 then return nil, 'packed' end
+  local order, packed = {}, {}
+  for _, n in ipairs(settled.notifications) do
+    order[#order + 1] = n[1]
+    if pack_settled(n[2], now, receipt_ms) then packed[#packed + 1] = n end
+  end
+  return {ticket, redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
+    redis.call('HGETALL', prefix .. 'prediag:' .. tid), redis.call('HGETALL', prefix .. 'coverage:' .. tid),
+    redis.call('HGETALL', prefix .. 'verdict:' .. tid), redis.call('LRANGE', prefix .. 'verdicts:' .. tid, 0, -1),
+    redis.call('HGETALL', prefix .. 'quote:' .. tid), redis.call('LRANGE', prefix .. 'quotes:' .. tid, 0, -1),
+    order, packed}, settled.last
+end
+
+-- Whether a packed ticket has records written since it was packed that packing would take: a timeline entry, or a
+-- message that became pack_settled. It is then unpacked and packed again.
+local function pack_stale(prefix, tid, now, receipt_ms)
+  if redis.call('EXISTS', prefix .. 'timeline:' .. tid) == 1 then return true end
+  for _, nid in ipairs(redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)) do
+    if pack_settled(redis.call('HGETALL', prefix .. 'notif:' .. nid), now, receipt_ms) then return true end
+  end
+  return false
+end
+
+--[[
+pack_collect (read-only): a settled closed ticket's records for its packed value.
+KEYS: 1 ticket hash
+ARGV: 1 shard prefix, 2 ticket id, 3 cutoff ms (its last change must not be later), 4 now ms, 5 receipt window ms
+Returns nil if there is no such ticket, {'skip', why} if it stays as it is, {'repack', ''} for a packed ticket
+written to since (unpack it, then collect again), else {'ok', digest (SHA-1 of the payload), last change ms,
+payload (JSON array, see pack_read)}.
+]]
+local function pack_collect(keys, args)
+  local prefix, tid, now, receipt_ms = args[1], args[2], tonumber(args[4]), tonumber(args[5])
+  local parts, last = pack_read(prefix, tid, tonumber(args[3]), now, receipt_ms)
+  if parts then
+    local doc = cjson.encode(parts)
+    return {'ok', redis.sha1hex(doc), tostring(last), doc}
+  end
+  if last == 'absent' then return nil end
+  if last == 'packed' and pack_stale(prefix, tid, now, receipt_ms) then return {'repack', ''} end
+  return {'skip', last}
+end
+
+--[[
+ticket_pack: replaces a settled closed ticket's records by its packed value, if they are still those read (same
+digest). Deleted: timeline, prediag, verdict, verdicts, quote, quotes, the packed notifications' hashes (and their
+entries in notifs:all and sms:busy), the ticket's timer marks (done:); kept: notifs:<T> with the messages not
+packed, coverage:<T> with its basis alone (coverage_facts reads it for the product's later tickets), the ticket hash
+with the PACK_KEEP fields.
+KEYS: 1 ticket hash, 2 packed:<T>
+ARGV: 1 shard prefix, 2 ticket id, 3 cutoff ms, 4 now ms, 5 receipt window ms, 6 digest read, 7 the packed value
+      (its header holds the same digest), 8 pickup reminders configured
+Returns {'packed', notifications packed}, {'changed', ''} (written to since it was read), {'skip', why} (no longer
+packable, or packed already), or an error NOTFOUND / REFUSED.
+]]
+local function ticket_pack(keys, args)
+  local prefix, tid = args[1], args[2]
+  local parts, why = pack_read(prefix, tid, tonumber(args[3]), tonumber(args[4]), tonumber(args[5]))
+  if not parts then
+    if why == 'absent' then return redis.error_reply('NOTFOUND no ticket ' .. tid) end
+    return {'skip', why}
+  end
+  if redis.sha1hex(cjson.encode(parts)) ~= args[6] then return {'changed', ''} end
+  if pack_header(args[7]) ~= args[6] then
+    return redis.error_reply('REFUSED the packed value does not hold the records read (digest)')
+  end
+  local ticket = parts[1]
+  local doomed = ticket_done_marks(prefix, tid, ticket, args[8], flat_get(parts[7], 'version'))
+  for _, name in ipairs({'timeline:', 'prediag:', 'coverage:', 'verdict:', 'verdicts:', 'quote:', 'quotes:',
+      'notifs:'}) do
+    doomed[#doomed + 1] = prefix .. name .. tid
+  end
+  local gone = {}
+  for _, n in ipairs(parts[10]) do
+    local nid = n[1]
+    gone[nid] = true
+    doomed[#doomed + 1] = prefix .. 'notif:' .. nid
+    redis.call('ZREM', prefix .. 'notifs:all', nid)
+    local recipient = flat_get(n[2], 'recipient') or ''
+    if redis.call('HGET', prefix .. 'sms:busy', recipient) == nid then redis.call('HDEL', prefix .. 'sms:busy', recipient) end
+  end
+  redis.call('DEL', unpack(doomed))
+  local live = {}
+  for _, nid in ipairs(parts[9]) do
+    if not gone[nid] then live[#live + 1] = nid end
+  end
+  if #live > 0 then redis.call('RPUSH', prefix .. 'notifs:' .. tid, unpack(live)) end
+  local basis = flat_get(parts[4], 'basis')
+  if basis then redis.call('HSET', prefix .. 'coverage:' .. tid, 'basis', basis) end
+  local drop = {}
+  for i = 1, #ticket, 2 do
+    if not PACK_KEEP[ticket[i]] then drop[#drop + 1] = ticket[i] end
+  end
+  if #drop > 0 then redis.call('HDEL', keys[1], unpack(drop)) end
+  redis.call('SET', keys[2], args[7])
+  return {'packed', #parts[10]}
+end
+
+-- Calls command on key with items (RPUSH values, HSET pairs) a thousand at a time: Lua's unpack is bounded.
+local function push_all(command, key, items)
+  for i = 1, #items, 1000 do redis.call(command, key, unpack(items, i, math.min(i + 999, #items))) end
+end
+
+-- A packed hash back in Redis, the live fields (written since it was packed) over it, in the order pack_merge_pairs
+-- of common/pack.c gives.
+local function hash_unpack(key, packed)
+  if #packed == 0 then return end
+  local live = redis.call('HGETALL', key)
+  local merged, known = {}, {}
+  for i = 1, #packed, 2 do
+    known[packed[i]] = true
+    merged[#merged + 1] = packed[i]
+    merged[#merged + 1] = flat_get(live, packed[i]) or packed[i + 1]
+  end
+  for i = 1, #live, 2 do
+    if not known[live[i]] then
+      merged[#merged + 1] = live[i]
+      merged[#merged + 1] = live[i + 1]
+    end
+  end
+  redis.call('DEL', key)
+  push_all('HSET', key, merged)
+end
+
+-- A packed list back in Redis, the live entries (appended since it was packed) after it.
+local function list_unpack(key, packed)
+  if #packed == 0 then return end
+  local live = redis.call('LRANGE', key, 0, -1)
+  redis.call('DEL', key)
+  push_all('RPUSH', key, packed)
+  if #live > 0 then push_all('RPUSH', key, live) end
+end
+
+--[[
+ticket_unpack: puts a packed ticket's records back in their keys, with what was written since over them (the ticket
+hash's fields, the timeline's new entries after the packed ones, the messages recorded since after the packed
+order), and deletes the packed value: before a write Lua cannot apply to it (customer_erase), before archiving,
+before packing it again. Only if payload is the one the value holds (its digest), so a value replaced meanwhile is
+never unpacked from an old copy.
+KEYS: 1 ticket hash, 2 packed:<T>
+ARGV: 1 shard prefix, 2 ticket id, 3 the payload (the value inflated by the caller)
+Returns {'unpacked', notifications restored}, {'not_packed', ''}, {'changed', ''} (the value is not the one read),
+or an error REFUSED.
+]]
+local function ticket_unpack(keys, args)
+  local prefix, tid, doc = args[1], args[2], args[3]
+  local value = redis.call('GET', keys[2])
+  if not value then return {'not_packed', ''} end
+  if pack_header(value) ~= redis.sha1hex(doc) then return {'changed', ''} end
+  local ok, parts = pcall(cjson.decode, doc)
+  if not ok or type(parts) ~= 'table' or #parts ~= 10 then
+    return redis.error_reply('REFUSED the payload of packed:' .. tid .. ' is not a packed ticket')
+  end
+  hash_unpack(keys[1], parts[1])
+  list_unpack(prefix .. 'timeline:' .. tid, parts[2])
+  hash_unpack(prefix .. 'prediag:' .. tid, parts[3])
+  hash_unpack(prefix .. 'coverage:' .. tid, parts[4])
+  hash_unpack(prefix .. 'verdict:' .. tid, parts[5])
+  list_unpack(prefix .. 'verdicts:' .. tid, parts[6])
+  hash_unpack(prefix .. 'quote:' .. tid, parts[7])
+  list_unpack(prefix .. 'quotes:' .. tid, parts[8])
+  for _, n in ipairs(parts[10]) do
+    hash_unpack(prefix .. 'notif:' .. n[1], n[2])
+    redis.call('ZADD', prefix .. 'notifs:all', tonumber(flat_get(n[2], 'at') or '0') or 0, n[1])
+  end
+  local order, listed = {}, {}
+  for _, nid in ipairs(parts[9]) do
+    order[#order + 1] = nid
+    listed[nid] = true
+  end
+  for _, nid in ipairs(redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)) do
+    if not listed[nid] then order[#order + 1] = nid end
+  end
+  if #order > 0 then
+    redis.call('DEL', prefix .. 'notifs:' .. tid)
+    push_all('RPUSH', prefix .. 'notifs:' .. tid, order)
+  end
+  redis.call('DEL', keys[2])
+  return {'unpacked', #parts[10]}
+end
+
 --[[
 check_tickets (read-only): `savctl check` on a page of the tickets index: each ticket's hash, timeline, state
 index, customer and product (and their indexes of it), and every notification its list names; a ticket also
 recorded as archived is a removal half done.
 KEYS: 1 the tickets index
 ARGV: 1 shard prefix, 2.. ticket ids
-Returns {{ticket id, state ('' if the hash is missing), notifications listed, {problem...}}...}.
+Returns {{ticket id, state ('' if the hash is missing), notifications listed, {problem...}, packed value or false}...}:
+a packed ticket may have no timeline key (its timeline is in the value, which the caller inflates and checks).
 ]]
 local function check_tickets(keys, args)
   local prefix, out = args[1], {}
@@ -1519,11 +1784,11 @@ local function check_tickets(keys, args)
     local tid, problems = args[i], {}
     local tkey = prefix .. 'ticket:' .. tid
     local t = redis.call('HMGET', tkey, 'state', 'customer_id', 'serial')
-    local nids = {}
+    local nids, packed = {}, redis.call('GET', prefix .. 'packed:' .. tid)
     if not t[1] then
       problems[#problems + 1] = 'ticket:' .. tid .. ' is missing (listed in tickets)'
     else
-      if redis.call('EXISTS', prefix .. 'timeline:' .. tid) == 0 then
+      if not packed and redis.call('EXISTS', prefix .. 'timeline:' .. tid) == 0 then
         problems[#problems + 1] = 'timeline:' .. tid .. ' is missing'
       end
       if not redis.call('ZSCORE', prefix .. 'state:' .. t[1], tid) then
@@ -1550,7 +1815,7 @@ local function check_tickets(keys, args)
         problems[#problems + 1] = tid .. ' is in Redis and also recorded as archived'
       end
     end
-    out[#out + 1] = {tid, t[1] or '', #nids, problems}
+    out[#out + 1] = {tid, t[1] or '', #nids, problems, packed}
   end
   return out
 end
@@ -1650,6 +1915,9 @@ redis.register_function('ticket_mark', ticket_mark)
 redis.register_function('outbox_dead', outbox_dead)
 redis.register_function('archive_remove', archive_remove)
 redis.register_function{function_name = 'archive_collect', callback = archive_collect, flags = {'no-writes'}}
+redis.register_function{function_name = 'pack_collect', callback = pack_collect, flags = {'no-writes'}}
+redis.register_function('ticket_pack', ticket_pack)
+redis.register_function('ticket_unpack', ticket_unpack)
 redis.register_function{function_name = 'check_tickets', callback = check_tickets, flags = {'no-writes'}}
 redis.register_function{function_name = 'check_index', callback = check_index, flags = {'no-writes'}}
 redis.register_function{function_name = 'check_invoices', callback = check_invoices, flags = {'no-writes'}}

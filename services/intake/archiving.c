@@ -14,7 +14,9 @@
  * their lines in the file's last appends, writes only the others, and removes
  * them all. Should a line be written twice all the same (its ticket changed
  * and changed back), `archive search` still shows one record per ticket: the
- * line `archived` names, and none while the ticket is in Redis. */
+ * line `archived` names, and none while the ticket is in Redis. A packed
+ * ticket (packing.c) is unpacked first: its record is the one it would have
+ * had, never packed. */
 #include "intake.h"
 #include "archfile.h"
 #include "archive.h"
@@ -101,22 +103,47 @@ static void archiving_keep(archiving_report *rep, const char *tid, const char *w
         json_array_append_new(rep->kept_sample, json_pack("{s:s,s:s}", "ticket", tid, "why", why));
 }
 
-/* Reads one ticket's record (archive_collect) into item. Returns 1 collected, 0 kept in Redis (reported, and logged
- * when its record is unusable), -1 Redis unreachable (err set). */
-static int archiving_collect(service *svc, const char *tid, int64_t cutoff, archiving_item *item,
-                             archiving_report *rep) {
+/* Calls archive_collect on one ticket; a packed one is unpacked first (packing.c), so that its record is
+ * written as any other's. The reply, or NULL (Redis unreachable, err set; or *kept: the ticket stays, err says
+ * why). */
+static redisReply *archiving_collect_call(service *svc, const char *tid, int64_t cutoff, int *kept) {
     store *st = service_store(svc);
     int shard = store_ticket_shard(st, tid);
     char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[48];
     snprintf(name, sizeof(name), "ticket:%s", tid);
     store_key(st, shard, name, key);
     store_shard_prefix(st, shard, prefix);
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL_RO"), store_args_add(&a, "archive_collect"), store_args_add(&a, "1");
-    store_args_add(&a, key), store_args_add(&a, prefix), store_args_add(&a, tid);
-    store_args_addf(&a, "%lld", (long long)cutoff);
-    redisReply *r = store_args_call(st, &a);
+    *kept = 0;
+    for (int round = 0;; round++) {
+        store_args a;
+        store_args_init(&a);
+        store_args_add(&a, "FCALL_RO"), store_args_add(&a, "archive_collect"), store_args_add(&a, "1");
+        store_args_add(&a, key), store_args_add(&a, prefix), store_args_add(&a, tid);
+        store_args_addf(&a, "%lld", (long long)cutoff);
+        redisReply *r = store_args_call(st, &a);
+        int packed = archiving_reply_is(r, 2, "skip") && r->element[1]->type == REDIS_REPLY_STRING &&
+                     strcmp(r->element[1]->str, "packed") == 0;
+        if (!packed || round == 1) return r;
+        freeReplyObject(r);
+        if (packing_unpack(svc, tid) != 0) {
+            *kept = store_healthy(st);
+            return NULL;
+        }
+    }
+}
+
+/* Reads one ticket's record (archive_collect) into item. Returns 1 collected, 0 kept in Redis (reported, and logged
+ * when its record is unusable), -1 Redis unreachable (err set). */
+static int archiving_collect(service *svc, const char *tid, int64_t cutoff, archiving_item *item,
+                             archiving_report *rep) {
+    int kept;
+    redisReply *r = archiving_collect_call(svc, tid, cutoff, &kept);
+    if (!r && kept) {
+        rep->examined++;
+        log_error(tid, NULL, "not archived: %s", err_get());
+        archiving_keep(rep, tid, err_get());
+        return 0;
+    }
     if (!r) return -1;
     rep->examined++;
     int rc = 0;

@@ -1,7 +1,8 @@
 /* savctl check: verifies the data set, as after a restore. Every ticket of
  * the tickets index exists with its timeline, is in the index of its state,
  * and has its customer and product; every notification its list names
- * exists; every state index names only tickets in that state; each year's
+ * exists (a packed ticket's value inflates, with its digest, and may stand
+ * for its timeline); every state index names only tickets in that state; each year's
  * invoice numbers run from 1 to seq:invoice:<year> without a gap, each
  * invoice indexed and its ticket in Redis or archived; every archived ticket
  * has its line in its month's file, and no file holds a ticket Redis knows
@@ -14,6 +15,7 @@
 #include "err.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "pack.h"
 
 #include <dirent.h>
 #include <limits.h>
@@ -40,7 +42,8 @@ typedef struct check {
     json_t *problems;
     long nproblems;
     json_t *states;      /* state -> tickets */
-    long tickets, notifications, lines, duplicate_lines, superseded_lines, files;
+    long tickets, notifications, lines, duplicate_lines, superseded_lines, files, packed;
+    long long packed_bytes, packed_payload_bytes; /* the packed values, and what they inflate to */
     check_archived *archived;
     size_t narchived, cap;
     int years[CHECK_YEARS_MAX];
@@ -119,6 +122,25 @@ static void check_problems_of(check *c, const redisReply *list) {
         if (list->element[i]->type == REDIS_REPLY_STRING) check_problem(c, "%s", list->element[i]->str);
 }
 
+/* A packed ticket's value inflates, has its digest and holds a packed ticket; its notifications are counted. */
+static void check_packed(check *c, const char *tid, const redisReply *value) {
+    pack_info info;
+    size_t len;
+    c->packed++;
+    char *payload = pack_decode((const unsigned char *)value->str, value->len, &info, &len);
+    json_t *parts = payload ? pack_parts(payload, len) : NULL;
+    if (!parts) {
+        check_problem(c, "packed:%s cannot be read: %s", tid, err_get());
+    } else {
+        const char *id = pack_pairs_get(json_array_get(parts, PACK_TICKET), "id");
+        if (!id || strcmp(id, tid) != 0) check_problem(c, "packed:%s holds the ticket \"%s\"", tid, id ? id : "");
+        c->notifications += (long)json_array_size(json_array_get(parts, PACK_NOTIFICATIONS));
+        c->packed_bytes += (long long)value->len, c->packed_payload_bytes += (long long)len;
+    }
+    json_decref(parts);
+    free(payload);
+}
+
 /* Every ticket of the tickets index (check_tickets), its state and notifications counted. */
 static void check_tickets(check *c) {
     for (long start = 0;; start += CHECK_PAGE) {
@@ -138,11 +160,12 @@ static void check_tickets(check *c) {
         }
         for (size_t i = 0; i < r->elements; i++) {
             const redisReply *t = r->element[i];
-            if (t->type != REDIS_REPLY_ARRAY || t->elements != 4 || t->element[1]->type != REDIS_REPLY_STRING ||
+            if (t->type != REDIS_REPLY_ARRAY || t->elements != 5 || t->element[1]->type != REDIS_REPLY_STRING ||
                 t->element[2]->type != REDIS_REPLY_INTEGER || t->element[3]->type != REDIS_REPLY_ARRAY)
                 continue;
             c->tickets++;
             c->notifications += t->element[2]->integer;
+            if (t->element[4]->type == REDIS_REPLY_STRING) check_packed(c, t->element[0]->str, t->element[4]);
             if (t->element[1]->str[0]) {
                 json_t *count = json_object_get(c->states, t->element[1]->str);
                 json_object_set_new(c->states, t->element[1]->str, json_integer(json_integer_value(count) + 1));
@@ -444,6 +467,9 @@ void datacheck_run(service *svc, const Sav__Command *cmd, service_reply *reply) 
     json_object_set_new(counts, "tickets", json_integer(c.tickets));
     json_object_set_new(counts, "states", c.states);
     json_object_set_new(counts, "notifications", json_integer(c.notifications));
+    json_object_set_new(counts, "packed", json_integer(c.packed));
+    json_object_set_new(counts, "packed_bytes", json_integer(c.packed_bytes));
+    json_object_set_new(counts, "packed_payload_bytes", json_integer(c.packed_payload_bytes));
     json_object_set_new(counts, "customers", json_integer(check_zcard(&c, "customers")));
     json_object_set_new(counts, "invoices", invoices);
     json_object_set_new(counts, "archived", json_integer((json_int_t)c.narchived));

@@ -55,7 +55,16 @@ int archiving_locate(service *svc, const char *tid, char *path, size_t len, char
 /* The archiving timer: moves out of Redis a bounded number of the tickets due (intake.archive_after_days). */
 void archiving_tick(service *svc);
 
-/* Commands archive.run (archive what is due now, up to --limit), archive.search and check (datacheck.c). */
+/* Packing (packing.c): the timer packs a bounded number of the settled closed tickets unchanged for
+ * intake.pack_after_days, and packs again, whole, those written to since. */
+void packing_tick(service *svc);
+
+/* Puts a packed ticket's records back in their keys (ticket_unpack); 0 also when it is not packed, -1 with err. */
+int packing_unpack(service *svc, const char *tid);
+
+/* Commands archive.run (archive what is due now, up to --limit), archive.pack (pack what is due now, up to --limit),
+ * archive.search and check (datacheck.c). */
+void packing_run(service *svc, const Sav__Command *cmd, service_reply *reply);
 void archiving_run(service *svc, const Sav__Command *cmd, service_reply *reply);
 void archiving_search_cmd(service *svc, const Sav__Command *cmd, service_reply *reply);
 void datacheck_run(service *svc, const Sav__Command *cmd, service_reply *reply);

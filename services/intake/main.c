@@ -31,6 +31,7 @@ static const service_command intake_commands[] = {
     {"maintenance.due", ARGS("days"), sched_maintenance_due},
     {"check", (const char *const[]){NULL}, datacheck_run},
     {"archive.run", ARGS("limit"), archiving_run},
+    {"archive.pack", ARGS("limit"), packing_run},
     {"archive.search", ARGS("ticket", "customer", "serial", "from", "to", "limit"), archiving_search_cmd},
 };
 

@@ -188,6 +188,7 @@ void registry_customer_update(service *svc, const Sav__Command *cmd, service_rep
 
 /* The name an erased customer's record keeps: no one can be told from it. */
 #define REGISTRY_PSEUDONYM "(effacé)"
+#define REGISTRY_ERASE_ROUNDS 10000 /* customer_erase calls, each after unpacking one of their tickets */
 
 void registry_customer_erase(service *svc, const Sav__Command *cmd, service_reply *reply) {
     const char *rid = registry_request_id(cmd, reply), *id = rid ? registry_customer_id(cmd, "id", reply) : NULL;
@@ -198,14 +199,34 @@ void registry_customer_erase(service *svc, const Sav__Command *cmd, service_repl
     snprintf(name, sizeof(name), "customer:%s", id);
     store_key(st, 0, name, key);
     store_shard_prefix(st, 0, prefix);
-    store_args a;
-    store_args_init(&a);
-    store_args_add(&a, "FCALL"), store_args_add(&a, "customer_erase"), store_args_add(&a, "2");
-    store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, prefix);
-    store_args_addf(&a, "%lld", (long long)clock_now_ms());
-    store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
-    store_args_add(&a, id), store_args_add(&a, REGISTRY_PSEUDONYM), store_args_add(&a, service_actor(svc));
-    redisReply *r = store_args_call(st, &a);
+    redisReply *r = NULL;
+    /* Each packed ticket of theirs is unpacked first: its messages are in a compressed value Lua cannot rewrite.
+     * Another intake may pack one again meanwhile: it is then unpacked again, within a bounded number of calls. */
+    for (int round = 0; round < REGISTRY_ERASE_ROUNDS; round++) {
+        store_args a;
+        store_args_init(&a);
+        store_args_add(&a, "FCALL"), store_args_add(&a, "customer_erase"), store_args_add(&a, "2");
+        store_args_add(&a, req), store_args_add(&a, key), store_args_add(&a, prefix);
+        store_args_addf(&a, "%lld", (long long)clock_now_ms());
+        store_args_addf(&a, "%d", service_settings(svc)->dedup_ttl_days * 86400);
+        store_args_add(&a, id), store_args_add(&a, REGISTRY_PSEUDONYM), store_args_add(&a, service_actor(svc));
+        r = store_args_call(st, &a);
+        if (!r || r->type != REDIS_REPLY_ERROR || strncmp(r->str, "PACKED ", 7) != 0) break;
+        char tid[32];
+        snprintf(tid, sizeof(tid), "%s", r->str + 7);
+        freeReplyObject(r);
+        r = NULL;
+        if (packing_unpack(svc, tid) != 0) {
+            service_reply_error(reply, store_healthy(st) ? SAV__ERROR_CODE__ERR_INTERNAL : SAV__ERROR_CODE__ERR_UNAVAILABLE,
+                                "customer %s not erased: %s", id, err_get());
+            return;
+        }
+    }
+    if (!r && store_healthy(st)) {
+        service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "customer %s not erased: their tickets keep being "
+                            "packed (try again)", id);
+        return;
+    }
     if (service_reply_failure(reply, r, "customer"))
         ;
     else if (r->type != REDIS_REPLY_ARRAY || r->elements != 5)

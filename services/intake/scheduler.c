@@ -5,7 +5,8 @@
  * is applied by ticket_mark under a dedup key named for it, so a timer that
  * runs twice, or a restarted intake, changes nothing the second time. Then
  * archiving (archiving.c), made exactly-once by its files' commits and the
- * digest its removals check. */
+ * digest its removals check, and packing (packing.c), whose every step is
+ * one atomic call guarded by a digest too. */
 #include "intake.h"
 #include "clock.h"
 #include "command.h"
@@ -226,6 +227,7 @@ void intake_tick(service *svc) {
     sched_complaints(svc, today, now);
     sched_maintenance(svc, today);
     archiving_tick(svc);
+    packing_tick(svc);
 }
 
 void sched_maintenance_due(service *svc, const Sav__Command *cmd, service_reply *reply) {

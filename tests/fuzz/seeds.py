@@ -4,8 +4,10 @@ the French and English messages, the sample configuration, catalog and templates
 tests/unit/test_smpp.c, and protobuf frames packed here by hand (the wire format is simple enough), so that
 the seeds can be regenerated after a schema or data change: /usr/bin/python3 tests/fuzz/seeds.py"""
 import hashlib
+import json
 import os
 import struct
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
@@ -233,7 +235,36 @@ def mail():
     write("mail", "\0".join(odd))
 
 
+PACK_PAYLOAD = json.dumps([
+    ["id", "T-2026-000042", "state", "closed", "symptom", "ne chauffe plus", "customer_id", "C-000007"],
+    [json.dumps({"at": 1764543600000, "actor": "admin", "state": "received", "event": "ticket.received",
+                 "detail": ""}, separators=(",", ":"))],
+    ["family", "washing_machine"], ["status", "decided", "basis", "legal_guarantee"], {}, {}, {}, {},
+    ["T-2026-000042:ticket_received:sms:1", "T-2026-000042:ticket_received:email:1"],
+    [["T-2026-000042:ticket_received:sms:1", ["id", "T-2026-000042:ticket_received:sms:1", "status", "delivered",
+                                                "body", "SAV : demande T-2026-000042 enregistrée"]]]],
+    ensure_ascii=False, separators=(",", ":")).replace("/", "\\/")
+
+
+def packed_value(payload, dict_id):
+    """A packed value as common/pack.c writes it: header, then raw deflate with the preset dictionary."""
+    zdict = read("common", "pack", "dict-%d.txt" % dict_id) if dict_id else None
+    z = zlib.compressobj(9, zlib.DEFLATED, -15, 9, **({"zdict": zdict} if zdict else {}))
+    body = z.compress(payload) + z.flush()
+    return (b"SVPK" + bytes([1, dict_id]) + hashlib.sha1(payload).digest() + struct.pack(">I", len(payload)) +
+            struct.pack(">q", 1796081400000) + body)
+
+
+def pack():
+    payload = PACK_PAYLOAD.encode()
+    write("pack", b"\0" + payload)
+    write("pack", b"\0" + b'[[],[],[],[],[],[],[],[],[],[]]')
+    write("pack", b"\1" + packed_value(payload, 1))
+    write("pack", b"\1" + packed_value(payload, 0))
+
+
 if __name__ == "__main__":
+    pack()
     mail()
     envelopes()
     settings()

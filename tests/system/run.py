@@ -12,7 +12,8 @@ and products first (fixtures.py). The tests of the ticket lifecycle, validations
 records and queries, timers on an injected clock and maintenance visits are in
 scenarios.py; CURVE, keys and roles in security_tests.py (every cluster runs
 with CURVE on, savctl acting as the admin identity unless a test names another);
-backups, restores, `savctl check` and archiving in archive_tests.py.
+backups, restores, `savctl check` and archiving in archive_tests.py; packed closed
+tickets in pack_tests.py.
 After every test, each service must still be running (or have been stopped by
 the harness), exit 0 on SIGTERM and have no sanitizer report in its log. The last test, chaos
 (chaos_tests.py), drives complete lifecycles for 60 s while processes are SIGKILLed (`make chaos`: 300 s).
@@ -47,6 +48,7 @@ import ops_tests  # noqa: E402
 import ha_tests  # noqa: E402
 import security_tests  # noqa: E402
 import archive_tests  # noqa: E402
+import pack_tests  # noqa: E402
 import chaos_tests  # noqa: E402
 
 import zmq  # noqa: E402
@@ -701,7 +703,7 @@ TESTS = [
 ] + scenarios.TESTS + diagnostics_tests.TESTS + billing_tests.TESTS + notification_tests.TESTS + sms_tests.TESTS \
     + sms_http_tests.TESTS + fault_tests.TESTS + privacy_tests.TESTS \
     + valgrind_tests.TESTS + deploy_tests.TESTS + ops_tests.TESTS + ha_tests.TESTS \
-    + security_tests.TESTS + archive_tests.TESTS \
+    + security_tests.TESTS + archive_tests.TESTS + pack_tests.TESTS \
     + chaos_tests.TESTS
 
 

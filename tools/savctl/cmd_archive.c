@@ -1,4 +1,4 @@
-/* savctl check, archive run, archive search: commands served by intake that
+/* savctl check, archive run, archive pack, archive search: commands served by intake that
  * may take longer than a request's usual timeout (they read the whole data
  * set or the archive files), sent once with their own timeout. */
 #include "savctl.h"
@@ -19,7 +19,8 @@ const char savctl_help_check[] =
     "DESCRIPTION\n"
     "    Intake reads the whole data set and reports every inconsistency, for instance after a\n"
     "    restore from a backup (README, Operating SAV). It checks that every ticket of the tickets\n"
-    "    index exists with its timeline, is in the index of its state (state:<s>) and in its\n"
+    "    index exists with its timeline (a packed ticket: with a packed value that inflates and\n"
+    "    matches its digest), is in the index of its state (state:<s>) and in its\n"
     "    customer's and product's, and that its customer and product exist; that every\n"
     "    notification listed for a ticket exists; that each state index names only tickets in that\n"
     "    state; that each year's invoice numbers FAC-YYYY-000001.. are continuous up to\n"
@@ -31,7 +32,8 @@ const char savctl_help_check[] =
     "OPTIONS\n"
     "    --timeout SECONDS    how long to wait for the answer (default 300)\n\n"
     "OUTPUT\n"
-    "    The counts (tickets per state, notifications, customers, invoices per year with their\n"
+    "    The counts (tickets per state, notifications, packed tickets and the bytes of their values,\n"
+    "    customers, invoices per year with their\n"
     "    sequence, archived tickets, archive files and lines), then each problem, one per line, and\n"
     "    \"consistent\" or \"INCONSISTENT\". --json: {\"consistent\", \"complete\", \"counts\": {...},\n"
     "    \"problems\": [...] (at most 500), \"problems_total\", \"elapsed_ms\"}.\n\n"
@@ -63,6 +65,32 @@ const char savctl_help_archive_run[] =
     "    \"more\", \"error\"}.\n\n"
     "EXIT STATUS\n    0 done, 1 usage, 2 archiving is off, 4 intake unavailable or another process is archiving,\n"
     "    6 forbidden.\n";
+
+const char savctl_help_archive_pack[] =
+    "NAME\n    savctl archive pack - pack the settled closed tickets that are due now\n\n"
+    "SYNOPSIS\n    savctl [--config FILE] [--identity NAME] [--json] archive pack [--limit N] [--timeout SECONDS]\n\n"
+    "DESCRIPTION\n"
+    "    Does at once what intake's timer does every intake.scheduler_ms: a closed or cancelled\n"
+    "    ticket that has settled (no complaint open, no invoice unpaid, no message to its customer\n"
+    "    still being sent, no parts reserved) and has not changed for intake.pack_after_days (2 by\n"
+    "    default; 0: as soon as it settles) keeps in Redis a trimmed ticket hash and one compressed\n"
+    "    value instead of its timeline, pre-diagnosis, coverage, verdicts, quotes and messages, one\n"
+    "    atomic call per ticket, provided it did not change meanwhile. It still shows, lists and\n"
+    "    counts exactly as before (savctl ticket show, ticket list, customer show, check); what may\n"
+    "    still happen to it (a complaint, a payment or credit note, its customer's erasure,\n"
+    "    archiving) still does. A packed ticket written to since is packed again, whole. Failed\n"
+    "    messages and calls to make stay out of the value, as do SMS whose delivery report may\n"
+    "    still come (7 days). Roles: manager, admin.\n\n"
+    "OPTIONS\n"
+    "    --limit N            pack at most N tickets (default 1000, at most 100000)\n"
+    "    --timeout SECONDS    how long to wait for the answer (default 300)\n\n"
+    "OUTPUT\n"
+    "    How many tickets were packed and the bytes of their records before and after\n"
+    "    compression, and what stayed and why. --json: {\"cutoff\", \"after_days\", \"dictionary\",\n"
+    "    \"examined\", \"packed\", \"repacked\" (packed again after a write), \"changed\" (written to\n"
+    "    while being packed: left for the next run), \"kept\", \"failed\", \"payload_bytes\",\n"
+    "    \"packed_bytes\", \"kept_sample\": [{ticket, why}], \"more\", \"error\"}.\n\n"
+    "EXIT STATUS\n    0 done, 1 usage, 2 a malformed --limit, 4 intake unavailable, 6 forbidden.\n";
 
 const char savctl_help_archive_search[] =
     "NAME\n    savctl archive search - find archived tickets and show them\n\n"
@@ -178,7 +206,9 @@ int savctl_cmd_check(savctl *ctl, int argc, char **argv) {
         printf("%s%s %lld", first ? "" : ", ", k, (long long)json_integer_value(v));
         first = 0;
     }
-    printf(")\n%-24s %lld\n%-24s %lld\n", "notifications", archive_int(counts, "notifications"), "customers",
+    printf(")\n%-24s %lld\n%-24s %lld  (%lld bytes for %lld of records)\n%-24s %lld\n", "notifications",
+           archive_int(counts, "notifications"), "packed", archive_int(counts, "packed"),
+           archive_int(counts, "packed_bytes"), archive_int(counts, "packed_payload_bytes"), "customers",
            archive_int(counts, "customers"));
     json_object_foreach((json_t *)json_object_get(counts, "invoices"), k, v) {
         char label[32];
@@ -223,6 +253,33 @@ int savctl_cmd_archive_run(savctl *ctl, int argc, char **argv) {
     printf("\n%lld examined, %lld kept in Redis%s\n", archive_int(doc, "examined"), archive_int(doc, "kept"),
            json_is_true(json_object_get(doc, "more")) ? "; more are due: run it again" : "");
     size_t i;
+    json_array_foreach(json_object_get(doc, "kept_sample"), i, v)
+        printf("  kept %s: %s\n", archive_str(v, "ticket"), archive_str(v, "why"));
+    if (json_is_string(json_object_get(doc, "error"))) printf("error: %s\n", archive_str(doc, "error"));
+    json_decref(doc);
+    return SAVCTL_OK;
+}
+
+int savctl_cmd_archive_pack(savctl *ctl, int argc, char **argv) {
+    long timeout_s;
+    const char *limit = NULL, *args[2];
+    json_t *doc;
+    int rc = archive_options("archive pack", argc, argv, &timeout_s, &limit);
+    args[0] = "limit", args[1] = limit;
+    if (rc == 0) rc = archive_command(ctl, "archive.pack", args, limit ? 1 : 0, timeout_s, &doc);
+    if (rc != SAVCTL_OK) return rc;
+    if (ctl->json) {
+        savctl_print_json(doc);
+        return SAVCTL_OK;
+    }
+    printf("packed %lld ticket(s) unchanged since %s: %lld bytes of records into %lld (dictionary %lld)\n",
+           archive_int(doc, "packed"), archive_str(doc, "cutoff"), archive_int(doc, "payload_bytes"),
+           archive_int(doc, "packed_bytes"), archive_int(doc, "dictionary"));
+    printf("%lld examined, %lld packed again after a write, %lld kept as they are%s\n", archive_int(doc, "examined"),
+           archive_int(doc, "repacked"), archive_int(doc, "kept"),
+           json_is_true(json_object_get(doc, "more")) ? "; more are due: run it again" : "");
+    size_t i;
+    json_t *v;
     json_array_foreach(json_object_get(doc, "kept_sample"), i, v)
         printf("  kept %s: %s\n", archive_str(v, "ticket"), archive_str(v, "why"));
     if (json_is_string(json_object_get(doc, "error"))) printf("error: %s\n", archive_str(doc, "error"));

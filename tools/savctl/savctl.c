@@ -32,6 +32,8 @@ static const savctl_command savctl_commands[] = {
     {"check", "verify the data set (after a restore): tickets, indexes, invoice numbers, archive",
      savctl_cmd_check, savctl_help_check},
     {"archive run", "archive the closed tickets that are due now", savctl_cmd_archive_run, savctl_help_archive_run},
+    {"archive pack", "pack the settled closed tickets that are due now", savctl_cmd_archive_pack,
+     savctl_help_archive_pack},
     {"archive search", "find archived tickets and show them", savctl_cmd_archive_search, savctl_help_archive_search},
 };
 #define SAVCTL_NCOMMANDS (sizeof(savctl_commands) / sizeof(savctl_commands[0]))

@@ -69,6 +69,7 @@ int savctl_cmd_keys_generate(savctl *ctl, int argc, char **argv);
 int savctl_cmd_whoami(savctl *ctl, int argc, char **argv);
 int savctl_cmd_check(savctl *ctl, int argc, char **argv);
 int savctl_cmd_archive_run(savctl *ctl, int argc, char **argv);
+int savctl_cmd_archive_pack(savctl *ctl, int argc, char **argv);
 int savctl_cmd_archive_search(savctl *ctl, int argc, char **argv);
 
 extern const char savctl_help_ping[];
@@ -81,6 +82,7 @@ extern const char savctl_help_keys_generate[];
 extern const char savctl_help_whoami[];
 extern const char savctl_help_check[];
 extern const char savctl_help_archive_run[];
+extern const char savctl_help_archive_pack[];
 extern const char savctl_help_archive_search[];
 
 #endif
