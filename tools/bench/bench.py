@@ -62,6 +62,7 @@ STEP_LETTERS = "tdarpk"  # the request ids of sav-bench lifecycle: bench-RUN-LET
 SMPP_WINDOW = 10
 SMPP_CEILING_COUNT = 10000
 MEMORY_SAMPLE = 20  # closed tickets whose keys are measured
+STALL_S = 0.035  # a pause between two submit_sm this long while SMS wait is no pacing: Nagle meets a delayed ACK (40 ms)
 ID_RE = re.compile(r"(T|FAC)-\d{4}-\d{6}")
 MESSAGE_ID_RE = re.compile(rb"^message-id:\s*(\S+)", re.I | re.M)
 
@@ -93,6 +94,12 @@ def machine_cpu_ms():
         fields = [int(x) for x in f.readline().split()[1:]]
     busy = sum(fields) - fields[3] - fields[4]  # minus idle and iowait
     return busy * 1000.0 / CLK_TCK
+
+
+def within(intervals, starts, t):
+    """Whether t falls in one of the sorted, disjoint intervals [(start, end)] (starts: their starts)."""
+    i = bisect.bisect_right(starts, t) - 1
+    return i >= 0 and t < intervals[i][1]
 
 
 def key_owner(name, owner):
@@ -456,7 +463,7 @@ class Bench:
         mail["peer_cpu_share"] = (after["cpu"]["smtp"] - before["cpu"]["smtp"]) / (mail["seconds"] * 1000.0) \
             if mail["seconds"] else None
         mail["connections"] = smtp.connections()
-        figs["sms"] = self.sms_figures(smsc, samples, before, after)
+        figs["sms"] = self.sms_figures(smsc, samples, before, after, max(int(row[4]) for row in rows) / 1e6)
         figs["duplicates"] = {"sms_parts": figs["sms"].pop("duplicates"), "emails": self.email_duplicates(smtp),
                               "resent_after_crash": sum(int(x["resent_after_crash"] or 0) for x in notifs)}
         calls, client = self.calls(before, after)
@@ -489,10 +496,11 @@ class Bench:
         out["by_channel"] = {ch: rate([x for x in notifs if x["channel"] == ch]) for ch in ("sms", "email")}
         return out
 
-    def sms_figures(self, smsc, samples, before, after):
-        """SAV's submit_sm at the peer (its log's timestamps): per second from the first to the last, and over the
+    def sms_figures(self, smsc, samples, before, after, last_pickup):
+        """SAV's submit_sm at the peer (its log's timestamps): per second from the first to the last, over the
         sampled intervals when sms:queue held more than the window at both ends (the sender's capacity, not the
-        demand); parts the peer accepted twice (same destination and bytes); the peer's CPU over the sending."""
+        demand), and after the last pickup (epoch s) when the sender had Redis and the machine to itself; parts the
+        peer accepted twice (same destination and bytes); the peer's CPU over the sending."""
         recs = smsc.records()
         submits = {r["n"]: r for r in recs if r.get("dir") == "in" and r.get("cmd") == "submit_sm" and
                    r.get("source_addr") == "SAV"}
@@ -500,16 +508,21 @@ class Bench:
                     and r.get("status") == 0 and r.get("for") in submits]
         times = sorted(r["t"] for r in submits.values())
         secs = times[-1] - times[0] if len(times) > 1 else 0
-        backlog_s, backlog_n = 0.0, 0
-        for (t0, q0, _), (t1, q1, _) in zip(samples, samples[1:]):
-            if q0 is not None and q1 is not None and q0 > SMPP_WINDOW and q1 > SMPP_WINDOW:
-                backlog_s += t1 - t0
-                backlog_n += bisect.bisect_left(times, t1) - bisect.bisect_left(times, t0)
+        backlog = [(t0, t1) for (t0, q0, _), (t1, q1, _) in zip(samples, samples[1:])
+                   if q0 is not None and q1 is not None and q0 > SMPP_WINDOW and q1 > SMPP_WINDOW]
+        backlog_s = sum(t1 - t0 for t0, t1 in backlog)
+        backlog_n = sum(bisect.bisect_left(times, t1) - bisect.bisect_left(times, t0) for t0, t1 in backlog)
+        starts = [t0 for t0, _ in backlog]
+        stalls = [b - a for a, b in zip(times, times[1:]) if b - a >= STALL_S and within(backlog, starts, a)]
+        tail = times[bisect.bisect_left(times, last_pickup):]
+        tail_s = tail[-1] - last_pickup if tail else 0
         keys = collections.Counter((r["dest_addr"], r["short_message_hex"]) for r in accepted)
         peer_ms = after["cpu"]["smsc"] - before["cpu"]["smsc"]
         return {"submits": len(times), "accepted": len(accepted), "seconds": secs,
                 "per_s": len(times) / secs if secs > 0 else 0, "backlog_seconds": backlog_s,
                 "backlog_per_s": backlog_n / backlog_s if backlog_s > 0 else None,
+                "stalls": len(stalls), "stalled_seconds": sum(stalls),
+                "after_pickups_seconds": tail_s, "after_pickups_per_s": len(tail) / tail_s if tail_s >= 1 else None,
                 "max_sms_queue": max((q for _, q, _ in samples if q is not None), default=0),
                 "max_mail_queue": max((q for _, _, q in samples if q is not None), default=0),
                 "peer_cpu_share": peer_ms / (secs * 1000.0) if secs > 0 else None,
@@ -664,13 +677,20 @@ class Bench:
         print("    e-mail: %d sent over %d SMTP connection(s) in %.1f s: %.0f/s; SMTP peer CPU %.0f%% of a core while "
               "SAV sent" % (ch["email"]["delivered"], ch["email"]["connections"], ch["email"]["seconds"],
                             ch["email"]["per_s"], 100.0 * (ch["email"]["peer_cpu_share"] or 0)))
-        print("    SMS at the peer: %d submit_sm (%d accepted) in %.1f s: %.0f/s; %s; sms:queue at most %d, "
+        print("    SMS at the peer: %d submit_sm (%d accepted) in %.1f s: %.0f/s; %s%s; sms:queue at most %d, "
               "mail:queue %d; peer CPU %.0f%% of a core while SAV sent" % (
                   sms["submits"], sms["accepted"], sms["seconds"], sms["per_s"],
                   "while sms:queue held more than %d: %.0f/s over %.1f s" % (SMPP_WINDOW, sms["backlog_per_s"],
                                                                               sms["backlog_seconds"])
                   if sms["backlog_seconds"] else "sms:queue never held more than %d: the rate is the demand" %
-                  SMPP_WINDOW, sms["max_sms_queue"], sms["max_mail_queue"], 100.0 * (sms["peer_cpu_share"] or 0)))
+                  SMPP_WINDOW,
+                  "; after the last pickup (the sender alone) %.0f/s over %.1f s" % (
+                      sms["after_pickups_per_s"], sms["after_pickups_seconds"]) if sms["after_pickups_per_s"] else "",
+                  sms["max_sms_queue"], sms["max_mail_queue"], 100.0 * (sms["peer_cpu_share"] or 0)))
+        if sms["backlog_seconds"]:
+            print("    SMS link pauses: %d of %.0f ms or more between two submit_sm while SMS waited, %.1f s in all "
+                  "(%.0f%% of that time)" % (sms["stalls"], STALL_S * 1000, sms["stalled_seconds"],
+                                            100.0 * sms["stalled_seconds"] / sms["backlog_seconds"]))
         if ceiling:
             self.print_ceiling(ceiling, sms_rate)
         print("    duplicates at the peers: SMS parts accepted twice %d, e-mails with a Message-ID seen twice %d "

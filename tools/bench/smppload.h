@@ -1,7 +1,7 @@
 /* smppload: an SMSC's own ceiling, met as sav-notification's client meets it (PDUs of common/smpp.c): one
  * transceiver bind, one-part GSM 03.38 submit_sm asking for a receipt, at most `window` unanswered, every deliver_sm
- * (a receipt) answered at once, one send() per PDU. What it counts is what any ESME with that window gets from this
- * SMSC: the limit SAV's own SMS rate is read against. */
+ * (a receipt) answered at once, one send() per PDU, with TCP_NODELAY. What it counts is what any ESME with that
+ * window gets from this SMSC: the limit SAV's own SMS rate is read against. */
 #ifndef SAV_BENCH_SMPPLOAD_H
 #define SAV_BENCH_SMPPLOAD_H
 
