@@ -10,15 +10,18 @@ build/bin/sav-bench, and prints per scenario one summary line and a short table:
                 commandstats: all, and those the services sent), CPU ms per ticket per process and in all, peak RSS
                 per service, Redis memory per ticket.
   2. paced      the same at a fixed rate (default 1,000 tickets/s) for 30 s: the latencies of a system that keeps up.
-  3. lifecycle  complete chargeable repairs (default 2,000, window of 200 in flight), driven by sav-bench lifecycle:
+  3. lifecycle  complete chargeable repairs (default 2,000, window of 50 in flight), driven by sav-bench lifecycle:
                 ticket opened, verdict (normal wear: the customer pays, one spare part received beforehand at the
                 centre), quote written by billing and accepted, repair done, invoice issued, paid, picked up; every
                 SMS sent to the test SMSC (tests/system/smsc_peer.pl, receipts on; smpp_window 10, smpp_tps 10000,
-                quiet hours off) and every e-mail to the test SMTP server (tests/system/smtp_peer.py). Lifecycles/s,
-                notifications/s from the first recorded to the last sent or delivered, SMS submit_sm/s at the peer
-                (also while sms:queue held more than the window), Redis commands, CPU ms (the peers too) and Redis
-                memory per lifecycle, the MEMORY USAGE of a closed ticket's keys, notifications by final status,
-                duplicates seen by the peers.
+                quiet hours off) and every e-mail to the test SMTP server (tests/system/smtp_peer.py); AOF
+                appendfsync everysec. Lifecycles/s (first request to last pickup answered), each step's requests,
+                waits (answered "not yet") and latencies, the pipeline's own delays (timelines), notifications/s from
+                the first recorded to the last sent or delivered, by final status and by event, SMS submit_sm/s at
+                the peer (also while sms:queue held more than the window, and after the last pickup) with the link's
+                pauses, e-mails/s, duplicates seen by the peers, Redis commands, CPU ms (the peers too) and Redis
+                bytes per lifecycle, and the MEMORY USAGE of a closed ticket's keys (its own, the billing records
+                that stay, the dedup keys that expire).
   4. durability scenario 1 again with appendfsync always, side by side with everysec.
   5. limits     in the same run: redis-benchmark (SET and FCALL of a Function, as many clients as services) and raw
                 ZeroMQ (sav-bench zmq), so that each figure is also shown as a share of the limit it is bound by.
@@ -62,7 +65,11 @@ STEP_LETTERS = "tdarpk"  # the request ids of sav-bench lifecycle: bench-RUN-LET
 SMPP_WINDOW = 10
 SMPP_CEILING_COUNT = 10000
 MEMORY_SAMPLE = 20  # closed tickets whose keys are measured
-STALL_S = 0.035  # a pause between two submit_sm this long while SMS wait is no pacing: Nagle meets a delayed ACK (40 ms)
+# The waits of a lifecycle on the pipeline: the ticket reaches diagnostics, the verdict billing (the quote), the
+# readiness billing (the invoice).
+PIPELINE_HOPS = (("ticket.received", "prediagnosis.done"), ("verdict.recorded", "quote.sent"),
+                 ("repair.done", "invoice.issued"))
+STALL_S = 0.035  # a pause this long between two submit_sm while SMS wait: Nagle meeting a delayed ACK (40 ms)
 ID_RE = re.compile(r"(T|FAC)-\d{4}-\d{6}")
 MESSAGE_ID_RE = re.compile(rb"^message-id:\s*(\S+)", re.I | re.M)
 
@@ -458,6 +465,7 @@ class Bench:
             for d in lines if "step" in d)
         figs["setup_per_s"] = {d["phase"]: d["per_second"] for d in lines if d.get("phase") in ("customers",
                                                                                                  "products")}
+        figs["pipeline_ms"] = self.pipeline_delays(cl, [row[0] for row in rows])
         figs.update(self.notification_figures(notifs))
         mail = figs["by_channel"]["email"]
         mail["peer_cpu_share"] = (after["cpu"]["smtp"] - before["cpu"]["smtp"]) / (mail["seconds"] * 1000.0) \
@@ -479,6 +487,27 @@ class Bench:
         figs["closed_ticket"] = self.closed_ticket_memory(cl, run, rows, notifs)
         return figs
 
+    def pipeline_delays(self, cl, tids):
+        """The asynchronous hops a lifecycle waits for, from the tickets' timelines (the services' own clocks, not the
+        generator's polling): p50 and p99 in ms of each PIPELINE_HOPS pair."""
+        r = cl.redis()
+        delays = collections.defaultdict(list)
+        for i in range(0, len(tids), 1000):
+            p = r.pipeline(transaction=False)
+            for t in tids[i:i + 1000]:
+                p.lrange(cl.key("timeline:" + t), 0, -1)
+            for entries in p.execute():
+                at = {}
+                for e in entries:
+                    d = json.loads(e)
+                    at.setdefault(d.get("event"), d.get("at"))
+                for a, b in PIPELINE_HOPS:
+                    if at.get(a) and at.get(b):
+                        delays["%s>%s" % (a, b)].append(at[b] - at[a])
+        return collections.OrderedDict(("%s>%s" % (a, b), {"p50": percentile(delays["%s>%s" % (a, b)], .5),
+                                                             "p99": percentile(delays["%s>%s" % (a, b)], .99)})
+                                       for a, b in PIPELINE_HOPS)
+
     def notification_figures(self, notifs):
         """Notifications by channel and final status, and per second from the first recorded to the last sent (an
         e-mail the SMTP server accepted) or delivered (an SMS whose receipts came): overall and per channel."""
@@ -486,6 +515,7 @@ class Bench:
         out["notifications"] = len(notifs)
         out["notifications_by_status"] = dict(collections.Counter("%s %s" % (x["channel"], x["status"])
                                                                   for x in notifs))
+        out["notifications_by_event"] = dict(collections.Counter(x["id"].split(":")[1] for x in notifs))
 
         def rate(xs):
             done = [int(x["delivered_at"] or x["sent_at"]) for x in xs if x["status"] in ("sent", "delivered")]
@@ -667,13 +697,17 @@ class Bench:
             print("    %-16s %9d %7d %8.1f %8.1f %17.1f %9.1f" % (
                 name, v["requests"], v["waits"], v["p50_us"] / 1000.0, v["p99_us"] / 1000.0,
                 v["ready_p50_us"] / 1000.0, v["ready_p99_us"] / 1000.0))
+        print("    pipeline (timelines): " + ", ".join(
+            "%s p50 %s p99 %s ms" % (hop, v["p50"], v["p99"]) for hop, v in f["pipeline_ms"].items()))
         lc = f["lifecycle_ms"]
         print("    %-16s %34s %8.1f ms p50, %.1f p99, %.1f p99.9" % ("lifecycle", "open to pickup answered",
                                                                       lc["p50"], lc["p99"], lc["p999"]))
         ch = f["by_channel"]
-        print("    notifications: %s; %.0f/s from the first recorded to the last delivered in %.1f s (SMS %.0f/s, "
-              "e-mail %.0f/s)" % (", ".join("%s %d" % kv for kv in sorted(f["notifications_by_status"].items())),
-                                  d["per_s"], d["seconds"], ch["sms"]["per_s"], ch["email"]["per_s"]))
+        print("    notifications: %s (%s); %.0f/s from the first recorded to the last delivered in %.1f s (SMS "
+              "%.0f/s, e-mail %.0f/s)" % (
+                  ", ".join("%s %d" % kv for kv in sorted(f["notifications_by_status"].items())),
+                  ", ".join("%s %d" % kv for kv in f["notifications_by_event"].items()),
+                  d["per_s"], d["seconds"], ch["sms"]["per_s"], ch["email"]["per_s"]))
         print("    e-mail: %d sent over %d SMTP connection(s) in %.1f s: %.0f/s; SMTP peer CPU %.0f%% of a core while "
               "SAV sent" % (ch["email"]["delivered"], ch["email"]["connections"], ch["email"]["seconds"],
                             ch["email"]["per_s"], 100.0 * (ch["email"]["peer_cpu_share"] or 0)))
@@ -772,7 +806,7 @@ def main():
     ap.add_argument("--paced-seconds", type=int, default=30)
     ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--lifecycles", type=int, default=2000, help="complete lifecycles of scenario 3")
-    ap.add_argument("--lifecycle-window", type=int, default=200, help="lifecycles in flight in scenario 3")
+    ap.add_argument("--lifecycle-window", type=int, default=50, help="lifecycles in flight in scenario 3")
     ap.add_argument("--only")
     ap.add_argument("--json", help="also write every figure to this file")
     opts = ap.parse_args()

@@ -14,7 +14,9 @@
 #define BENCH_SILENCE_US 60000000LL      /* no answer at all for a minute: the run is broken */
 #define BENCH_STOCK_CHUNK 100000         /* parts.receive takes at most this many at once */
 
-enum bench_step { BENCH_OPEN, BENCH_DIAGNOSE, BENCH_ACCEPT, BENCH_REPAIR, BENCH_INVOICE, BENCH_PAY, BENCH_PICKUP, BENCH_STEPS };
+enum bench_step {
+    BENCH_OPEN, BENCH_DIAGNOSE, BENCH_ACCEPT, BENCH_REPAIR, BENCH_INVOICE, BENCH_PAY, BENCH_PICKUP, BENCH_STEPS
+};
 
 /* What a reply makes of a step. */
 enum bench_outcome { BENCH_TAKEN, BENCH_WAIT, BENCH_FAILED };
@@ -40,7 +42,8 @@ static const bench_step_def bench_steps[BENCH_STEPS] = {
 /* The part a verdict replaces, per model of the sample catalog; the first for any other model. Each is stocked at
  * the default centre before the run. */
 static const char *const bench_parts[][2] = {
-    {"WM-7000", "RES-2000W"}, {"DW-450", "DW-HEATPUMP"}, {"FR-300", "FR-FAN"}, {"OV-900", "OV-ELEM"}, {"BO-24", "BO-IGN"},
+    {"WM-7000", "RES-2000W"}, {"DW-450", "DW-HEATPUMP"}, {"FR-300", "FR-FAN"},
+    {"OV-900", "OV-ELEM"},    {"BO-24", "BO-IGN"},
 };
 #define BENCH_NPARTS (sizeof(bench_parts) / sizeof(bench_parts[0]))
 
@@ -324,7 +327,8 @@ static void bench_on_life_reply(void *ctx, long tag, const Sav__Envelope *reply,
         snprintf(d->last_wait[l->step], sizeof(d->last_wait[0]), "%s", err_get());
         if (now - l->since_us > BENCH_STEP_GIVE_UP_US) {
             char why[320];
-            snprintf(why, sizeof(why), "still not possible after %lld s: %s", BENCH_STEP_GIVE_UP_US / 1000000, err_get());
+            snprintf(why, sizeof(why), "still not possible after %lld s: %s", BENCH_STEP_GIVE_UP_US / 1000000,
+                     err_get());
             bench_life_fail(d, l, why);
         } else {
             int shift = l->attempts - 1 < 5 ? l->attempts - 1 : 5;

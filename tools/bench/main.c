@@ -11,7 +11,7 @@
  *             [--out FILE] [--pause]
  *       registers the workload as load does, receives at the default centre the parts its verdicts will need, then
  *       takes every ticket through a complete chargeable repair (open, diagnose, quote accept, repair done, ticket
- *       show until the invoice is there, payment, pickup: tools/bench/lifecycles.h) with at most W (default 200)
+ *       show until the invoice is there, payment, pickup: tools/bench/lifecycles.h) with at most W (default 50)
  *       lifecycles in flight; prints the registration phases, one JSON line per step and the "lifecycles" summary;
  *       --out: one CSV line per finished lifecycle (lifecycles.h). --pause as for load.
  *   sav-bench [--config FILE] smpp [--window W] [--count N]
@@ -40,7 +40,7 @@
 #include <time.h>
 
 #define BENCH_LOAD_WINDOW 256      /* requests in flight */
-#define BENCH_LIFECYCLE_WINDOW 200 /* lifecycles in flight */
+#define BENCH_LIFECYCLE_WINDOW 50 /* lifecycles in flight (on 2 cores, 200 only queued: fewer per second) */
 
 typedef struct bench_opts {
     const char *config, *tickets, *out, *run;
@@ -158,7 +158,8 @@ static int bench_phase_run(const settings *cfg, const bench_opts *o, enum servic
     ph->requests = count;
     ph->latency_us = calloc((size_t)(count ? count : 1), sizeof(int64_t));
     ph->sent_unix_us = calloc((size_t)(count ? count : 1), sizeof(int64_t));
-    bench_conn *c = ph->latency_us && ph->sent_unix_us ? bench_conn_open(cfg, service, o->window ? o->window : BENCH_LOAD_WINDOW,
+    int window = o->window ? o->window : BENCH_LOAD_WINDOW;
+    bench_conn *c = ph->latency_us && ph->sent_unix_us ? bench_conn_open(cfg, service, window,
                                                                           bench_on_reply, ph)
                                                         : NULL;
     if (!c) return -1;
