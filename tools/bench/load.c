@@ -105,12 +105,8 @@ static void bench_on_reply(bench_conn *c, const bus_msg *m) {
     envelope_free(env);
 }
 
-int bench_poll(bench_conn *c, int wait_ms) {
-    zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&item, 1, wait_ms) < 0 && errno != EINTR) {
-        err_set("zmq_poll: %s", zmq_strerror(errno));
-        return -1;
-    }
+/* Takes every reply already received; returns how many, -1 on error. */
+static int bench_take(bench_conn *c) {
     int n = 0;
     bus_msg m;
     int got;
@@ -120,6 +116,30 @@ int bench_poll(bench_conn *c, int wait_ms) {
         n++;
     }
     return got < 0 ? -1 : n;
+}
+
+int bench_poll(bench_conn *c, int wait_ms) {
+    return bench_poll_many(&c, 1, wait_ms);
+}
+
+int bench_poll_many(bench_conn *const *conns, int n, int wait_ms) {
+    zmq_pollitem_t items[BENCH_MAX_CONNS];
+    if (n < 1 || n > BENCH_MAX_CONNS) {
+        err_set("bench_poll_many: %d connections, at most %d", n, BENCH_MAX_CONNS);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) items[i] = (zmq_pollitem_t){conns[i]->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(items, n, wait_ms) < 0 && errno != EINTR) {
+        err_set("zmq_poll: %s", zmq_strerror(errno));
+        return -1;
+    }
+    int total = 0;
+    for (int i = 0; i < n; i++) {
+        int got = bench_take(conns[i]);
+        if (got < 0) return -1;
+        total += got;
+    }
+    return total;
 }
 
 int bench_send(bench_conn *c, const envelope_buf *frame, const char *message_id, long tag) {

@@ -27,6 +27,11 @@ int bench_send(bench_conn *c, const envelope_buf *frame, const char *message_id,
 /* Takes the replies that are there, waiting at most wait_ms for the first. Returns how many came, -1 on error. */
 int bench_poll(bench_conn *c, int wait_ms);
 
+#define BENCH_MAX_CONNS 8
+
+/* The same over n connections (at most BENCH_MAX_CONNS): waits at most wait_ms for a reply on any of them. */
+int bench_poll_many(bench_conn *const *conns, int n, int wait_ms);
+
 /* Waits until every request has its reply or no reply came for timeout_ms; returns how many never came. */
 long bench_drain(bench_conn *c, int timeout_ms);
 
