@@ -25,6 +25,7 @@ typedef struct store_queued {
     size_t *len;
     store_done_fn done;
     void *ctx;
+    int no_wait;
 } store_queued;
 
 struct store {
@@ -582,7 +583,7 @@ int store_defer(store *st, const store_args *a, store_done_fn done, void *ctx) {
         q->argv[i] = p, q->len[i] = a->len[i];
         p += a->len[i] + 1;
     }
-    q->argc = a->argc, q->done = done, q->ctx = ctx;
+    q->argc = a->argc, q->done = done, q->ctx = ctx, q->no_wait = a->no_wait;
     st->nqueued++;
     return 0;
 }
@@ -596,9 +597,13 @@ int store_flush(store *st) {
     const char **argv[STORE_DEFER_MAX] = {0};
     const size_t *lens[STORE_DEFER_MAX] = {0};
     redisReply *replies[STORE_DEFER_MAX] = {0};
-    for (int i = 0; i < n; i++) argc[i] = st->queued[i].argc, argv[i] = st->queued[i].argv, lens[i] = st->queued[i].len;
+    int may_wait = 0;
+    for (int i = 0; i < n; i++) {
+        argc[i] = st->queued[i].argc, argv[i] = st->queued[i].argv, lens[i] = st->queued[i].len;
+        may_wait |= !st->queued[i].no_wait;
+    }
     st->nqueued = 0;
-    int rc = store_pipeline(st, n, argc, argv, lens, replies);
+    int rc = store_pipeline_as(st, n, argc, argv, lens, replies, may_wait);
     /* Unreachable: each gets NULL (err set), as from store_call; some may still have been applied (a timeout). */
     for (int i = 0; i < n; i++) {
         store_queued *q = &st->queued[i];

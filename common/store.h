@@ -102,9 +102,9 @@ const char *store_field(const redisReply *flat, const char *name);
 typedef void (*store_done_fn)(void *ctx, redisReply *r);
 
 /* Queues a command (its arguments are copied) for the next store_flush, which sends every queued command in one
- * round trip: with appendfsync always, one fsync covers them all. A full queue is flushed first. 0, or -1 with
- * err (nothing queued). The queue is the caller's to flush: store_call does not, so a command sent meanwhile runs
- * before the queued ones. */
+ * round trip: with appendfsync always, one fsync covers them all (and WAIT too, unless every queued command is
+ * no_wait). A full queue is flushed first. 0, or -1 with err (nothing queued). The queue is the caller's to
+ * flush: store_call does not, so a command sent meanwhile runs before the queued ones. */
 int store_defer(store *st, const store_args *a, store_done_fn done, void *ctx);
 
 /* Sends the queued commands and calls each one's done, in order; returns how many, or -1 when Redis was

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +24,8 @@
 #define SMSC_IDLE_CLAIM_MS 100    /* an empty queue is looked at again this often */
 #define SMSC_RECONNECT_MS 1000
 #define SMSC_THROTTLE_MS 1000     /* pause after the SMSC says it is throttling */
+#define SMSC_TURN_MS 20           /* longest wait for the SMSC in one turn of the link */
+#define SMSC_MAX_DELIVERIES 256   /* receipts read in one turn, recorded together */
 #define SMSC_ESME_RSYSERR 0x08u   /* deliver_sm refused for now: Redis is down, the SMSC will offer it again */
 
 enum { SMSC_PART_PENDING, SMSC_PART_OUT, SMSC_PART_ACCEPTED };
@@ -40,8 +44,15 @@ typedef struct smsc_sms {
     const char *verdict;                          /* NULL while going well, else retry, failed or release */
     int refused;                                  /* the SMSC refused it: counts toward sms_max_attempts */
     int64_t confirm_after_ms;                     /* Redis did not take the outcome: offered again then */
+    int recorded;                                 /* its queued outcome: 0 not answered yet, 1 taken, -1 not */
     char detail[256];
 } smsc_sms;
+
+/* A deliver_sm whose receipt is being recorded: it is answered once Redis took it (or refused for now). */
+typedef struct smsc_delivery {
+    uint32_t sequence;
+    uint32_t status;
+} smsc_delivery;
 
 struct smsc {
     const settings *cfg;
@@ -54,8 +65,14 @@ struct smsc {
     size_t in_len;
     smsc_sms active[SMSC_MAX_ACTIVE];
     int nactive;
+    smsc_delivery deliveries[SMSC_MAX_DELIVERIES]; /* the receipts of one turn, recorded in one round trip */
+    int ndeliveries;
     uint8_t next_ref; /* concatenation reference of the next long message */
-    int64_t next_claim_ms, next_submit_ms, last_rx_ms, enquire_sent_ms, next_renew_ms;
+    int64_t next_claim_ms, last_rx_ms, enquire_sent_ms, next_renew_ms;
+    /* The throughput cap (smpp_tps) as a generic cell rate: a part may go when the monotonic clock has reached
+     * next_submit_us less the burst tolerance, a fiftieth of a second's worth of parts (none below 50/s), so
+     * that at high rates the window, not the pacing of single parts, keeps the link busy. */
+    int64_t next_submit_us, interval_us, tolerance_us;
 };
 
 static uint32_t smsc_next_seq(smsc *c) {
@@ -130,6 +147,10 @@ static int smsc_connect_socket(smsc *c) {
          * (and a stop) for minutes; nor may a stalled SMSC with a full socket buffer later. */
         struct timeval tv = {c->cfg->smpp_response_ms / 1000, (c->cfg->smpp_response_ms % 1000) * 1000};
         if (c->fd >= 0) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        /* Each PDU is one write: with Nagle's algorithm a submit_sm written while the previous one is unanswered
+         * waits for the SMSC's delayed ACK (40 ms on Linux), which held the link to a few hundred SMS a second. */
+        int nodelay = 1;
+        if (c->fd >= 0 && a->ai_family != AF_UNIX) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
         if (c->fd >= 0 && connect(c->fd, a->ai_addr, a->ai_addrlen) != 0) {
             err_set("SMSC %s:%s: %s", c->cfg->smpp_host, port, strerror(errno));
             close(c->fd);
@@ -171,15 +192,20 @@ fail:
 
 static void smsc_finish(smsc *c);
 
+/* The outcome of a finished SMS (ids: room for its parts' message ids, which o points to). */
+static smsq_outcome smsc_outcome(smsc_sms *m, const char *ids[GSM_MAX_PARTS]) {
+    if (!m->verdict) snprintf(m->detail, sizeof(m->detail), "accepted in %d part%s", m->msg.nparts, m->msg.nparts > 1 ? "s" : "");
+    for (int p = 0; p < m->msg.nparts; p++) ids[p] = m->ids[p];
+    return (smsq_outcome){m->verdict ? m->verdict : "sent", m->refused, m->attempts, m->detail, ids, m->msg.nparts};
+}
+
 /* Records the outcome of a finished SMS and forgets it. When Redis does not take it, the SMS is kept and its
  * outcome offered again a second later (sms_done ignores a repeat), unless forget: then its claim goes stale
  * and the SMS is sent again. */
 static void smsc_done(smsc *c, int i, int forget) {
     smsc_sms *m = &c->active[i];
-    if (!m->verdict) snprintf(m->detail, sizeof(m->detail), "accepted in %d part%s", m->msg.nparts, m->msg.nparts > 1 ? "s" : "");
     const char *ids[GSM_MAX_PARTS];
-    for (int p = 0; p < m->msg.nparts; p++) ids[p] = m->ids[p];
-    smsq_outcome o = {m->verdict ? m->verdict : "sent", m->refused, m->attempts, m->detail, ids, m->msg.nparts};
+    smsq_outcome o = smsc_outcome(m, ids);
     if (smsq_done(&c->q, m->nid, &o) != 0 && !forget) {
         m->confirm_after_ms = clock_now_ms() + 1000;
         return;
@@ -188,6 +214,7 @@ static void smsc_done(smsc *c, int i, int forget) {
 }
 
 static int smsc_on_pdu(smsc *c, const smpp_pdu *p);
+static int smsc_answer_deliveries(smsc *c);
 
 /* Takes what the SMSC sent before the link broke, still in our buffers (a failed write stops the reading): an
  * acceptance there is one, and lost its part would go twice. It cannot be answered any more; a receipt comes
@@ -199,6 +226,7 @@ static void smsc_drain(smsc *c) {
         while (smsc_next_pdu(c, &p) == 1) smsc_on_pdu(c, &p);
         before = c->in_len;
     } while (smsc_read(c, 0) == 0 && c->in_len > before);
+    smsc_answer_deliveries(c);
 }
 
 /* Closes a lost link. Kept, the SMS in hand wait for the next bind and only their unanswered parts go again
@@ -280,8 +308,20 @@ static int smsc_submit_part(smsc *c, smsc_sms *m, int k) {
     m->part_state[k] = SMSC_PART_OUT;
     m->submitted++;
     m->outstanding++;
-    c->next_submit_ms = clock_now_ms() + 1000 / c->cfg->smpp_tps;
+    /* In microseconds: a whole-millisecond interval would let 500/s through a cap of 400, and anything above
+     * 1000/s through uncapped. */
+    int64_t now_us = clock_mono_us();
+    c->next_submit_us = (c->next_submit_us > now_us ? c->next_submit_us : now_us) + c->interval_us;
     return 0;
+}
+
+static int smsc_may_submit(const smsc *c) {
+    return clock_mono_us() >= c->next_submit_us - c->tolerance_us;
+}
+
+/* The SMSC asks us to slow down: nothing goes for SMSC_THROTTLE_MS, whatever the burst allowance. */
+static void smsc_pause(smsc *c) {
+    c->next_submit_us = clock_mono_us() + SMSC_THROTTLE_MS * 1000 + c->tolerance_us;
 }
 
 static int smsc_outstanding(const smsc *c) {
@@ -295,7 +335,7 @@ static int smsc_submit(smsc *c) {
     int window = c->cfg->smpp_window - smsc_outstanding(c);
     for (int i = 0; i < c->nactive && window > 0; i++) {
         smsc_sms *m = &c->active[i];
-        for (int k = 0; k < m->msg.nparts && !m->verdict && window > 0 && clock_now_ms() >= c->next_submit_ms; k++) {
+        for (int k = 0; k < m->msg.nparts && !m->verdict && window > 0 && smsc_may_submit(c); k++) {
             if (m->part_state[k] != SMSC_PART_PENDING) continue;
             if (smsc_submit_part(c, m, k) != 0) return -1;
             window--;
@@ -313,7 +353,7 @@ static void smsc_on_submit_resp(smsc *c, const smpp_pdu *p) {
             m->part_state[k] = SMSC_PART_PENDING;
             m->outstanding--;
             int temporary = p->command_id == SMPP_GENERIC_NACK || smpp_status_temporary(p->status);
-            if (p->status == 0x58) c->next_submit_ms = clock_now_ms() + SMSC_THROTTLE_MS;
+            if (p->status == 0x58) smsc_pause(c);
             if (p->command_id == SMPP_SUBMIT_SM_RESP && p->status == 0) {
                 m->part_state[k] = SMSC_PART_ACCEPTED;
                 char v[3][SMPP_ID_LEN];
@@ -324,7 +364,7 @@ static void smsc_on_submit_resp(smsc *c, const smpp_pdu *p) {
             } else if (temporary && (m->accepted > 0 || m->outstanding > 0) &&
                        ++m->part_retries < c->cfg->sms_max_attempts) {
                 /* Parts already accepted must not go twice: only this one is offered again, after a pause. */
-                c->next_submit_ms = clock_now_ms() + SMSC_THROTTLE_MS;
+                smsc_pause(c);
             } else if (!m->verdict) {
                 m->verdict = temporary ? "retry" : "failed";
                 m->refused = 1;
@@ -349,26 +389,46 @@ static int smsc_is_stop(const smpp_pdu *p) {
 }
 
 /* A deliver_sm: a delivery receipt or a STOP is recorded before it is acknowledged, so that none is lost. */
+static void smsc_receipt_recorded(void *ctx, int rc) {
+    smsc_delivery *d = ctx;
+    if (rc != 0) {
+        log_error(NULL, NULL, "a receipt not recorded (the SMSC will offer it again): %s", err_get());
+        d->status = SMSC_ESME_RSYSERR;
+    }
+}
+
+/* Answers the deliver_sm of the turn, once their receipts are recorded (one round trip for all): a receipt is
+ * acknowledged only when Redis has it. 0, or -1 when the link broke. */
+static int smsc_answer_deliveries(smsc *c) {
+    smsq_flush(&c->q);
+    int rc = 0;
+    for (int i = 0; i < c->ndeliveries && rc == 0 && c->fd >= 0; i++) {
+        uint8_t resp[32];
+        rc = smsc_write(c, resp, smpp_encode_deliver_resp(resp, c->deliveries[i].status, c->deliveries[i].sequence));
+    }
+    c->ndeliveries = 0;
+    return rc;
+}
+
 static int smsc_on_deliver(smsc *c, const smpp_pdu *p) {
-    uint32_t status = 0;
+    if (c->ndeliveries == SMSC_MAX_DELIVERIES && smsc_answer_deliveries(c) != 0) return -1;
+    smsc_delivery *d = &c->deliveries[c->ndeliveries++];
+    *d = (smsc_delivery){p->sequence, 0};
     char id[SMPP_ID_LEN], state[16];
     if (smpp_receipt(p, id, state) != 0) {
         if (!smsc_is_stop(p))
             log_info(NULL, NULL, "an SMS from a customer ignored: only STOP is understood");
         else if (smsq_stop(&c->q, p->source_addr) < 0)
-            status = SMSC_ESME_RSYSERR;
+            d->status = SMSC_ESME_RSYSERR;
     } else if (smpp_state_outcome(state) >= 0) {
         char v[3][SMPP_ID_LEN];
         const char *spellings[3];
         int nv = smpp_id_variants(id, v);
         for (int i = 0; i < nv; i++) spellings[i] = v[i];
-        if (smsq_receipt(&c->q, spellings, nv, state) != 0) {
-            log_error(NULL, NULL, "receipt %s %s not recorded (the SMSC will offer it again): %s", id, state, err_get());
-            status = SMSC_ESME_RSYSERR;
-        }
+        if (smsq_receipt_later(&c->q, spellings, nv, state, smsc_receipt_recorded, d) != 0)
+            d->status = SMSC_ESME_RSYSERR;
     }
-    uint8_t resp[32];
-    return smsc_write(c, resp, smpp_encode_deliver_resp(resp, status, p->sequence));
+    return 0;
 }
 
 /* Handles one PDU from the SMSC; 0, or -1 when the link must be dropped. */
@@ -396,11 +456,28 @@ static int smsc_on_pdu(smsc *c, const smpp_pdu *p) {
 }
 
 /* Finishes the SMS whose parts are all answered. */
+static void smsc_outcome_recorded(void *ctx, int rc) {
+    ((smsc_sms *)ctx)->recorded = rc == 0 ? 1 : -1;
+}
+
+/* Records the outcomes of the SMS finished (one round trip for all) and forgets those Redis took; the others are
+ * kept and their outcome offered again a second later (sms_done ignores a repeat). */
 static void smsc_finish(smsc *c) {
-    for (int i = c->nactive - 1; i >= 0; i--) {
+    int queued = 0;
+    for (int i = 0; i < c->nactive; i++) {
         smsc_sms *m = &c->active[i];
-        if (m->outstanding == 0 && (m->verdict || m->accepted == m->msg.nparts) && clock_now_ms() >= m->confirm_after_ms)
-            smsc_done(c, i, 0);
+        m->recorded = 0;
+        if (m->outstanding > 0 || (!m->verdict && m->accepted < m->msg.nparts) || clock_now_ms() < m->confirm_after_ms)
+            continue;
+        const char *ids[GSM_MAX_PARTS];
+        smsq_outcome o = smsc_outcome(m, ids);
+        if (smsq_done_later(&c->q, m->nid, &o, smsc_outcome_recorded, m) == 0) queued++;
+        else m->recorded = -1;
+    }
+    if (queued) smsq_flush(&c->q);
+    for (int i = c->nactive - 1; i >= 0; i--) {
+        if (c->active[i].recorded > 0) c->active[i] = c->active[--c->nactive];
+        else if (c->active[i].recorded < 0) c->active[i].confirm_after_ms = clock_now_ms() + 1000;
     }
 }
 
@@ -435,16 +512,28 @@ static void smsc_renew_claims(smsc *c) {
     c->next_renew_ms = now + (smsq_renew(&c->q, nids, c->nactive) == 0 ? c->cfg->sms_stale_ms / 4 : 1000);
 }
 
+/* How long a turn may wait for the SMSC: until the next part may go, when one waits and the window has room. */
+static int smsc_wait_ms(const smsc *c) {
+    if (smsc_outstanding(c) >= c->cfg->smpp_window) return SMSC_TURN_MS;
+    for (int i = 0; i < c->nactive; i++)
+        for (int k = 0; !c->active[i].verdict && k < c->active[i].msg.nparts; k++)
+            if (c->active[i].part_state[k] == SMSC_PART_PENDING) {
+                int64_t left = (c->next_submit_us - c->tolerance_us - clock_mono_us() + 999) / 1000;
+                return left <= 0 ? 0 : left < SMSC_TURN_MS ? (int)left : SMSC_TURN_MS;
+            }
+    return SMSC_TURN_MS;
+}
+
 /* One turn of the bound link: claim, submit, read, answer, finish. 0, or -1 with err when the link is lost. */
 static int smsc_turn(smsc *c) {
     smsc_renew_claims(c);
     smsc_claim(c);
-    if (smsc_submit(c) != 0 || smsc_read(c, 20) != 0) return -1;
+    if (smsc_submit(c) != 0 || smsc_read(c, smsc_wait_ms(c)) != 0) return -1;
     smpp_pdu p;
     int got;
     while ((got = smsc_next_pdu(c, &p)) == 1)
         if (smsc_on_pdu(c, &p) != 0) return -1;
-    if (got < 0) return -1;
+    if (got < 0 || smsc_answer_deliveries(c) != 0) return -1;
     smsc_finish(c);
     return smsc_check_link(c);
 }
@@ -488,6 +577,9 @@ int smsc_start(const settings *s, smsc **out) {
     }
     c->cfg = s;
     c->fd = -1;
+    c->interval_us = 1000000 / s->smpp_tps;
+    int burst = s->smpp_tps / 50 > 1 ? s->smpp_tps / 50 : 1;
+    c->tolerance_us = (int64_t)(burst - 1) * c->interval_us;
     c->next_ref = (uint8_t)(clock_now_ms() & 0xFF); /* a restarted sender does not start again where it did */
     if (smsq_open(&c->q, s) != 0) {
         free(c);

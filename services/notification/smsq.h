@@ -51,6 +51,20 @@ int smsq_done(smsq *q, const char *nid, const smsq_outcome *o);
  * with err when Redis did not take it. */
 int smsq_receipt(smsq *q, const char *const *spellings, int n, const char *state);
 
+#define SMSQ_ID_LEN 128
+
+/* Told, once its queued call was sent, whether Redis took it (0) or not (-1, err set). */
+typedef void (*smsq_result_fn)(void *ctx, int rc);
+
+/* smsq_done and smsq_receipt queued for smsq_flush, which sends every queued call in one round trip (the outcomes
+ * of SMS without WAIT, as smsq_done); fn hears each one's result. 0, or -1 with err (nothing queued). */
+int smsq_done_later(smsq *q, const char *nid, const smsq_outcome *o, smsq_result_fn fn, void *ctx);
+int smsq_receipt_later(smsq *q, const char *const *spellings, int n, const char *state, smsq_result_fn fn,
+                       void *ctx);
+
+/* Sends the queued calls; returns how many, or -1 when Redis was unreachable (each fn then heard -1). */
+int smsq_flush(smsq *q);
+
 /* Renews the claims of the SMS in hand, so that a slow send is never taken for one whose sender died. */
 int smsq_renew(smsq *q, const char *const *nids, int n);
 

@@ -49,11 +49,15 @@ What is checked (keys under sav:{s0}:; the rules are /work/shared/design/notific
   the window, and counted in the notification's resent_after_crash.
 - sms_smsc_crash: the SMSC sends a receipt and an acceptance, then resets the link and dies (--crash-after): the
   failed answer to the receipt must not lose the acceptance; with another SMSC up, nothing is submitted again.
+- sms_rate_cap: smpp_tps 400 (a whole-millisecond interval between parts would let 500/s through) with one SMS to
+  each of 1,500 customers queued while the SMSC is away: once it binds, at most 400 submit_sm (with a fiftieth of
+  a second's burst) go in any second, and at least 90% of that on average: the cap neither leaks nor starves.
 - sms_stale_claim_settled: the Functions alone: an SMS whose claim went stale (and was queued again) while its
   sender held it, as when Redis restarts, is settled by the sender's "sent": out of the queue, not resent.
 Every test ends as in run.py: no service died on its own, all exit 0 on SIGTERM, no sanitizer report in a log.
 """
 
+import bisect
 import collections
 import datetime
 import json
@@ -1481,6 +1485,38 @@ def test_sms_quiet_hours(cl):
         stop_peers(peer)
 
 
+def test_sms_rate_cap(cl):
+    res = Result()
+    tps, count = 400, 1500
+    peer = SmscPeer(cl, "cap")
+    sms_config(cl, peer.port, smpp_tps=tps, smpp_window=20)
+    cl.start_all()
+    load = subprocess.run([cl.binary("sav-bench"), "--config", cl.config, "load", "--count", str(count),
+                           "--per-customer", "1", "--window", "128"], capture_output=True, text=True, timeout=300)
+    res.check(load.returncode == 0, "sav-bench: %s" % load.stderr.strip()[-300:])
+    r = cl.redis()
+    harness.wait_until(lambda: all(r.xlen(cl.key(o)) == 0 for o in ("outbox:diagnostics", "outbox:billing",
+                                                                     "outbox:notification")), 120, 0.2)
+    queued = r.zcard(cl.key("sms:queue"))
+    peer.start()
+    try:
+        res.check(harness.wait_until(lambda: r.zcard(cl.key("sms:queue")) + r.zcard(cl.key("sms:sending")) == 0,
+                                     120, 0.2), "SMS still queued")
+        ts = sorted(x["t"] for x in peer.submits())
+        busiest = max([bisect.bisect_left(ts, t + 1.0) - k for k, t in enumerate(ts)] or [0])
+        mean = (len(ts) - 1) / (ts[-1] - ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else 0
+        res.fig("sms", queued)
+        res.fig("submits", len(ts))
+        res.fig("max_submits_per_s", busiest)
+        res.fig("mean_submits_per_s", round(mean))
+        res.check(queued >= count // 2 and len(ts) >= queued, "%d SMS queued, %d submit_sm" % (queued, len(ts)))
+        res.check(busiest <= tps + tps // 50, "%d submit_sm within one second, smpp_tps %d" % (busiest, tps))
+        res.check(mean >= 0.9 * tps, "%.0f submit_sm/s on average, smpp_tps %d" % (mean, tps))
+    finally:
+        stop_peers(peer)
+    return res
+
+
 TESTS = [
     ("smsc_peer_selftest", test_smsc_peer_selftest),
     ("sms_delivery", test_sms_delivery),
@@ -1491,6 +1527,7 @@ TESTS = [
     ("sms_smsc_crash", test_sms_smsc_crash),
     ("sms_stale_claim_settled", test_sms_stale_claim_settled),
     ("sms_quiet_hours", test_sms_quiet_hours),
+    ("sms_rate_cap", test_sms_rate_cap),
 ]
 
 

@@ -180,7 +180,7 @@ class Bench:
 
     # -- one load
 
-    def load(self, cl, label, count, rate=0):
+    def load(self, cl, label, count, rate=0, per_customer=None):
         """Runs sav-bench: registers the customers and products, then (between two snapshots) opens the tickets.
         Returns (its phase lines, the CSV of tickets, snapshot before, snapshot after the notifications)."""
         out = os.path.join(cl.dir, "tickets-%s.csv" % label)
@@ -189,6 +189,8 @@ class Bench:
         argv += ["--tickets", self.opts.tickets] if self.opts.tickets else ["--count", str(count)]
         if rate:
             argv += ["--rate", str(rate)]
+        if per_customer:
+            argv += ["--per-customer", str(per_customer)]
         phases, before = {}, None
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for line in proc.stdout:
@@ -385,6 +387,39 @@ class Bench:
         out["used_memory_freed_per_ticket"] = (mem0 - cl.redis().info("memory")["used_memory"]) / max(packed, 1)
         out["closed_ticket"] = self.closed_ticket_memory(cl, run, rows, notifs)
         return out
+
+    def run_sms_drain(self, count):
+        """sav-notification's own SMS rate: count tickets' SMS queued while the SMSC is away, then the SMSC comes up
+        and the sender drains the queue with nothing else to do (window 10): submit_sm per second at the peer, from
+        the first to the last, and the receipts answered by then. E-mails are recorded, not sent."""
+        cl = harness.Cluster(self.opts.bin, "bench-sms")
+        smsc = SmscPeer(cl, "drain")
+        try:
+            cl.write_config(cl.config, extra={"relay": [("window", "4096"), ("batch", "512")],
+                                              "client": [("timeout_ms", "30000")],
+                                              "notification": self.notification_config(cl, smsc, None)})
+            cl.start_all()
+            cl.redis().config_set("appendfsync", "everysec")
+            # One ticket per customer: a recipient's SMS go one after the other (each waits for the SMSC's answer
+            # to the one before), which would measure the order kept, not the link.
+            self.load(cl, "drain", count, per_customer=1)
+            r = cl.redis()
+            queued = r.zcard(cl.key("sms:queue"))
+            cpu0 = proc_cpu_ms(cl.procs["notification"].pid)
+            smsc.start("--receipts")
+            queues = [cl.key("sms:queue"), cl.key("sms:sending")]
+            if not harness.wait_until(lambda: all(r.zcard(q) == 0 for q in queues), 600, 0.2):
+                raise harness.HarnessError("SMS still queued after 600 s")
+            smsc.settle(60)
+            times = sorted(x["t"] for x in smsc.submits() if x.get("source_addr") == "SAV")
+            secs = times[-1] - times[0] if len(times) > 1 else 0
+            return {"sms": queued, "submits": len(times), "seconds": secs,
+                    "per_s": len(times) / secs if secs else 0,
+                    "notification_cpu_ms_per_submit": (proc_cpu_ms(cl.procs["notification"].pid) - cpu0) /
+                    max(len(times), 1)}
+        finally:
+            smsc.stop()
+            cl.close()
 
     def run_smpp_alone(self):
         """The SMSC peer's ceiling without the lifecycles (--only smpp): a peer of its own, no service."""
@@ -810,6 +845,14 @@ class Bench:
             c = self.results["smpp"] = self.run_smpp_alone()
             print("smpp:")
             self.print_ceiling(c)
+        if "smpp" in only:
+            d = self.results["sms_drain"] = self.run_sms_drain(o.sms)
+            ceiling = (self.results.get("lifecycle") or {}).get("smpp_ceiling") or self.results.get("smpp")
+            print("    SMS drain: %d SMS queued while the SMSC was away, then %d submit_sm in %.1f s: %.0f/s (%s), "
+                  "%.2f notification CPU ms per submit_sm" % (
+                      d["sms"], d["submits"], d["seconds"], d["per_s"],
+                      "%.0f%% of the peer's ceiling" % (100.0 * d["per_s"] / ceiling["resp_per_s"]) if ceiling else "-",
+                      d["notification_cpu_ms_per_submit"]))
         if "durability" in only:
             f = self.results["durability"] = self.run_flood("durability", "always", o.count)
             self.print_flood("4. durability", f)
@@ -845,6 +888,7 @@ def main():
     ap.add_argument("--paced-seconds", type=int, default=30)
     ap.add_argument("--window", type=int, default=512)
     ap.add_argument("--lifecycles", type=int, default=2000, help="complete lifecycles of scenario 3")
+    ap.add_argument("--sms", type=int, default=5000, help="SMS queued for the drain of the smpp scenario")
     ap.add_argument("--lifecycle-window", type=int, default=50, help="lifecycles in flight in scenario 3")
     ap.add_argument("--only")
     ap.add_argument("--json", help="also write every figure to this file")
