@@ -49,3 +49,12 @@ int pricing_compute(pricing_line *lines, int nlines, pricing_totals *out) {
     out->gross_cents = out->net_cents + out->vat_cents;
     return 0;
 }
+
+const char *pricing_invoice_kind(int customer_pays, const char *quote_status, const char *outcome,
+                                 int64_t diagnostic_fee_cents) {
+    int done = strcmp(outcome, "repaired") == 0 || strcmp(outcome, "exchanged") == 0;
+    if (!customer_pays) return NULL;
+    if (done && strcmp(quote_status, "accepted") == 0) return "repair";
+    if (strcmp(quote_status, "refused") == 0 && diagnostic_fee_cents > 0) return "diagnostic";
+    return NULL;
+}

@@ -41,4 +41,11 @@ typedef struct pricing_totals {
 /* Computes every line's amount and the totals; 0, or -1 with err (too many rates, negative or overflowing amounts). */
 int pricing_compute(pricing_line *lines, int nlines, pricing_totals *out);
 
+/* The invoice billing issues when a ticket becomes ready: "repair" for the work of an accepted quote (outcome
+ * repaired or exchanged), "diagnostic" for a refused quote when the centre charges a diagnostic fee, NULL when
+ * nothing is billed (the coverage decided the customer does not pay, or it is not decided, or no quote). Billing
+ * issues it; intake keeps the product until it is issued (and paid). */
+const char *pricing_invoice_kind(int customer_pays, const char *quote_status, const char *outcome,
+                                 int64_t diagnostic_fee_cents);
+
 #endif

@@ -232,15 +232,13 @@ static Sav__Ack__Status invoice_decide(service *svc, const Sav__Envelope *ev, co
         snprintf(reason, reason_len, "redis unavailable: %s", err_get());
         return SAV__ACK__STATUS__RETRY;
     }
-    const char *status = quote_field(q, "status");
     const catalog_centre *c = catalog_centre_find(service_catalog(svc), t.centre);
-    invoice_draft d = {NULL, NULL, 0};
-    if (done && strcmp(status, "accepted") == 0) {
-        d.kind = "repair";
+    invoice_draft d = {pricing_invoice_kind(pays, quote_field(q, "status"), ready->outcome,
+                                            c ? c->diagnostic_fee_cents : 0), NULL, 0};
+    if (d.kind && strcmp(d.kind, "repair") == 0) {
         d.document = json_loads(quote_field(q, "document"), 0, NULL);
         d.gross_cents = atoll(quote_field(q, "gross_cents"));
-    } else if (strcmp(status, "refused") == 0 && c && c->diagnostic_fee_cents > 0) {
-        d.kind = "diagnostic";
+    } else if (d.kind) {
         d.document = invoice_diagnostic_document(svc, c, &d.gross_cents);
     }
     freeReplyObject(q);

@@ -957,6 +957,24 @@ def test_payments_credits(cl, res):
     lst = sv(cl, res, "invoice", "list", "--status", "credited") or {}
     res.check([i.get("id") for i in lst.get("invoices", [])] == [inv2], "invoice list --status credited: %r" % (
         [i.get("id") for i in lst.get("invoices", [])],))
+
+    # Billing away when the repair is done: the consumer cannot take the product before the invoice exists.
+    t4 = shop.accepted(consumer)
+    cl.stop_service("billing")
+    sv(cl, res, "repair", "done", t4)
+    res.check(wait_state(cl, t4, "ready", 15), "%s not ready with billing away" % t4)
+    sv(cl, res, "ticket", "pickup", t4, want=2, err_has="has not issued its repair invoice")
+    res.check(tstate(cl, t4) == "ready", "%s state %s after a pickup refused for want of its invoice" % (
+        t4, tstate(cl, t4)))
+    cl.start_service("billing")
+    cl.wait_service("billing")
+    inv4 = harness.wait_until(lambda: hget(cl, "ticket:" + t4, "invoice_id"), 15, 0.05)
+    res.check(inv4, "no invoice for %s once billing is back" % t4)
+    if inv4:
+        sv(cl, res, "ticket", "pickup", t4, want=2, err_has="unpaid")
+        sv(cl, res, "payment", "record", inv4, "--amount", total, "--method", "card")
+        d = sv(cl, res, "ticket", "pickup", t4) or {}
+        res.check(d.get("state") == "closed", "pickup of %s once invoiced and paid: %r" % (t4, d))
     check_drained(cl, res)
 
 
