@@ -1,4 +1,5 @@
-/* Unit tests of common/pricing: line amounts, VAT per rate with its rounding rule, totals. */
+/* Unit tests of common/pricing: line amounts, VAT per rate with its rounding rule, totals, the invoice a ready ticket
+ * gets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -100,6 +101,19 @@ static void bad_lines_are_refused(void **state) {
     assert_int_equal(t.gross_cents, 0);
 }
 
+static void the_invoice_of_a_ready_ticket(void **state) {
+    (void)state;
+    assert_string_equal(pricing_invoice_kind(1, "accepted", "repaired", 0), "repair");
+    assert_string_equal(pricing_invoice_kind(1, "accepted", "exchanged", 3900), "repair");
+    /* Accepted, then found impossible: the work was not done, nothing is billed. */
+    assert_null(pricing_invoice_kind(1, "accepted", "unrepaired", 3900));
+    assert_string_equal(pricing_invoice_kind(1, "refused", "unrepaired", 3900), "diagnostic");
+    assert_null(pricing_invoice_kind(1, "refused", "unrepaired", 0));
+    assert_null(pricing_invoice_kind(0, "accepted", "repaired", 3900));
+    assert_null(pricing_invoice_kind(1, "", "repaired", 3900));
+    assert_null(pricing_invoice_kind(1, "pending", "", 3900));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_typical_repair_quote),
@@ -108,6 +122,7 @@ int main(void) {
         cmocka_unit_test(several_rates_are_kept_apart),
         cmocka_unit_test(labour_minutes_are_priced_by_the_hour),
         cmocka_unit_test(bad_lines_are_refused),
+        cmocka_unit_test(the_invoice_of_a_ready_ticket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
