@@ -59,18 +59,45 @@ struct relay {
     int read_full;            /* a queued read filled its batch: more may wait */
     int64_t answered_at;      /* monotonic ms of the destination's last answer */
     int64_t answered_sent_at; /* the latest send time among the messages it answered */
+    /* The longest wait for an answer while the destination worked (from the later of its previous answer and the
+     * message's send), in this period of RELAY_GAP_PERIOD_MS and the one before: a destination that answers in
+     * bursts is silent between two of them, and only a silence well beyond that means it is down. */
+    int64_t gap_ms, gap_prev_ms, gap_period_end;
 };
+
+#define RELAY_GAP_PERIOD_MS 10000
+#define RELAY_SILENCE_MAX_MS 60000
+
+/* How long the destination may stay silent before it counts as down: relay.ack_timeout_ms, or three times the
+ * longest wait it made us do lately when that is longer. */
+static int64_t relay_silence_ms(const relay *r) {
+    int64_t gap = r->gap_ms > r->gap_prev_ms ? r->gap_ms : r->gap_prev_ms, silence = 3 * gap;
+    if (silence < r->cfg->relay_ack_timeout_ms) silence = r->cfg->relay_ack_timeout_ms;
+    return silence < RELAY_SILENCE_MAX_MS ? silence : RELAY_SILENCE_MAX_MS;
+}
+
+/* Takes the wait an answer ended. */
+static void relay_note_answer(relay *r, const relay_entry *e, int64_t now) {
+    if (now >= r->gap_period_end) {
+        r->gap_prev_ms = r->gap_ms, r->gap_ms = 0;
+        r->gap_period_end = now + RELAY_GAP_PERIOD_MS;
+    }
+    int64_t since = r->answered_at > e->sent_at ? r->answered_at : e->sent_at;
+    if (now - since > r->gap_ms) r->gap_ms = now - since;
+    r->answered_at = now;
+    if (e->sent_at > r->answered_sent_at) r->answered_sent_at = e->sent_at;
+}
 
 /* When an unanswered entry may be sent again, assuming no more answers come (an answer can only delay it).
  * A destination answers in the order it received, so a late answer usually means a backlog, not a loss: sending
  * again then would double its work just when it has the most. An entry is sent again once its backoff has passed
- * and either the destination has said nothing for relay.ack_timeout_ms, or it answered a message sent that much
- * later than this one (this one was lost, or is stuck behind a slower instance). */
+ * and either the destination has said nothing for relay_silence_ms, or it answered a message sent
+ * relay.ack_timeout_ms later than this one (this one was lost, or is stuck behind a slower instance). */
 static int64_t relay_entry_due(const relay *r, const relay_entry *e) {
     if (e->retry_at) return e->retry_at;
     int64_t due = e->sent_at + e->interval_ms;
     if (r->answered_sent_at >= e->sent_at + r->cfg->relay_ack_timeout_ms) return due;
-    int64_t silent_from = r->answered_at + r->cfg->relay_ack_timeout_ms;
+    int64_t silent_from = r->answered_at + relay_silence_ms(r);
     return silent_from > due ? silent_from : due;
 }
 
@@ -400,8 +427,7 @@ static void relay_on_ack(relay *r, const Sav__Envelope *env) {
     }
     relay_entry *e = relay_find_msg(r, ack->message_id);
     if (e && !e->acked) {
-        r->answered_at = clock_mono_ms();
-        if (e->sent_at > r->answered_sent_at) r->answered_sent_at = e->sent_at;
+        relay_note_answer(r, e, clock_mono_ms());
         if (ack->status == SAV__ACK__STATUS__ACK) {
             e->acked = 1;
         } else if (ack->status == SAV__ACK__STATUS__RETRY) {
