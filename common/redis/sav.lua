@@ -280,6 +280,15 @@ local function ticket_view(keys, args)
   if #ticket == 0 then return nil end
   local prefix, tid = args[1], args[2]
   local customer = redis.call('HGET', keys[1], 'customer_id') or ''
+  local packed = redis.call('GET', prefix .. 'packed:' .. tid)
+  if packed then
+    -- Bookkeeping of the packed ticket: its coverage, with that basis, is in the packed value.
+    local shown = {}
+    for i = 1, #ticket, 2 do
+      if ticket[i] ~= 'coverage_basis' then shown[#shown + 1], shown[#shown + 2] = ticket[i], ticket[i + 1] end
+    end
+    ticket = shown
+  end
   return {ticket, redis.call('HGETALL', prefix .. 'prediag:' .. tid), redis.call('HGETALL', prefix .. 'coverage:' .. tid),
     redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
     hashes_of(prefix, 'notif', redis.call('LRANGE', prefix .. 'notifs:' .. tid, 0, -1)),
@@ -289,7 +298,7 @@ local function ticket_view(keys, args)
     redis.call('HMGET', prefix .. 'quote:' .. tid, 'version', 'status', 'valid_until', 'gross_cents'),
     redis.call('HMGET', prefix .. 'invoice:' .. (redis.call('HGET', keys[1], 'invoice_id') or ''), 'id', 'status',
       'total_cents', 'balance_cents', 'due_on'),
-    redis.call('GET', prefix .. 'packed:' .. tid)}
+    packed}
 end
 
 -- The fields of a ticket shown in lists.
@@ -728,7 +737,9 @@ local function coverage_facts(keys, args)
   for _ = 1, 5 do
     for _, other in ipairs(redis.call('ZRANGE', prefix .. 'product:' .. unit .. ':tickets', 0, -1)) do
       if other ~= tid then
-        history[#history + 1] = {other, redis.call('HGET', prefix .. 'coverage:' .. other, 'basis') or '',
+        -- A packed ticket keeps its coverage basis in its hash (ticket_pack).
+        history[#history + 1] = {other, redis.call('HGET', prefix .. 'coverage:' .. other, 'basis') or
+          redis.call('HGET', prefix .. 'ticket:' .. other, 'coverage_basis') or '',
           redis.call('HGET', prefix .. 'ticket:' .. other, 'outcome') or '',
           redis.call('HGET', prefix .. 'ticket:' .. other, 'immobilisation_days') or '0'}
       end
@@ -1560,7 +1571,7 @@ end
 local PACK_KEEP = {id = true, state = true, kind = true, channel = true, customer_id = true, serial = true,
   model = true, centre = true, outcome = true, created_at = true, updated_at = true, state_since = true,
   requested_on = true, sla_due_on = true, unclaimed = true, immobilisation_days = true, invoice_id = true,
-  lang = true, verdict_version = true}
+  lang = true}
 
 -- Notification statuses nothing changes any more (an SMS sent may still get its receipt, see pack_settled).
 local PACK_FINAL = {sent = true, delivered = true, recorded = true, erased = true}
@@ -1675,13 +1686,15 @@ local function ticket_pack(keys, args)
     if not gone[nid] then live[#live + 1] = nid end
   end
   if #live > 0 then redis.call('RPUSH', prefix .. 'notifs:' .. tid, unpack(live)) end
-  local basis = flat_get(parts[4], 'basis')
-  if basis then redis.call('HSET', prefix .. 'coverage:' .. tid, 'basis', basis) end
   local drop = {}
   for i = 1, #ticket, 2 do
     if not PACK_KEEP[ticket[i]] then drop[#drop + 1] = ticket[i] end
   end
   if #drop > 0 then redis.call('HDEL', keys[1], unpack(drop)) end
+  -- The basis coverage_facts reads for the product's later tickets, in the ticket hash rather than a key of its own
+  -- (120 bytes more per ticket for two years).
+  local basis = flat_get(parts[4], 'basis')
+  if basis then redis.call('HSET', keys[1], 'coverage_basis', basis) end
   redis.call('SET', keys[2], args[7])
   return {'packed', #parts[10]}
 end
@@ -1742,6 +1755,7 @@ local function ticket_unpack(keys, args)
     return redis.error_reply('REFUSED the payload of packed:' .. tid .. ' is not a packed ticket')
   end
   hash_unpack(keys[1], parts[1])
+  redis.call('HDEL', keys[1], 'coverage_basis')
   list_unpack(prefix .. 'timeline:' .. tid, parts[2])
   hash_unpack(prefix .. 'prediag:' .. tid, parts[3])
   hash_unpack(prefix .. 'coverage:' .. tid, parts[4])

@@ -6,8 +6,10 @@ build/bin/sav-bench, and prints per scenario one summary line and a short table:
   1. flood      N tickets opened as fast as the generator can (window of requests in flight), each going intake
                 -> diagnostics (pre-diagnosis) -> billing (coverage estimate) -> notification (messages rendered
                 and recorded); AOF appendfsync everysec. Tickets/s end to end (first request to last notification
-                recorded), latency per hop and end to end (p50, p99, p99.9), Redis commands per ticket (INFO
-                commandstats: all, and those the services sent), CPU ms per ticket per process and in all, peak RSS
+                recorded), latency per hop and end to end (p50, p99, p99.9), Redis commands per ticket (those the
+                services sent and the round trips they took, from their sav_redis_commands_total and
+                sav_redis_round_trips_total; and those Redis executed, Functions' inner calls included, from INFO
+                commandstats), messages relayed and sent again, CPU ms per ticket per process and in all, peak RSS
                 per service, Redis memory per ticket.
   2. paced      the same at a fixed rate (default 1,000 tickets/s) for 30 s: the latencies of a system that keeps up.
   3. lifecycle  complete chargeable repairs (default 2,000, window of 50 in flight), driven by sav-bench lifecycle:
@@ -21,16 +23,19 @@ build/bin/sav-bench, and prints per scenario one summary line and a short table:
                 the peer (also while sms:queue held more than the window, and after the last pickup) with the link's
                 pauses, e-mails/s, duplicates seen by the peers, Redis commands, CPU ms (the peers too) and Redis
                 bytes per lifecycle, and the MEMORY USAGE of a closed ticket's keys (its own, the billing records
-                that stay, the dedup keys that expire).
+                that stay, the dedup keys that expire), before and after `savctl archive pack` (intake.pack_after_days
+                0 here).
   4. durability scenario 1 again with appendfsync always, side by side with everysec.
   5. limits     in the same run: redis-benchmark (SET and FCALL of a Function, as many clients as services) and raw
                 ZeroMQ (sav-bench zmq), so that each figure is also shown as a share of the limit it is bound by.
      smpp       the SMSC peer's own ceiling, measured in the lifecycle run against the same peer: sav-bench smpp binds
                 as sav-notification does and submits 10,000 one-part SMS with 10 unanswered; SAV's SMS rate is shown
-                as a share of it.
+                as a share of it. Then the SMS drain: the SMS of --sms tickets (default 5,000, one per customer)
+                queued while the SMSC is away, drained by sav-notification alone once it is up (window 10):
+                submit_sm/s at the peer, as a share of the ceiling.
 
 Usage: /usr/bin/python3 tools/bench/bench.py --bin build/bin [--count N] [--tickets FILE] [--rate R]
-       [--paced-seconds S] [--window W] [--lifecycles N] [--lifecycle-window W]
+       [--paced-seconds S] [--window W] [--lifecycles N] [--lifecycle-window W] [--sms N]
        [--only flood,paced,lifecycle,smpp,durability,limits] [--json FILE]
 --tickets FILE replays a workload (JSON lines, format in tools/bench/workload.h and docs/PERFORMANCE.md), in scenario
 3 too (instead of --lifecycles generated ones).
