@@ -68,6 +68,23 @@ HOPS = ("open", "intake>diagnostics", "diagnostics>billing", "billing>notificati
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 STEP_LETTERS = "tdarpk"  # the request ids of sav-bench lifecycle: bench-RUN-LETTER-INDEX (lifecycles.h)
 SMPP_WINDOW = 10
+# The limits' Functions: touch, one write; hop, the command mix of one hop of a ticket (event_apply: its dedup key,
+# the state read, the section and ticket hashes, the state index, a timeline entry, the outbox entry).
+BENCH_FUNCTIONS = """#!lua name=bench
+redis.register_function('touch', function(k, a) redis.call('HSET', k[1], 'at', a[1]) return 1 end)
+redis.register_function('hop', function(k, a)
+  if redis.call('EXISTS', k[1] .. ':seen') == 1 then return 0 end
+  redis.call('HGET', k[1], 'state')
+  redis.call('HSET', k[1] .. ':sec', 'basis', 'legal_conformity', 'customer_pays', '0', 'rule', 'C1', 'at', a[1])
+  redis.call('HSET', k[1], 'state', 'in_diagnosis', 'updated_at', a[1], 'state_since', a[1])
+  redis.call('ZREM', 'state:received', k[1])
+  redis.call('ZADD', 'state:in_diagnosis', a[1], k[1])
+  redis.call('RPUSH', k[1] .. ':timeline', cjson.encode({at = tonumber(a[1]), event = 'coverage.estimated',
+    state = 'in_diagnosis', actor = 'billing', detail = 'legal_conformity'}))
+  redis.call('XADD', 'outbox', 'MAXLEN', '~', '10000', '*', 'id', k[1], 'type', '110', 'body', a[1])
+  redis.call('SET', k[1] .. ':seen', '1', 'EX', '604800')
+  return 1
+end)"""
 SMPP_CEILING_COUNT = 10000
 MEMORY_SAMPLE = 20  # closed tickets whose keys are measured
 # The waits of a lifecycle on the pipeline: the ticket reaches diagnostics, the verdict billing (the quote), the
@@ -697,9 +714,8 @@ class Bench:
                                stdout=subprocess.DEVNULL)
         try:
             harness.wait_until(lambda: harness.port_open(port), 10, 0.05)
-            subprocess.run(["redis-cli", "-p", str(port), "FUNCTION", "LOAD", "REPLACE",
-                            "#!lua name=bench\nredis.register_function('touch', function(k, a) "
-                            "redis.call('HSET', k[1], 'at', a[1]) return 1 end)"], check=True, capture_output=True)
+            subprocess.run(["redis-cli", "-p", str(port), "FUNCTION", "LOAD", "REPLACE", BENCH_FUNCTIONS], check=True,
+                           capture_output=True)
             for fsync in ("everysec", "always"):
                 subprocess.run(["redis-cli", "-p", str(port), "CONFIG", "SET", "appendfsync", fsync], check=True,
                                capture_output=True)
@@ -714,6 +730,14 @@ class Bench:
                                                                                      rb.stderr))
                         rate = float(lines[-1].split(",")[1].strip('"'))
                         out["redis_%s_%s_c%d" % (label, fsync, clients)] = rate
+                # What Redis does at most of one hop's command mix, pipelined as the services pipeline a burst.
+                rb = subprocess.run(["redis-benchmark", "-p", str(port), "-c", "4", "-P", "32", "-n", "100000", "-r",
+                                     "1000000", "--csv", "FCALL", "hop", "1", "t:__rand_int__", "1796000000000"],
+                                    capture_output=True, text=True)
+                lines = rb.stdout.strip().splitlines()
+                if rb.returncode != 0 or len(lines) < 2:
+                    raise harness.HarnessError("redis-benchmark hop: %s %s" % (rb.stdout, rb.stderr))
+                out["redis_hop_%s_p32" % fsync] = float(lines[-1].split(",")[1].strip('"'))
         finally:
             srv.terminate()
             srv.wait()
@@ -834,9 +858,11 @@ class Bench:
             lim = self.results["limits"] = self.limits()
             print("limits: ZeroMQ %.0f msgs/s ipc, %.0f tcp (200 B), round trip p50 %.0f us ipc; Redis SET %.0f/s "
                   "(1 client, everysec), %.0f/s (4 clients, always); FCALL of a one-write Function %.0f/s "
-                  "(4 clients, always)" % (lim["zmq_ipc"]["msgs_per_s"], lim["zmq_tcp"]["msgs_per_s"],
-                                           lim["zmq_ipc"]["rtt_p50_us"], lim["redis_set_everysec_c1"],
-                                           lim["redis_set_always_c4"], lim["redis_fcall_always_c4"]))
+                  "(4 clients, always); a hop's Function (the command mix of event_apply) %.0f/s everysec, %.0f/s "
+                  "always (4 clients, pipelines of 32)" % (
+                      lim["zmq_ipc"]["msgs_per_s"], lim["zmq_tcp"]["msgs_per_s"], lim["zmq_ipc"]["rtt_p50_us"],
+                      lim["redis_set_everysec_c1"], lim["redis_set_always_c4"], lim["redis_fcall_always_c4"],
+                      lim["redis_hop_everysec_p32"], lim["redis_hop_always_p32"]))
         if "flood" in only:
             f = self.results["flood"] = self.run_flood("flood", "everysec", o.count)
             self.print_flood("1. flood", f)
@@ -877,11 +903,16 @@ class Bench:
             f = self.results.get(name)
             if not f:
                 continue
+            rate = f["tickets_per_s"] or 0
             fcalls = sum(v for k, v in f["commands"].items() if k.startswith("fcall"))
-            bound = lim["redis_fcall_%s_c4" % f["fsync"]] / fcalls if fcalls else 0
-            print("    %s: %.1f Function calls per ticket; at the measured rate of 4 clients' FCALLs (%s) that "
-                  "bounds the pipeline at %.0f tickets/s: SAV runs at %.0f%% of it" % (
-                      name, fcalls, f["fsync"], bound, 100.0 * (f["tickets_per_s"] or 0) / bound if bound else 0))
+            bound = lim["redis_hop_%s_p32" % f["fsync"]] / fcalls if fcalls else 0
+            redis_ms = f["cpu_ms_per_ticket"].get("redis") or 0
+            cpu_bound = 1000.0 / redis_ms if redis_ms else 0
+            print("    %s: %.1f Function calls per ticket; at the rate Redis runs a hop's Function pipelined (%s) that "
+                  "bounds the pipeline at %.0f tickets/s: SAV runs at %.0f%% of it. Redis spends %.3f CPU ms per "
+                  "ticket: with a core to itself it could serve %.0f tickets/s: SAV runs at %.0f%% of that" % (
+                      name, fcalls, f["fsync"], bound, 100.0 * rate / bound if bound else 0, redis_ms, cpu_bound,
+                      100.0 * rate / cpu_bound if cpu_bound else 0))
 
 
 def main():
