@@ -63,25 +63,16 @@ static int facts_fill(service *svc, coverage_facts *f) {
     return 0;
 }
 
-/* Builds the read of a ticket's facts; its keys are copied into the arguments' scratch space. */
-static void facts_read(service *svc, const char *ticket_id, store_args *a) {
-    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
-    ticket_keys(svc, ticket_id, key, prefix);
-    store_args_init(a);
-    store_args_add(a, "FCALL_RO"), store_args_add(a, "coverage_facts"), store_args_add(a, "1");
-    store_args_addf(a, "%s", key), store_args_addf(a, "%s", prefix);
-}
-
 int facts_read_ahead(service *svc, const Sav__Envelope *event, store_args reads[SERVICE_READS_AHEAD]) {
     if (!event->ticket_id) return 0;
-    facts_read(svc, event->ticket_id, &reads[0]);
+    ticket_read_args(svc, "coverage_facts", event->ticket_id, &reads[0]);
     return 1;
 }
 
 int facts_load(service *svc, const char *ticket_id, coverage_facts *f) {
     memset(f, 0, sizeof(*f));
     store_args a;
-    facts_read(svc, ticket_id, &a);
+    ticket_read_args(svc, "coverage_facts", ticket_id, &a);
     f->reply = service_read_ahead(svc, &a);
     if (!f->reply) f->reply = store_args_call(service_store(svc), &a);
     if (!f->reply) return -1;

@@ -24,6 +24,14 @@ void ticket_keys(service *svc, const char *ticket_id, char key[STORE_KEY_LEN], c
     store_shard_prefix(st, shard, prefix);
 }
 
+void ticket_read_args(service *svc, const char *function, const char *ticket_id, store_args *a) {
+    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN];
+    ticket_keys(svc, ticket_id, key, prefix);
+    store_args_init(a);
+    store_args_add(a, "FCALL_RO"), store_args_add(a, function), store_args_add(a, "1");
+    store_args_addf(a, "%s", key), store_args_addf(a, "%s", prefix);
+}
+
 static void ticket_copy(char *dst, size_t len, const redisReply *v) {
     snprintf(dst, len, "%s", v->type == REDIS_REPLY_STRING ? v->str : "");
 }

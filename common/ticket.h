@@ -97,4 +97,8 @@ int ticket_mark_once(service *svc, const ticket_mark *m);
 /* Returns the ticket's key and its shard prefix (same hash tag). */
 void ticket_keys(service *svc, const char *ticket_id, char key[STORE_KEY_LEN], char prefix[STORE_KEY_LEN]);
 
+/* Builds into a the read-only Function call `function` on a ticket (FCALL_RO function 1 <its hash> <its shard
+ * prefix>, the form of coverage_facts and ticket_contact); the keys are copied into a's scratch space. */
+void ticket_read_args(service *svc, const char *function, const char *ticket_id, store_args *a);
+
 #endif

@@ -1,34 +1,22 @@
 #include "contact.h"
 #include "err.h"
+#include "ticket.h"
 
 #include <stdio.h>
 #include <string.h>
 
 static int contact_lang_ok(const char *lang) { return strcmp(lang, "fr") == 0 || strcmp(lang, "en") == 0; }
 
-/* Builds the ticket_contact read of a ticket; its keys are copied into the arguments' scratch space. */
-static void contact_fetch_args(service *svc, const char *ticket_id, store_args *a) {
-    store *st = service_store(svc);
-    int shard = store_ticket_shard(st, ticket_id);
-    char key[STORE_KEY_LEN], prefix[STORE_KEY_LEN], name[64];
-    snprintf(name, sizeof(name), "ticket:%s", ticket_id);
-    store_key(st, shard, name, key);
-    store_shard_prefix(st, shard, prefix);
-    store_args_init(a);
-    store_args_add(a, "FCALL_RO"), store_args_add(a, "ticket_contact"), store_args_add(a, "1");
-    store_args_addf(a, "%s", key), store_args_addf(a, "%s", prefix);
-}
-
 int contact_read_ahead(service *svc, const Sav__Envelope *event, store_args reads[SERVICE_READS_AHEAD]) {
     if (!event->ticket_id) return 0;
-    contact_fetch_args(svc, event->ticket_id, &reads[0]);
+    ticket_read_args(svc, "ticket_contact", event->ticket_id, &reads[0]);
     return 1;
 }
 
 /* Calls ticket_contact (or takes its reply read ahead); NULL with reason when Redis is unreachable or refused. */
 static redisReply *contact_fetch(service *svc, const char *ticket_id, char *reason, size_t reason_len) {
     store_args a;
-    contact_fetch_args(svc, ticket_id, &a);
+    ticket_read_args(svc, "ticket_contact", ticket_id, &a);
     redisReply *r = service_read_ahead(svc, &a);
     if (!r) r = store_args_call(service_store(svc), &a);
     if (!r) snprintf(reason, reason_len, "redis unavailable: %s", err_get());

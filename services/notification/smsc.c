@@ -4,12 +4,10 @@
 #include "gsm.h"
 #include "log.h"
 #include "smpp.h"
+#include "smsclink.h"
 #include "smsq.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -86,16 +84,7 @@ static void smsc_sleep_ms(long ms) {
 }
 
 static int smsc_write(smsc *c, const uint8_t *pdu, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(c->fd, pdu, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            err_set("SMSC write: %s", n < 0 ? strerror(errno) : "closed");
-            return -1;
-        }
-        pdu += n, len -= (size_t)n;
-    }
-    return 0;
+    return smsclink_write(c->fd, pdu, len);
 }
 
 /* Reads what the socket has (waiting at most wait_ms); 0, or -1 when the link is gone. */
@@ -131,39 +120,10 @@ static int smsc_next_pdu(smsc *c, smpp_pdu *p) {
     return 1;
 }
 
-static int smsc_connect_socket(smsc *c) {
-    char port[8];
-    snprintf(port, sizeof(port), "%d", c->cfg->smpp_port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(c->cfg->smpp_host, port, &hints, &res);
-    if (rc != 0) {
-        err_set("SMSC %s: %s", c->cfg->smpp_host, gai_strerror(rc));
-        return -1;
-    }
-    c->fd = -1;
-    for (struct addrinfo *a = res; a && c->fd < 0; a = a->ai_next) {
-        c->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        /* Set before connect, which it also bounds on Linux: a host that drops packets must not block the thread
-         * (and a stop) for minutes; nor may a stalled SMSC with a full socket buffer later. */
-        struct timeval tv = {c->cfg->smpp_response_ms / 1000, (c->cfg->smpp_response_ms % 1000) * 1000};
-        if (c->fd >= 0) setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        /* Each PDU is one write: with Nagle's algorithm a submit_sm written while the previous one is unanswered
-         * waits for the SMSC's delayed ACK (40 ms on Linux), which held the link to a few hundred SMS a second. */
-        int nodelay = 1;
-        if (c->fd >= 0 && a->ai_family != AF_UNIX) setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof(nodelay));
-        if (c->fd >= 0 && connect(c->fd, a->ai_addr, a->ai_addrlen) != 0) {
-            err_set("SMSC %s:%s: %s", c->cfg->smpp_host, port, strerror(errno));
-            close(c->fd);
-            c->fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return c->fd < 0 ? -1 : 0;
-}
 
 /* Connects and binds as a transceiver; 0, or -1 with err (the link is then closed). */
 static int smsc_bind(smsc *c) {
-    if (smsc_connect_socket(c) != 0) return -1;
+    if ((c->fd = smsclink_connect(c->cfg)) < 0) return -1;
     c->in_len = 0;
     uint8_t pdu[128];
     uint32_t seq = smsc_next_seq(c);

@@ -115,6 +115,32 @@ def archive_files(cl):
     return sorted(os.path.join(d, f) for f in os.listdir(d) if f.endswith(".jsonl.gz")) if os.path.isdir(d) else []
 
 
+def cancelled_tickets(cl, res, cid, numbers, tag, kind, symptom, messages):
+    """Opens a ticket of kind for customer cid for each of numbers (a product each, serial SN-<tag>-<number>) and
+    cancels it, in parallel; returns their ids once the outboxes are drained and each has at least `messages`
+    notifications."""
+    def cancelled(i):
+        sn = "SN-%s-%04d" % (tag, i)
+        if raw(cl, "product", "add", "--serial", sn, "--model", "WM-7000", "--customer", cid, "--delivered",
+               "2019-01-01")[0] != 0:
+            return None
+        rc, d, err = raw(cl, "ticket", "open", "--customer", cid, "--serial", sn, "--kind", kind,
+                         "--symptom", symptom, "--centre", "PAR-01")
+        if rc != 0 or not d:
+            res.check(False, "ticket open %s: %s" % (sn, err))
+            return None
+        if raw(cl, "ticket", "cancel", d["id"], "--reason", "annulé")[0] != 0:
+            res.check(False, "ticket cancel %s" % d["id"])
+        return d["id"]
+    numbers = list(numbers)
+    tids = [t for t in pmap(cancelled, numbers) if t]
+    res.check(len(tids) == len(numbers), "%d of %d tickets opened and cancelled" % (len(tids), len(numbers)))
+    res.check(drained(cl, 60), "outboxes not drained")
+    r = cl.redis()
+    harness.wait_until(lambda: all(r.llen(cl.key("notifs:" + t)) >= messages for t in tids), 30, 0.2)
+    return tids
+
+
 def ticket_keys(cl, tid):
     """Every key of a ticket that archiving takes out of Redis, as they are now."""
     r = cl.redis()
@@ -532,24 +558,7 @@ def test_archive_crash(cl, res):
     cl.start_all()
     shop = Shop(cl, res, "ak")
     cid = shop.customer(name="Client Crash")
-
-    def cancelled(i):
-        sn = "SN-AK-%04d" % i
-        if raw(cl, "product", "add", "--serial", sn, "--model", "WM-7000", "--customer", cid, "--delivered",
-               "2019-01-01")[0] != 0:
-            return None
-        rc, d, err = raw(cl, "ticket", "open", "--customer", cid, "--serial", sn, "--kind", "installation",
-                         "--symptom", "pose", "--centre", "PAR-01")
-        if rc != 0 or not d:
-            res.check(False, "ticket open %s: %s" % (sn, err))
-            return None
-        if raw(cl, "ticket", "cancel", d["id"], "--reason", "annulé")[0] != 0:
-            res.check(False, "ticket cancel %s" % d["id"])
-        return d["id"]
-    tids = [t for t in pmap(cancelled, range(n)) if t]
-    res.check(len(tids) == n, "%d of %d tickets opened and cancelled" % (len(tids), n))
-    res.check(drained(cl, 60), "outboxes not drained")
-    harness.wait_until(lambda: all(cl.redis().llen(cl.key("notifs:" + t)) >= 1 for t in tids), 30, 0.2)
+    tids = cancelled_tickets(cl, res, cid, range(n), "AK", "installation", "pose", 1)
     check_consistent(cl, res, "before archiving")
     mem0 = used_memory(cl)
     per_ticket = sum(redis_bytes(cl, t) for t in tids[:20]) // 20
@@ -634,8 +643,7 @@ def test_archive_crash(cl, res):
     res.check(code == 0, "sav-intake exited %r on SIGTERM" % code)
     cl.start_service("intake")
     cl.wait_service("intake")
-    last = cancelled(n)
-    res.check(drained(cl), "outboxes not drained")
+    last = (cancelled_tickets(cl, res, cid, [n], "AK", "installation", "pose", 1) or [None])[0]
     month = fixtures.today().strftime("%Y-%m")
     path = os.path.join(cl.dir, "archive", month + ".jsonl.gz")
     with open(path, "ab") as f:

@@ -36,8 +36,8 @@ SYSTEST_DIR = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, SYSTEST_DIR)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
-from archive_tests import (check, check_consistent, committed_lines, archive_files, drained, free_repair,  # noqa: E402
-                           paid_repair, set_clock)
+from archive_tests import (cancelled_tickets, check, check_consistent, committed_lines, archive_files,  # noqa: E402
+                           drained, free_repair, paid_repair, set_clock)
 from billing_tests import Shop, collecting, raw, stock_up, sv  # noqa: E402
 from fixtures import pmap  # noqa: E402
 
@@ -347,25 +347,8 @@ def test_pack_crash(cl, res):
     cl.start_all()
     shop = Shop(cl, res, "pc")
     cid = shop.customer(name="Client Crash")
-
-    def closed(i):
-        sn = "SN-PC-%04d" % i
-        if raw(cl, "product", "add", "--serial", sn, "--model", "WM-7000", "--customer", cid, "--delivered",
-               "2019-01-01")[0] != 0:
-            return None
-        rc, d, err = raw(cl, "ticket", "open", "--customer", cid, "--serial", sn, "--kind", "repair",
-                         "--symptom", "ne chauffe plus", "--centre", "PAR-01")
-        if rc != 0 or not d:
-            res.check(False, "ticket open %s: %s" % (sn, err))
-            return None
-        if raw(cl, "ticket", "cancel", d["id"], "--reason", "annulé")[0] != 0:
-            res.check(False, "ticket cancel %s" % d["id"])
-        return d["id"]
-    tids = [t for t in pmap(closed, range(n)) if t]
-    res.check(len(tids) == n, "%d of %d tickets opened and cancelled" % (len(tids), n))
-    res.check(drained(cl, 60), "outboxes not drained")
+    tids = cancelled_tickets(cl, res, cid, range(n), "PC", "repair", "ne chauffe plus", 2)
     r = cl.redis()
-    harness.wait_until(lambda: all(r.llen(cl.key("notifs:" + t)) >= 2 for t in tids), 30, 0.2)
     before = dict(zip(tids, pmap(lambda t: show_json(cl, t), tids)))
     check_consistent(cl, res, "before packing")
     mem0 = restarted_memory(cl)

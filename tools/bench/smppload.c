@@ -2,11 +2,9 @@
 #include "err.h"
 #include "load.h"
 #include "smpp.h"
+#include "smsclink.h"
 
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,42 +27,7 @@ typedef struct bench_smpp {
 } bench_smpp;
 
 static int bench_smpp_write(bench_smpp *s, const uint8_t *pdu, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(s->fd, pdu, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            err_set("SMSC write: %s", n < 0 ? strerror(errno) : "closed");
-            return -1;
-        }
-        pdu += n, len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int bench_smpp_connect(bench_smpp *s, const settings *cfg) {
-    char port[8];
-    snprintf(port, sizeof(port), "%d", cfg->smpp_port);
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(cfg->smpp_host, port, &hints, &res);
-    if (rc != 0) {
-        err_set("SMSC %s: %s", cfg->smpp_host, gai_strerror(rc));
-        return -1;
-    }
-    s->fd = -1;
-    for (struct addrinfo *a = res; a && s->fd < 0; a = a->ai_next) {
-        s->fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        /* Without it, a small PDU written while the previous one is unacknowledged waits for the SMSC's delayed
-         * ACK (40 ms on Linux): the ceiling measured would be Nagle's, not the SMSC's. */
-        int one = 1;
-        if (s->fd < 0 || setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
-            connect(s->fd, a->ai_addr, a->ai_addrlen) != 0) {
-            err_set("SMSC %s:%s: %s", cfg->smpp_host, port, strerror(errno));
-            if (s->fd >= 0) close(s->fd);
-            s->fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return s->fd < 0 ? -1 : 0;
+    return smsclink_write(s->fd, pdu, len);
 }
 
 /* Answers what needs an answer and counts what was answered; 1 when p is the bind's answer. */
@@ -196,7 +159,7 @@ int bench_smpp_ceiling(const settings *cfg, const char *source, int window, long
     s->rtt_us = calloc((size_t)count, sizeof(int64_t));
     int rc = s->sent_us && s->rtt_us ? 0 : -1;
     if (rc != 0) err_set("out of memory for %ld submits", count);
-    if (rc == 0) rc = bench_smpp_connect(s, cfg) == 0 && bench_smpp_bind(s, cfg) == 0 ? 0 : -1;
+    if (rc == 0) rc = (s->fd = smsclink_connect(cfg)) >= 0 && bench_smpp_bind(s, cfg) == 0 ? 0 : -1;
     if (rc == 0) rc = bench_smpp_pump(s, source, window);
     for (int64_t until = bench_now_us() + BENCH_SMPP_RECEIPTS_MS * 1000LL;
          rc == 0 && out->receipts < out->accepted && bench_now_us() < until;)
