@@ -120,7 +120,6 @@ static int smsc_next_pdu(smsc *c, smpp_pdu *p) {
     return 1;
 }
 
-
 /* Connects and binds as a transceiver; 0, or -1 with err (the link is then closed). */
 static int smsc_bind(smsc *c) {
     if ((c->fd = smsclink_connect(c->cfg)) < 0) return -1;
