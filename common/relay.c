@@ -101,6 +101,14 @@ static int64_t relay_entry_due(const relay *r, const relay_entry *e) {
     return silent_from > due ? silent_from : due;
 }
 
+/* Starts the arguments of a call that only keeps the relay's books: reading, claiming, removing acknowledged
+ * entries. Losing one in a failover only makes a message go again (its destination applies it once), so it does
+ * not wait for replicas (redis.wait_replicas): with none up, each would stall the service's loop. */
+static void relay_bookkeeping(store_args *a) {
+    store_args_init(a);
+    a->no_wait = 1;
+}
+
 static int relay_ensure_group(relay *r, int shard) {
     if (r->checked_group[shard]) return 0;
     char key[STORE_KEY_LEN];
@@ -297,7 +305,7 @@ static int relay_read_args(relay *r, int shard, store_args *a, int *catching_up)
     char key[STORE_KEY_LEN];
     store_key(r->st, shard, r->stream_name, key);
     *catching_up = r->last_pending[shard][0] != '\0';
-    store_args_init(a);
+    relay_bookkeeping(a);
     store_args_add(a, "XREADGROUP"), store_args_add(a, "GROUP"), store_args_add(a, RELAY_GROUP);
     store_args_add(a, r->consumer), store_args_add(a, "COUNT"), store_args_addf(a, "%d", room);
     store_args_add(a, "STREAMS"), store_args_addf(a, "%s", key);
@@ -359,7 +367,7 @@ static void relay_read(relay *r) {
 static int relay_ack_args(relay *r, int shard, store_args *a) {
     char key[STORE_KEY_LEN];
     store_key(r->st, shard, r->stream_name, key);
-    store_args_init(a);
+    relay_bookkeeping(a);
     store_args_add(a, "FCALL"), store_args_add(a, "outbox_ack"), store_args_add(a, "1");
     store_args_addf(a, "%s", key), store_args_add(a, RELAY_GROUP);
     int n = 0;
@@ -476,22 +484,22 @@ static void relay_check_handshake(relay *r, int64_t now) {
     r->handshake_logged_at = now;
 }
 
-#define RELAY_KEEP_CHUNK 500
+#define RELAY_KEEP_CHUNK 240
 
 /* Keeps the entries in hand this relay's: XCLAIM to itself resets their idle time, so that no other instance's
  * relay takes them over while this one still waits for their acknowledgement. */
 static int relay_keep(relay *r, int shard, const char *key) {
-    const char *argv[6 + RELAY_KEEP_CHUNK];
-    size_t lens[6 + RELAY_KEEP_CHUNK];
     for (int i = 0; i < r->count;) {
+        store_args a;
+        relay_bookkeeping(&a);
+        store_args_add(&a, "XCLAIM"), store_args_add(&a, key), store_args_add(&a, RELAY_GROUP);
+        store_args_add(&a, r->consumer), store_args_add(&a, "0");
         int n = 0;
-        argv[n++] = "XCLAIM", argv[n++] = key, argv[n++] = RELAY_GROUP, argv[n++] = r->consumer, argv[n++] = "0";
-        for (; i < r->count && n < 5 + RELAY_KEEP_CHUNK; i++)
-            if (r->entries[i].shard == shard && !r->entries[i].acked) argv[n++] = r->entries[i].entry_id;
-        if (n == 5) break;
-        argv[n++] = "JUSTID";
-        for (int k = 0; k < n; k++) lens[k] = strlen(argv[k]);
-        redisReply *rep = store_call(r->st, n, argv, lens);
+        for (; i < r->count && n < RELAY_KEEP_CHUNK; i++)
+            if (r->entries[i].shard == shard && !r->entries[i].acked) store_args_add(&a, r->entries[i].entry_id), n++;
+        if (n == 0) break;
+        store_args_add(&a, "JUSTID");
+        redisReply *rep = store_args_call(r->st, &a);
         if (!rep) return -1;
         if (rep->type == REDIS_REPLY_ERROR) log_warn(NULL, NULL, "XCLAIM on %s: %s", key, rep->str);
         freeReplyObject(rep);
@@ -505,13 +513,12 @@ static int relay_take_over(relay *r, int shard, const char *key) {
     int room = r->cfg->relay_window - r->count;
     if (room <= 0) return 0;
     if (room > r->cfg->relay_batch) room = r->cfg->relay_batch;
-    char idle[24], count[16];
-    snprintf(idle, sizeof(idle), "%d", r->cfg->relay_takeover_ms);
-    snprintf(count, sizeof(count), "%d", room);
-    const char *argv[] = {"XAUTOCLAIM", key, RELAY_GROUP, r->consumer, idle, "0-0", "COUNT", count};
-    size_t lens[8];
-    for (int i = 0; i < 8; i++) lens[i] = strlen(argv[i]);
-    redisReply *rep = store_call(r->st, 8, argv, lens);
+    store_args a;
+    relay_bookkeeping(&a);
+    store_args_add(&a, "XAUTOCLAIM"), store_args_add(&a, key), store_args_add(&a, RELAY_GROUP);
+    store_args_add(&a, r->consumer), store_args_addf(&a, "%d", r->cfg->relay_takeover_ms), store_args_add(&a, "0-0");
+    store_args_add(&a, "COUNT"), store_args_addf(&a, "%d", room);
+    redisReply *rep = store_args_call(r->st, &a);
     if (!rep) return -1;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 && rep->element[1]->type == REDIS_REPLY_ARRAY) {
         const redisReply *entries = rep->element[1];

@@ -59,6 +59,10 @@ from harness import SERVICES  # noqa: E402
 CLAIM_MS, TAKEOVER_MS = 500, 2000
 HA_CHAOS_SECONDS = 45  # in make test; SAV_HA_CHAOS_SECONDS for longer
 STALE_MS = "8000"      # notification.{mail,sms}_stale_ms on the HA stack: longer than a failover
+# A sentinel counts a master down after this much silence. At 1 s, a master just promoted, busy with its replicas'
+# resync and every service loading the Functions library again, was once taken for dead on this 2-core machine:
+# a second failover followed within 2 s, and two tickets acknowledged in between were missing afterwards.
+SENTINEL_DOWN_AFTER_MS = 2000
 
 
 class Second:
@@ -220,8 +224,9 @@ class Replicated:
             with open(conf, "w") as f:
                 f.write("port %d\nbind 127.0.0.1\ndaemonize no\ndir %s\nrequirepass %s\nsentinel sentinel-pass %s\n"
                         "sentinel monitor sav 127.0.0.1 %d 2\nsentinel auth-user sav %s\nsentinel auth-pass sav %s\n"
-                        "sentinel down-after-milliseconds sav 1000\nsentinel failover-timeout sav 10000\n" % (
-                            port, d, self.password, self.password, self.cl.redis_port, *self.cl.redis_admin))
+                        "sentinel down-after-milliseconds sav %d\nsentinel failover-timeout sav 10000\n" % (
+                            port, d, self.password, self.password, self.cl.redis_port, *self.cl.redis_admin,
+                            SENTINEL_DOWN_AFTER_MS))
             self.cl._spawn([shutil.which("redis-server") or "redis-server", conf, "--sentinel"],
                            "sentinel-%d.log" % port)
 
@@ -384,7 +389,7 @@ class HaChaos(chaos_tests.Chaos):
 
     def config(self):
         """chaos_tests' configuration, but a send is taken over only when unconfirmed longer than a failover
-        lasts (about 2.3 s here, and up to a second more for the reconnection): with chaos_tests' 2 s, a message
+        lasts (about 3.3 s here, and up to a second more for the reconnection): with chaos_tests' 2 s, a message
         whose confirmation waited for the new master would be sent a second time (see ARCHITECTURE, "Redis
         replicas and Sentinel")."""
         extra = super().config()
