@@ -15,6 +15,10 @@
 
 static const char *const invoice_methods[] = {"card", "transfer", "cash", "cheque", NULL};
 
+/* invoice.list reads invoices by pipelines of INVOICE_LIST_BATCH, among the newest INVOICE_LIST_SCAN of its index. */
+#define INVOICE_LIST_BATCH 64
+#define INVOICE_LIST_SCAN 10000
+
 redisReply *invoice_read(service *svc, const char *invoice_id) {
     char name[64];
     snprintf(name, sizeof(name), "invoice:%s", invoice_id);
@@ -330,37 +334,95 @@ void invoice_show_cmd(service *svc, const Sav__Command *cmd, service_reply *repl
     service_reply_json(reply, o);
 }
 
+/* The index an invoice list walks: the customer's own invoices when one is named, the unpaid ones when only those
+ * can match, else all. Returns its ids newest first, at most INVOICE_LIST_SCAN + 1 of them (free with
+ * freeReplyObject), or NULL with err. */
+static redisReply *invoice_list_index(service *svc, const char *customer, int unpaid_only) {
+    if (!customer) return store_newest(service_store(svc), unpaid_only ? "invoices:unpaid" : "invoices", INVOICE_LIST_SCAN + 1);
+    char name[64], key[STORE_KEY_LEN], stop[24];
+    snprintf(name, sizeof(name), "customer:%s:invoices", customer), store_key(service_store(svc), 0, name, key);
+    snprintf(stop, sizeof(stop), "-%d", INVOICE_LIST_SCAN + 1);
+    const char *argv[] = {"LRANGE", key, stop, "-1"};
+    size_t lens[] = {6, strlen(key), strlen(stop), 2};
+    redisReply *r = store_call(service_store(svc), 4, argv, lens);
+    if (r && r->type != REDIS_REPLY_ARRAY) {
+        err_set("redis LRANGE %s: %s", key, r->type == REDIS_REPLY_ERROR ? r->str : "not an array");
+        freeReplyObject(r);
+        return NULL;
+    }
+    /* The customer's list is in issue order: turn it newest first like the sorted sets. */
+    for (size_t i = 0; r && i < r->elements / 2; i++) {
+        redisReply *t = r->element[i];
+        r->element[i] = r->element[r->elements - 1 - i], r->element[r->elements - 1 - i] = t;
+    }
+    return r;
+}
+
+/* Reads n invoices in one round trip into out (free each). Returns 0, or -1 with err. */
+static int invoice_read_batch(service *svc, redisReply *const *ids, int n, redisReply **out) {
+    char keys[INVOICE_LIST_BATCH][STORE_KEY_LEN], name[64];
+    const char *argv[INVOICE_LIST_BATCH][2], **argvp[INVOICE_LIST_BATCH];
+    size_t lens[INVOICE_LIST_BATCH][2];
+    const size_t *lensp[INVOICE_LIST_BATCH];
+    int argc[INVOICE_LIST_BATCH];
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof(name), "invoice:%s", ids[i]->str), store_key(service_store(svc), 0, name, keys[i]);
+        argv[i][0] = "HGETALL", argv[i][1] = keys[i], lens[i][0] = 7, lens[i][1] = strlen(keys[i]);
+        argvp[i] = argv[i], lensp[i] = lens[i], argc[i] = 2;
+    }
+    return store_pipeline(service_store(svc), n, argc, argvp, lensp, out);
+}
+
+/* Whether an invoice read back passes the list's filters. */
+static int invoice_list_keeps(const redisReply *inv, const char *status, const char *customer, int overdue, const char *today) {
+    return inv->type == REDIS_REPLY_ARRAY && inv->elements > 0 &&
+           (!status || strcmp(quote_field(inv, "status"), status) == 0) &&
+           (!customer || strcmp(quote_field(inv, "customer_id"), customer) == 0) &&
+           (!overdue || strcmp(quote_field(inv, "due_on"), today) < 0);
+}
+
 void invoice_list_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {
+    static const char *const statuses[] = {"unpaid", "partially_paid", "paid", "credited", NULL};
     const char *status = command_arg(cmd, "status"), *customer = command_arg(cmd, "customer");
     int overdue = command_flag(cmd, "overdue");
     long limit;
-    if (command_int(cmd, "limit", 1, 1000, 50, &limit) != 0) {
+    if (command_int(cmd, "limit", 1, 1000, 50, &limit) != 0 || (status && validate_choice("status", status, statuses) != 0) ||
+        (customer && validate_token("customer id", customer) != 0)) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_REJECTED, "%s", err_get());
         return;
     }
     char today[CLOCK_DATE_LEN];
     clock_date_paris(clock_now_ms(), today);
-    redisReply *ids = store_newest(service_store(svc), overdue ? "invoices:unpaid" : "invoices", 10000);
+    int unpaid_only = overdue || (status && (strcmp(status, "unpaid") == 0 || strcmp(status, "partially_paid") == 0));
+    redisReply *ids = invoice_list_index(svc, customer, unpaid_only);
     if (!ids) {
         service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
         return;
     }
+    size_t scan = ids->elements < INVOICE_LIST_SCAN ? ids->elements : INVOICE_LIST_SCAN, i = 0;
     json_t *rows = json_array();
-    for (size_t i = 0; i < ids->elements && json_array_size(rows) < (size_t)limit; i++) {
-        redisReply *inv = invoice_read(svc, ids->element[i]->str);
-        if (!inv) break;
-        int keep = (!status || strcmp(quote_field(inv, "status"), status) == 0) &&
-                   (!customer || strcmp(quote_field(inv, "customer_id"), customer) == 0) &&
-                   (!overdue || strcmp(quote_field(inv, "due_on"), today) < 0);
-        if (keep) {
-            json_t *o = invoice_json(inv);
-            json_object_del(o, "document");
-            json_array_append_new(rows, o);
+    while (i < scan && json_array_size(rows) < (size_t)limit) {
+        int n = scan - i < INVOICE_LIST_BATCH ? (int)(scan - i) : INVOICE_LIST_BATCH;
+        redisReply *batch[INVOICE_LIST_BATCH];
+        if (invoice_read_batch(svc, ids->element + i, n, batch) != 0) {
+            json_decref(rows), freeReplyObject(ids);
+            service_reply_error(reply, SAV__ERROR_CODE__ERR_UNAVAILABLE, "redis unavailable: %s", err_get());
+            return;
         }
-        freeReplyObject(inv);
+        for (int k = 0; k < n; k++, i++) {
+            if (json_array_size(rows) < (size_t)limit && invoice_list_keeps(batch[k], status, customer, overdue, today)) {
+                json_t *o = invoice_json(batch[k]);
+                json_object_del(o, "document");
+                json_array_append_new(rows, o);
+            }
+            freeReplyObject(batch[k]);
+        }
     }
+    /* Only the newest INVOICE_LIST_SCAN of an index are looked at: say so when older ones might have matched. */
+    int truncated = json_array_size(rows) < (size_t)limit && ids->elements > INVOICE_LIST_SCAN;
     freeReplyObject(ids);
-    service_reply_json(reply, json_pack("{s:o,s:i,s:s}", "invoices", rows, "count", (int)json_array_size(rows), "today", today));
+    service_reply_json(reply, json_pack("{s:o,s:i,s:s,s:b}", "invoices", rows, "count", (int)json_array_size(rows), "today", today,
+                                        "truncated", truncated));
 }
 
 void payment_record_cmd(service *svc, const Sav__Command *cmd, service_reply *reply) {

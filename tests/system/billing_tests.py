@@ -957,6 +957,17 @@ def test_payments_credits(cl, res):
     lst = sv(cl, res, "invoice", "list", "--status", "credited") or {}
     res.check([i.get("id") for i in lst.get("invoices", [])] == [inv2], "invoice list --status credited: %r" % (
         [i.get("id") for i in lst.get("invoices", [])],))
+    # A customer's invoices come from their own index, newest first, filters still applied.
+    for args, want in ((("--customer", consumer), [inv2, inv1]), (("--customer", business), [inv3]),
+                       (("--customer", consumer, "--status", "paid"), [inv1]),
+                       (("--customer", consumer, "--limit", "1"), [inv2]),
+                       (("--customer", "C-999999"), []), (("--status", "unpaid"), [inv3])):
+        lst = sv(cl, res, "invoice", "list", *args) or {}
+        got = [i.get("id") for i in lst.get("invoices", [])]
+        res.check(got == want and lst.get("truncated") is False, "invoice list %s: %r truncated %r, want %r" % (
+            " ".join(args), got, lst.get("truncated"), want))
+    sv(cl, res, "invoice", "list", "--status", "settled", want=2, err_has="status")
+    sv(cl, res, "invoice", "list", "--customer", "C 1", want=2, err_has="customer id")
 
     # Billing away when the repair is done: the consumer cannot take the product before the invoice exists.
     t4 = shop.accepted(consumer)

@@ -291,8 +291,11 @@ static const generic_command generic_table[] = {
      "Shows an invoice with its lines, payments, balance, and its late-payment figures: for businesses the\n"
      "penalties (ECB rate + 10 points) and the EUR 40 recovery indemnity; for consumers the legal interest from\n"
      "the formal notice.", "The invoice.", invoice_id, NULL, NULL, NULL, NULL, NULL},
-    {"invoice list", "invoice.list", SVC_BILLING, 0, "list invoices", "Lists invoices, newest first.",
-     "--json: {\"invoices\": [...], \"count\", \"today\"}", invoice_list, NULL, NULL, NULL, "invoices", "id,status,ticket,customer_id,total_cents,balance_cents,due_on"},
+    {"invoice list", "invoice.list", SVC_BILLING, 0, "list invoices",
+     "Lists invoices, newest first (with --overdue, or an unpaid status: latest due date first). With --customer,\n"
+     "from that customer's own index. Only the newest 10,000 invoices of an index are looked at: \"truncated\" says\n"
+     "when older ones might also have matched.",
+     "--json: {\"invoices\": [...], \"count\", \"today\", \"truncated\"}", invoice_list, NULL, NULL, NULL, "invoices", "id,status,ticket,customer_id,total_cents,balance_cents,due_on"},
     {"invoice credit", "invoice.credit", SVC_BILLING, 1, "issue a credit note (avoir)",
      "Issues a credit note AV-YYYY-NNNNNN (its own continuous series) against an invoice, which is never edited.",
      "--json: {\"id\", \"invoice\", \"amount_cents\", \"replayed\"}", invoice_credit, NULL, NULL, NULL, NULL, NULL},
@@ -525,6 +528,8 @@ int generic_run(savctl *ctl, const generic_command *gc, int argc, char **argv) {
                 json_decref(doc);
             } else if (gc->table && json_is_array(json_object_get(doc, gc->table))) {
                 generic_print_table(json_object_get(doc, gc->table), gc->columns);
+                if (json_is_true(json_object_get(doc, "truncated")))
+                    fprintf(stderr, "savctl: only the newest entries of the index were looked at: older ones may also match\n");
                 json_decref(doc);
             } else {
                 generic_print_text(doc, 0, NULL);
