@@ -1435,6 +1435,24 @@ local function ticket_settled(prefix, tid, ticket, cutoff)
 end
 
 --[[
+What archiving and packing both take of a settled closed ticket (see ticket_settled): {ticket, timeline,
+prediagnosis, coverage, verdict, verdicts, quote, quotes}, each hash passed through shape. Returns those parts and
+what ticket_settled found, or nil and why not ('absent' when there is no ticket, 'packed' when it is packed already,
+or ticket_settled's reason).
+]]
+local function settled_record(prefix, tid, cutoff, shape)
+  local ticket = redis.call('HGETALL', prefix .. 'ticket:' .. tid)
+  if #ticket == 0 then return nil, 'absent' end
+  local settled, why = ticket_settled(prefix, tid, ticket, cutoff)
+  if not settled then return nil, why end
+  if redis.call('EXISTS', prefix .. 'packed:' .. tid) == 1 then return nil, 'packed' end
+  local function hash(name) return shape(redis.call('HGETALL', prefix .. name .. ':' .. tid)) end
+  local function list(name) return redis.call('LRANGE', prefix .. name .. ':' .. tid, 0, -1) end
+  return {shape(ticket), list('timeline'), hash('prediag'), hash('coverage'), hash('verdict'), list('verdicts'),
+    hash('quote'), list('quotes')}, settled
+end
+
+--[[
 Reads what archiving takes of a closed ticket, in canonical form: {ticket, timeline, prediagnosis, coverage,
 verdict, verdicts, quote, quotes, {{notification id, pairs}...}, {{complaint id, pairs}...},
 {{invoice kind, invoice id}...}, claim id}. Returns the parts, the time of the ticket's last change and the time it
@@ -1442,22 +1460,13 @@ was closed, or nil and why it stays in Redis (see ticket_settled; 'absent' when 
 settled packed ticket: the caller unpacks it first, then its record reads as any other).
 ]]
 local function archive_read(prefix, tid, cutoff)
-  local ticket = redis.call('HGETALL', prefix .. 'ticket:' .. tid)
-  if #ticket == 0 then return nil, 'absent' end
-  local settled, why = ticket_settled(prefix, tid, ticket, cutoff)
-  if not settled then return nil, why end
-  if redis.call('EXISTS', prefix .. 'packed:' .. tid) == 1 then return nil, 'packed' end
+  local parts, settled = settled_record(prefix, tid, cutoff, sorted_pairs)
+  if not parts then return nil, settled end
   local notifications, complaints = {}, {}
   for _, n in ipairs(settled.notifications) do notifications[#notifications + 1] = {n[1], sorted_pairs(n[2])} end
   for _, c in ipairs(settled.complaints) do complaints[#complaints + 1] = {c[1], sorted_pairs(c[2])} end
-  local parts = {sorted_pairs(ticket), redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
-    sorted_pairs(redis.call('HGETALL', prefix .. 'prediag:' .. tid)),
-    sorted_pairs(redis.call('HGETALL', prefix .. 'coverage:' .. tid)),
-    sorted_pairs(redis.call('HGETALL', prefix .. 'verdict:' .. tid)),
-    redis.call('LRANGE', prefix .. 'verdicts:' .. tid, 0, -1),
-    sorted_pairs(redis.call('HGETALL', prefix .. 'quote:' .. tid)),
-    redis.call('LRANGE', prefix .. 'quotes:' .. tid, 0, -1),
-    notifications, complaints, settled.invoices, redis.call('GET', prefix .. 'claim_for:' .. tid) or ''}
+  parts[9], parts[10], parts[11] = notifications, complaints, settled.invoices
+  parts[12] = redis.call('GET', prefix .. 'claim_for:' .. tid) or ''
   return parts, settled.last, settled.closed
 end
 
@@ -1595,21 +1604,15 @@ verdict, verdicts, quote, quotes, {notification id...} (all of notifs:<T>, in or
 and the ticket's last change, or nil and why not ('absent', 'packed' when it is packed already).
 ]]
 local function pack_read(prefix, tid, cutoff, now, receipt_ms)
-  local ticket = redis.call('HGETALL', prefix .. 'ticket:' .. tid)
-  if #ticket == 0 then return nil, 'absent' end
-  local settled, why = ticket_settled(prefix, tid, ticket, cutoff)
-  if not settled then return nil, why end
-  if redis.call('EXISTS', prefix .. 'packed:' .. tid) == 1 then return nil, 'packed' end
+  local parts, settled = settled_record(prefix, tid, cutoff, function(flat) return flat end)
+  if not parts then return nil, settled end
   local order, packed = {}, {}
   for _, n in ipairs(settled.notifications) do
     order[#order + 1] = n[1]
     if pack_settled(n[2], now, receipt_ms) then packed[#packed + 1] = n end
   end
-  return {ticket, redis.call('LRANGE', prefix .. 'timeline:' .. tid, 0, -1),
-    redis.call('HGETALL', prefix .. 'prediag:' .. tid), redis.call('HGETALL', prefix .. 'coverage:' .. tid),
-    redis.call('HGETALL', prefix .. 'verdict:' .. tid), redis.call('LRANGE', prefix .. 'verdicts:' .. tid, 0, -1),
-    redis.call('HGETALL', prefix .. 'quote:' .. tid), redis.call('LRANGE', prefix .. 'quotes:' .. tid, 0, -1),
-    order, packed}, settled.last
+  parts[9], parts[10] = order, packed
+  return parts, settled.last
 end
 
 -- Whether a packed ticket has records written since it was packed that packing would take: a timeline entry, or a

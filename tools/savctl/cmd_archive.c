@@ -233,18 +233,37 @@ int savctl_cmd_check(savctl *ctl, int argc, char **argv) {
     return consistent ? SAVCTL_OK : SAVCTL_REJECTED;
 }
 
-int savctl_cmd_archive_run(savctl *ctl, int argc, char **argv) {
+/* Runs one of intake's batches (archive.run, archive.pack) with --timeout and --limit, and prints its reply under
+ * --json. Returns SAVCTL_OK with *doc to show as text (the caller ends with archive_batch_end), SAVCTL_OK with *doc
+ * NULL when printed already, or the exit code. */
+static int archive_batch(savctl *ctl, const char *command, const char *name, int argc, char **argv, json_t **doc) {
     long timeout_s;
     const char *limit = NULL, *args[2];
-    json_t *doc;
-    int rc = archive_options("archive run", argc, argv, &timeout_s, &limit);
+    *doc = NULL;
+    int rc = archive_options(command, argc, argv, &timeout_s, &limit);
     args[0] = "limit", args[1] = limit;
-    if (rc == 0) rc = archive_command(ctl, "archive.run", args, limit ? 1 : 0, timeout_s, &doc);
-    if (rc != SAVCTL_OK) return rc;
-    if (ctl->json) {
-        savctl_print_json(doc);
-        return SAVCTL_OK;
+    if (rc == 0) rc = archive_command(ctl, name, args, limit ? 1 : 0, timeout_s, doc);
+    if (rc == SAVCTL_OK && ctl->json) {
+        savctl_print_json(*doc);
+        *doc = NULL;
     }
+    return rc;
+}
+
+/* Shows the sample of tickets a batch kept in Redis and its error if any; frees doc. */
+static void archive_batch_end(json_t *doc) {
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(doc, "kept_sample"), i, v)
+        printf("  kept %s: %s\n", archive_str(v, "ticket"), archive_str(v, "why"));
+    if (json_is_string(json_object_get(doc, "error"))) printf("error: %s\n", archive_str(doc, "error"));
+    json_decref(doc);
+}
+
+int savctl_cmd_archive_run(savctl *ctl, int argc, char **argv) {
+    json_t *doc;
+    int rc = archive_batch(ctl, "archive run", "archive.run", argc, argv, &doc);
+    if (rc != SAVCTL_OK || !doc) return rc;
     printf("archived %lld ticket(s) closed before %s into %s", archive_int(doc, "archived"), archive_str(doc, "cutoff"),
            archive_str(doc, "dir"));
     const char *k;
@@ -252,38 +271,21 @@ int savctl_cmd_archive_run(savctl *ctl, int argc, char **argv) {
     json_object_foreach(json_object_get(doc, "files"), k, v) printf("  %s: %lld", k, (long long)json_integer_value(v));
     printf("\n%lld examined, %lld kept in Redis%s\n", archive_int(doc, "examined"), archive_int(doc, "kept"),
            json_is_true(json_object_get(doc, "more")) ? "; more are due: run it again" : "");
-    size_t i;
-    json_array_foreach(json_object_get(doc, "kept_sample"), i, v)
-        printf("  kept %s: %s\n", archive_str(v, "ticket"), archive_str(v, "why"));
-    if (json_is_string(json_object_get(doc, "error"))) printf("error: %s\n", archive_str(doc, "error"));
-    json_decref(doc);
+    archive_batch_end(doc);
     return SAVCTL_OK;
 }
 
 int savctl_cmd_archive_pack(savctl *ctl, int argc, char **argv) {
-    long timeout_s;
-    const char *limit = NULL, *args[2];
     json_t *doc;
-    int rc = archive_options("archive pack", argc, argv, &timeout_s, &limit);
-    args[0] = "limit", args[1] = limit;
-    if (rc == 0) rc = archive_command(ctl, "archive.pack", args, limit ? 1 : 0, timeout_s, &doc);
-    if (rc != SAVCTL_OK) return rc;
-    if (ctl->json) {
-        savctl_print_json(doc);
-        return SAVCTL_OK;
-    }
+    int rc = archive_batch(ctl, "archive pack", "archive.pack", argc, argv, &doc);
+    if (rc != SAVCTL_OK || !doc) return rc;
     printf("packed %lld ticket(s) unchanged since %s: %lld bytes of records into %lld (dictionary %lld)\n",
            archive_int(doc, "packed"), archive_str(doc, "cutoff"), archive_int(doc, "payload_bytes"),
            archive_int(doc, "packed_bytes"), archive_int(doc, "dictionary"));
     printf("%lld examined, %lld packed again after a write, %lld kept as they are%s\n", archive_int(doc, "examined"),
            archive_int(doc, "repacked"), archive_int(doc, "kept"),
            json_is_true(json_object_get(doc, "more")) ? "; more are due: run it again" : "");
-    size_t i;
-    json_t *v;
-    json_array_foreach(json_object_get(doc, "kept_sample"), i, v)
-        printf("  kept %s: %s\n", archive_str(v, "ticket"), archive_str(v, "why"));
-    if (json_is_string(json_object_get(doc, "error"))) printf("error: %s\n", archive_str(doc, "error"));
-    json_decref(doc);
+    archive_batch_end(doc);
     return SAVCTL_OK;
 }
 
