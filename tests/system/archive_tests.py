@@ -175,6 +175,14 @@ def restart_intake(cl, res, env):
     cl.wait_service("intake")
 
 
+def start_with_clock(cl, clock):
+    """Starts Redis and the services, sav-intake's clock moved by the file clock (set_clock)."""
+    cl.start_redis()
+    for s in harness.SERVICES:
+        cl.start_service(s, env={"SAV_CLOCK_OFFSET_FILE": clock} if s == "intake" else None)
+    cl.wait_ready()
+
+
 def set_clock(path, days):
     """Moves sav-intake's clock (SAV_CLOCK_OFFSET_FILE, read again within 200 ms)."""
     tmp = path + ".tmp"
@@ -380,10 +388,7 @@ def test_archive_lifecycle(cl, res):
     clock = os.path.join(cl.dir, "clock-offset")
     set_clock(clock, 0)
     cl.write_config(cl.config, extra={"intake": [("scheduler_ms", "3600000")]})
-    cl.start_redis()
-    for s in harness.SERVICES:
-        cl.start_service(s, env={"SAV_CLOCK_OFFSET_FILE": clock} if s == "intake" else None)
-    cl.wait_ready()
+    start_with_clock(cl, clock)
     stock_up(cl, res)
     shop = Shop(cl, res, "ar")
     ca, cb, ce = (shop.customer(name=n) for n in ("Alice Archive", "Bruno Archive", "Emma Effacée"))

@@ -37,7 +37,7 @@ sys.path.insert(0, SYSTEST_DIR)
 import fixtures  # noqa: E402
 import harness  # noqa: E402
 from archive_tests import (cancelled_tickets, check, check_consistent, committed_lines, archive_files,  # noqa: E402
-                           drained, free_repair, paid_repair, set_clock)
+                           drained, free_repair, paid_repair, set_clock, start_with_clock)
 from billing_tests import Shop, collecting, raw, stock_up, sv  # noqa: E402
 from fixtures import pmap  # noqa: E402
 
@@ -134,10 +134,7 @@ def test_pack_lifecycle(cl, res):
     clock = os.path.join(cl.dir, "clock-offset")
     set_clock(clock, 0)
     cl.write_config(cl.config, extra={"intake": [("scheduler_ms", "3600000")]})
-    cl.start_redis()
-    for s in harness.SERVICES:
-        cl.start_service(s, env={"SAV_CLOCK_OFFSET_FILE": clock} if s == "intake" else None)
-    cl.wait_ready()
+    start_with_clock(cl, clock)
     stock_up(cl, res)
     shop = Shop(cl, res, "pk")
     d = sv(cl, res, "customer", "add", "--name", "Paule Packée", "--phone", "06 12 34 56 78", "--email",
@@ -294,10 +291,7 @@ def test_pack_sent(cl, res):
             "notification": [("smtp_url", "smtp://127.0.0.1:%d" % smtp.port), ("smpp_host", "127.0.0.1"),
                              ("smpp_port", str(smsc.port)), ("smpp_password", cl.secret("smpp", PASSWORD)),
                              ("sms_quiet_hours", "off")]})
-        cl.start_redis()
-        for s in harness.SERVICES:
-            cl.start_service(s, env={"SAV_CLOCK_OFFSET_FILE": clock} if s == "intake" else None)
-        cl.wait_ready()
+        start_with_clock(cl, clock)
         stock_up(cl, res)
         shop = Shop(cl, res, "ps")
         cid = (sv(cl, res, "customer", "add", "--name", "Simone Envoyée", "--phone", "06 11 22 33 44", "--email",
